@@ -1,0 +1,79 @@
+"""Host-side scheduling: turning a batch into work items for triton_kernels/attention.py.
+
+An item is (request, first query token, KV range [kv_start, kv_end), output slot). out_slot < 0:
+the item owns its rows and writes out/lse directly; out_slot >= 0: it writes partial rows
+out_slot + (token - q_start) that a merge combines (split-KV). Everything is built with numpy
+on the host, once per batch composition (plan time), and copied into preallocated device
+buffers, so a captured launch replays for any batch within the planned maximum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+KV_END_OPEN = 2 ** 31 - 1   # "to the end of the sequence": the kernel clamps to seq_len
+
+
+@dataclass
+class WorkList:
+    req: torch.Tensor         # int32 [max_items]
+    q_start: torch.Tensor     # int32 [max_items]
+    kv_start: torch.Tensor    # int32 [max_items]
+    kv_end: torch.Tensor      # int32 [max_items]
+    out_slot: torch.Tensor    # int32 [max_items]
+    num_items: torch.Tensor   # int32 [1]: items in use; the grid is max_items wide
+    max_items: int
+
+    @classmethod
+    def empty(cls, max_items: int, device) -> "WorkList":
+        z = lambda: torch.zeros(max(max_items, 1), dtype=torch.int32, device=device)  # noqa: E731
+        return cls(z(), z(), z(), z(), z(), torch.zeros(1, dtype=torch.int32, device=device), max(max_items, 1))
+
+    def fill(self, items: np.ndarray) -> None:
+        """items int [n, 5] (req, q_start, kv_start, kv_end, out_slot) into the buffers (async H2D)."""
+        n = items.shape[0]
+        if n > self.max_items:
+            raise ValueError(f"the batch needs {n} work items but the plan was sized for {self.max_items}; "
+                             "raise the plan's maximum (max_batch / max_tokens)")
+        host = torch.from_numpy(np.ascontiguousarray(items.T.astype(np.int32)))
+        for buf, row in zip((self.req, self.q_start, self.kv_start, self.kv_end, self.out_slot), host):
+            buf[:n].copy_(row, non_blocking=True)
+        self.num_items.fill_(n)
+
+    @classmethod
+    def build(cls, items: np.ndarray, device) -> "WorkList":
+        wl = cls.empty(items.shape[0], device)
+        wl.fill(items)
+        return wl
+
+
+def prefill_items(q_lens: np.ndarray, tq: int) -> np.ndarray:
+    """One item per query tile of TQ tokens, whole KV (causal/window bounds are the kernel's)."""
+    tiles = (q_lens + tq - 1) // tq
+    req = np.repeat(np.arange(len(q_lens)), tiles)
+    first = np.cumsum(tiles) - tiles
+    q_start = (np.arange(int(tiles.sum())) - np.repeat(first, tiles)) * tq
+    n = len(req)
+    return np.stack([req, q_start, np.zeros(n, np.int64), np.full(n, KV_END_OPEN), np.full(n, -1)], 1)
+
+
+def decode_items(kv_lens: np.ndarray, splits: np.ndarray, block_n: int):
+    """Split-KV items for decode (one query per request). Request b's KV is cut into splits[b]
+    chunks of whole BLOCK_N blocks. Returns (items, merge_indptr [b+1] over partial rows, where
+    requests with one chunk have none and write out directly)."""
+    blocks = np.maximum((kv_lens + block_n - 1) // block_n, 1)
+    splits = np.clip(splits, 1, blocks)
+    per = (blocks + splits - 1) // splits                 # blocks per chunk
+    splits = (blocks + per - 1) // per                    # drop empty trailing chunks
+    req = np.repeat(np.arange(len(kv_lens)), splits)
+    first = np.cumsum(splits) - splits
+    j = np.arange(int(splits.sum())) - np.repeat(first, splits)
+    kv_start = j * np.repeat(per, splits) * block_n
+    kv_end = np.minimum(kv_start + np.repeat(per, splits) * block_n, np.repeat(kv_lens, splits))
+    parts = np.where(splits > 1, splits, 0)
+    merge_indptr = np.concatenate([[0], np.cumsum(parts)])
+    out_slot = np.where(np.repeat(splits, splits) > 1, np.repeat(merge_indptr[:-1], splits) + j, -1)
+    items = np.stack([req, np.zeros_like(req), kv_start, kv_end, out_slot], 1)
+    return items, merge_indptr
