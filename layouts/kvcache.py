@@ -90,7 +90,8 @@ class KVCache:
         V.check_index("seq_lens", seq_lens, length=b, device=dev)
         indptr = torch.arange(b + 1, dtype=torch.int32, device=dev) * page_table.stride(0)
         # A view that starts where the table starts: row b begins at b * stride(0).
-        flat = page_table.as_strided((max(b - 1, 0) * page_table.stride(0) + max_pages,), (1,))
+        span = (b - 1) * page_table.stride(0) + max_pages if page_table.numel() else 0
+        flat = page_table.as_strided((span,), (1,))
         kv = cls._make(k_cache, v_cache, lay, geo, indptr, flat, seq_lens, max_pages)
         if V.values_enabled():
             lens = seq_lens.detach().to("cpu", torch.int64)
@@ -174,13 +175,14 @@ class KVCache:
     # ---------------------------------------------------------------- value checks
     def check_page_map(self, indptr_name: str, indices_name: str, table: torch.Tensor | None = None):
         """Indptr monotone, every page a live token needs in range: one host sync."""
-        lens = self.seq_lens.detach().to("cpu", torch.int64)
-        V.check_range("seq_lens", lens, 0, 2 ** 31)
+        # The indptr first: ragged and token-pool lengths are its differences.
         if table is None:
             n_idx = self.page_indices.shape[0] if self.page_indices is not None else None
             ip = V.check_indptr_values(indptr_name, self.page_indptr, n_idx, f"len({indices_name})={n_idx}")
         else:
             ip = self.page_indptr.to("cpu", torch.int64)
+        lens = self.seq_lens.detach().to("cpu", torch.int64)
+        V.check_range("seq_lens", lens, 0, 2 ** 31)
         given = ip[1:] - ip[:-1]
         need = (lens + self.page_size - 1) // self.page_size
         short = torch.nonzero(need > given).flatten()

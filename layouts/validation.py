@@ -96,7 +96,7 @@ def check_range(name: str, t: torch.Tensor, low: int, high: int, mask: torch.Ten
     """Every (masked) entry of t in [low, high)."""
     v = t.detach().to("cpu", torch.int64)
     if mask is not None:
-        idx = torch.nonzero(mask.to("cpu")).flatten()
+        idx = torch.nonzero(mask.to("cpu").flatten()).flatten()
         v_sel = v.flatten()[idx]
     else:
         idx = None

@@ -1,0 +1,303 @@
+"""Every error path of issue 2: the error names the argument, and says what was expected and what came."""
+import contextlib
+
+import pytest
+import torch
+
+import attn
+from attn import dispatch
+from attn.layouts import KVCache, write_kv
+from kvgen import make_kv, randn, ragged_q
+
+
+@contextlib.contextmanager
+def raises(exc, *fragments):
+    """pytest.raises that also checks that each fragment (argument name, expected, received) is in
+    the message."""
+    with pytest.raises(exc) as info:
+        yield info
+    msg = str(info.value)
+    for f in fragments:
+        assert f in msg, f"{f!r} not in error message: {msg}"
+
+
+@pytest.fixture
+def case(gen):
+    return make_kv([3, 0, 20], "HND", 16, kv_heads=2, head_dim=64, gen=gen)
+
+
+def _paged_parts(case):
+    kv = case.kv
+    return kv.k, kv.v, case.page_indptr, case.page_indices, kv.seq_lens
+
+
+# ----------------------------------------------------------------------------- KVCache construction
+
+def test_unknown_layout(case):
+    k, v, ip, idx, sl = _paged_parts(case)
+    with raises(ValueError, "layout", "'XYZ'", "NHD"):
+        KVCache.paged(k, v, ip, idx, sl, layout="XYZ")
+    with raises(ValueError, "layout", "ragged"):
+        KVCache.paged(k, v, ip, idx, sl, layout="ragged")
+    with raises(ValueError, "layout", "'HDN'"):
+        attn.layouts.convert(case.kv, layout="HDN")
+
+
+def test_storage_shape(case):
+    k, v, ip, idx, sl = _paged_parts(case)
+    with raises(ValueError, "k_cache", "4 dims", "HND", str(tuple(k[0].shape))):
+        KVCache.paged(k[0], v, ip, idx, sl, layout="HND")
+    with raises(ValueError, "v_cache", "kv_heads=2", "got 1"):
+        KVCache.paged(k, v[:, :1], ip, idx, sl, layout="HND")
+    with raises(ValueError, "v_cache", "head_dim=64", "got 32"):
+        KVCache.paged(k, v[..., :32], ip, idx, sl, layout="HND")
+    with raises(ValueError, "k_cache", "5 dims", "vllm"):
+        KVCache.paged(k, v, ip, idx, sl, layout="vllm")
+
+
+def test_vllm_x(gen):
+    case = make_kv([4], "vllm", 4, head_dim=32, dtype=torch.float16, gen=gen)
+    kv = case.kv
+    k_bad = kv.k.reshape(kv.k.shape[0], kv.k.shape[1], kv.k.shape[2] * 2, kv.k.shape[3], 4)
+    with raises(ValueError, "k_cache", "x", "8", "got 4"):
+        KVCache.paged(k_bad, kv.v, case.page_indptr, case.page_indices, kv.seq_lens, layout="vllm")
+
+
+def test_page_size_mismatch(case):
+    k, v, ip, idx, sl = _paged_parts(case)
+    with raises(ValueError, "page_size=8", "16"):
+        KVCache.paged(k, v, ip, idx, sl, layout="HND", page_size=8)
+    with raises(ValueError, "page_size=4", "16"):
+        KVCache.from_page_table(k, v, torch.zeros(3, 2, dtype=torch.int32), sl, layout="HND", page_size=4)
+
+
+def test_storage_dtype_and_device(case):
+    k, v, ip, idx, sl = _paged_parts(case)
+    with raises(TypeError, "k_cache", "dtype", "torch.int32"):
+        KVCache.paged(k.to(torch.int32), v, ip, idx, sl, layout="HND")
+    with raises(TypeError, "v_cache", "torch.float32", "torch.float16"):
+        KVCache.paged(k, v.half(), ip, idx, sl, layout="HND")
+    with raises(ValueError, "v_cache", "device", "meta"):
+        KVCache.paged(k, v.to("meta"), ip, idx, sl, layout="HND")
+    with raises(ValueError, "kv_indptr", "device cpu", "meta"):
+        KVCache.paged(k, v, ip.to("meta"), idx, sl, layout="HND")
+    with raises(TypeError, "k_cache", "torch.Tensor", "list"):
+        KVCache.paged([1], v, ip, idx, sl, layout="HND")
+
+
+def test_index_dtype_and_shape(case):
+    k, v, ip, idx, sl = _paged_parts(case)
+    with raises(TypeError, "kv_indptr", "torch.int32 or torch.int64", "torch.float32"):
+        KVCache.paged(k, v, ip.float(), idx, sl, layout="HND")
+    with raises(TypeError, "kv_indices", "torch.int32", "torch.int16"):
+        KVCache.paged(k, v, ip, idx.to(torch.int16), sl, layout="HND")
+    with raises(ValueError, "kv_indices", "1 dims", "(1,"):
+        KVCache.paged(k, v, ip, idx[None], sl, layout="HND")
+    with raises(ValueError, "seq_lens", "3 entries", "got 2"):
+        KVCache.paged(k, v, ip, idx, sl[:2], layout="HND")
+    with raises(ValueError, "seq_lens", "kv_last_page_len", "both"):
+        KVCache.paged(k, v, ip, idx, sl, kv_last_page_len=sl, layout="HND")
+    with raises(ValueError, "seq_lens", "kv_last_page_len", "neither"):
+        KVCache.paged(k, v, ip, idx, layout="HND")
+
+
+def test_non_monotone_indptr(case):
+    k, v, ip, idx, sl = _paged_parts(case)
+    bad = torch.tensor([0, 2, 1, 3], dtype=torch.int32)
+    with raises(ValueError, "kv_indptr must be non-decreasing", "kv_indptr[2]=1 < kv_indptr[1]=2"):
+        KVCache.paged(k, v, bad, idx, torch.tensor([3, 0, 16], dtype=torch.int32), layout="HND")
+    with raises(ValueError, "kv_indptr[0]", "must be 0", "got 1"):
+        KVCache.paged(k, v, ip + 1, idx, sl, layout="HND")
+    with raises(ValueError, "kv_indptr[-1]", "len(kv_indices)"):
+        KVCache.paged(k, v, torch.tensor([0, 1, 1, 9], dtype=torch.int32), idx, sl, layout="HND")
+    rows = torch.randn(5, 2, 64)
+    with raises(ValueError, "kv_indptr must be non-decreasing", "kv_indptr[2]=1"):
+        KVCache.ragged(rows, rows, torch.tensor([0, 3, 1, 5], dtype=torch.int32))
+    with raises(ValueError, "kv_indptr[-1]", "<= 5", "got 6"):
+        KVCache.ragged(rows, rows, torch.tensor([0, 3, 6], dtype=torch.int32))
+    with raises(ValueError, "kv_indptr must be non-decreasing"):
+        KVCache.token_pool(rows, rows, torch.tensor([0, 2, 1], dtype=torch.int32), torch.tensor([0, 1]))
+
+
+def test_page_index_out_of_range(case):
+    k, v, ip, idx, sl = _paged_parts(case)
+    n = case.num_pages
+    bad = idx.clone()
+    bad[1] = n
+    with raises(ValueError, "kv_indices", f"[0, {n})", f"kv_indices[1]={n}"):
+        KVCache.paged(k, v, ip, bad, sl, layout="HND")
+    bad[1] = -3
+    with raises(ValueError, "kv_indices", "kv_indices[1]=-3"):
+        KVCache.paged(k, v, ip, bad, sl, layout="HND")
+    # Pages past what the lengths need are never read: not checked.
+    extra = torch.cat([idx, torch.tensor([10 ** 6], dtype=idx.dtype)])
+    ip2 = ip.clone()
+    ip2[-1] += 1
+    KVCache.paged(k, v, ip2, extra, sl, layout="HND")
+    # Sequence too long for its pages.
+    with raises(ValueError, "seq_lens[2]=33", "needs 3 pages", "kv_indptr"):
+        KVCache.paged(k, v, ip, idx, torch.tensor([3, 0, 33], dtype=torch.int32), layout="HND")
+    pool = torch.randn(6, 2, 64)
+    with raises(ValueError, "kv_indices", "[0, 6)", "=6"):
+        KVCache.token_pool(pool, pool, torch.tensor([0, 2], dtype=torch.int32), torch.tensor([0, 6]))
+
+
+def test_page_table_errors(gen):
+    case = make_kv([3, 0, 20], "NHD", 16, head_dim=64, gen=gen, page_table=True)
+    kv, table = case.kv, case.page_table
+    bad = table.clone()
+    bad[2, 1] = case.num_pages
+    with raises(ValueError, "page_table", f"page_table[2, 1]={case.num_pages}"):
+        KVCache.from_page_table(kv.k, kv.v, bad, kv.seq_lens, layout="NHD")
+    with raises(ValueError, "seq_lens", f"[0, {table.shape[1] * 16 + 1})"):
+        KVCache.from_page_table(kv.k, kv.v, table, torch.tensor([3, 0, 999], dtype=torch.int32), layout="NHD")
+    with raises(ValueError, "page_table", "unit stride"):
+        KVCache.from_page_table(kv.k, kv.v, table.t().contiguous().t(), kv.seq_lens, layout="NHD")
+    with raises(ValueError, "page_table", "2 dims"):
+        KVCache.from_page_table(kv.k, kv.v, table[0], kv.seq_lens, layout="NHD")
+
+
+# ----------------------------------------------------------------------------- per-call checks
+
+def test_q_errors(case, gen):
+    kv = case.kv
+    q, qi = ragged_q([3, 0, 20], 4, 64, gen=gen)
+    with raises(ValueError, "q", "3 dims", "(23, 256)"):
+        attn.prefill(q.reshape(23, 256), kv, qi, backend="torch")
+    with raises(TypeError, "q", "dtype torch.float32", "torch.float16"):
+        attn.prefill(q.half(), kv, qi, backend="torch")
+    with raises(ValueError, "q", "device cpu", "meta"):
+        attn.prefill(q.to("meta"), kv, qi, backend="torch")
+    with raises(ValueError, "q", "unit stride", "head_dim"):
+        attn.prefill(torch.randn(64, 23, 4).permute(1, 2, 0), kv, qi, backend="torch")
+    with raises(ValueError, "head_dim", "64", "got 32"):
+        attn.prefill(q[..., :32], kv, qi, backend="torch")
+    with raises(ValueError, "q heads", "multiple of kv heads", "q_heads=3", "kv_heads=2"):
+        attn.prefill(q[:, :3], kv, qi, backend="torch")
+    with raises(TypeError, "kv", "KVCache", "tuple"):
+        attn.prefill(q, (kv.k, kv.v), qi, backend="torch")
+    with raises(ValueError, "q_indptr", "4 entries", "got 3"):
+        attn.prefill(q, kv, qi[:3], backend="torch")
+    with raises(TypeError, "q_indptr", "torch.float32"):
+        attn.prefill(q, kv, qi.float(), backend="torch")
+    with raises(ValueError, "q", "3 rows", "got 2"):
+        attn.decode(q[:2], kv, backend="torch")
+
+
+def test_unsupported_head_dim(gen):
+    case = make_kv([2, 5], "NHD", 4, kv_heads=1, head_dim=12, gen=gen)
+    q = randn((2, 1, 12), gen=gen)
+    with raises(ValueError, "head_dim", "multiple of 8", "got 12"):
+        attn.decode(q, case.kv, backend="torch")
+    case = make_kv([2, 5], "NHD", 4, kv_heads=1, head_dim=264, gen=gen)
+    with raises(ValueError, "head_dim", "[16, 256]", "got 264"):
+        attn.decode(randn((2, 1, 264), gen=gen), case.kv, backend="torch")
+
+
+def test_options(case, gen):
+    kv = case.kv
+    q = randn((3, 4, 64), gen=gen)
+    with raises(ValueError, "sm_scale", "-1.0"):
+        attn.decode(q, kv, sm_scale=-1.0, backend="torch")
+    with raises(ValueError, "window_left", "-2"):
+        attn.decode(q, kv, window_left=-2, backend="torch")
+    with raises(ValueError, "softcap", "nan"):
+        attn.decode(q, kv, softcap=float("nan"), backend="torch")
+    with raises(ValueError, "num_splits", "0"):
+        attn.decode(q, kv, num_splits=0, backend="torch")
+    with raises(ValueError, "backend", "'cuda'"):
+        attn.decode(q, kv, backend="cuda")
+    with raises(TypeError, "logits_transform", "int"):
+        attn.decode(q, kv, logits_transform=3, backend="torch")
+    with raises(TypeError, "custom_mask", "torch.bool"):
+        attn.prefill(randn((23, 4, 64), gen=gen), kv, torch.tensor([0, 3, 3, 23]),
+                     custom_mask=torch.ones(3 * 3 + 400), backend="torch")
+
+
+def test_unavailable_backend(case, gen, monkeypatch):
+    q = randn((3, 4, 64), gen=gen)
+    impls = dispatch.implementations("decode")
+    if "hip" not in impls or not impls["hip"].available(q)[0]:
+        with raises(RuntimeError, "backend 'hip'", "decode"):
+            attn.decode(q, case.kv, backend="hip")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    ok, why = attn.platform.triton_runs_on(q)
+    assert not ok and "GPU" in why and "TRITON_INTERPRET=1" in why
+    if "triton" in dispatch.implementations("decode"):
+        with raises(RuntimeError, "backend 'triton'", "TRITON_INTERPRET"):
+            attn.decode(q, case.kv, backend="triton")
+
+
+def test_merge_errors(gen):
+    o = randn((3, 4, 32), gen=gen)
+    lse = randn((3, 4), gen=gen)
+    with raises(ValueError, "out_b", "[3, 4, 32]", "[3, 4, 16]"):
+        attn.merge_state(o, lse, o[..., :16], lse, backend="torch")
+    with raises(TypeError, "lse_a", "torch.float32", "torch.float16"):
+        attn.merge_state(o, lse.half(), o, lse, backend="torch")
+    with raises(ValueError, "lse_b", "[3, 4]", "[3, 5]"):
+        attn.merge_state(o, lse, o, torch.zeros(3, 5), backend="torch")
+    with raises(ValueError, "outs", "3 dims"):
+        attn.merge_states(o[0], lse[0], backend="torch")
+    with raises(ValueError, "lses", "[2, 3, 4]"):
+        attn.merge_states(torch.stack([o, o]), lse, backend="torch")
+
+
+def test_write_kv_errors(case, gen):
+    kv = case.kv
+    k_new = torch.randn(4, 2, 64, generator=gen)
+    slots = torch.tensor([0, 1, 2, 3])
+    with raises(ValueError, "k_new", "[*, 2, 64]", "[4, 3, 64]"):
+        write_kv(kv, torch.randn(4, 3, 64), k_new, slots)
+    with raises(ValueError, "v_new", "[4, 2, 64]", "[5, 2, 64]"):
+        write_kv(kv, k_new, torch.randn(5, 2, 64), slots)
+    with raises(ValueError, "slot_mapping", "4 entries", "got 3"):
+        write_kv(kv, k_new, k_new, slots[:3])
+    with raises(ValueError, "k_new", "unit stride"):
+        write_kv(kv, torch.randn(64, 4, 2).permute(1, 2, 0), k_new, slots)
+    with raises(ValueError, "backend", "'cuda'"):
+        write_kv(kv, k_new, k_new, slots, backend="cuda")
+
+
+# ----------------------------------------------------------------------------- validation levels
+
+def test_set_validation_levels(case, gen):
+    assert attn.get_validation() == "cheap"
+    with raises(ValueError, "validation level", "'paranoid'"):
+        attn.set_validation("paranoid")
+    kv = case.kv
+    # q_len > kv_len, q_indptr non-monotone, and q_indptr[-1] wrong: value checks, "full" only.
+    q, _ = ragged_q([3, 0, 20], 4, 64, gen=gen)
+    long_q = torch.tensor([0, 4, 4, 23], dtype=torch.int32)
+    attn.prefill(q[:23], kv, torch.tensor([0, 3, 3, 23], dtype=torch.int32), backend="torch")
+    attn.set_validation("full")
+    with raises(ValueError, "sequence 0", "q_len=4", "kv_len=3"):
+        attn.prefill(q, kv, long_q, backend="torch")
+    with raises(ValueError, "q_indptr must be non-decreasing", "q_indptr[2]=2"):
+        attn.prefill(q, kv, torch.tensor([0, 3, 2, 23], dtype=torch.int32), backend="torch")
+    with raises(ValueError, "q_indptr[-1]", "23", "got 22"):
+        attn.prefill(q, kv, torch.tensor([0, 2, 2, 22], dtype=torch.int32), backend="torch")
+    with raises(ValueError, "custom_mask", "sum(q_len * kv_len) = 409", "got 5"):
+        attn.prefill(q, kv, torch.tensor([0, 3, 3, 23], dtype=torch.int32), custom_mask=torch.ones(5, dtype=torch.bool),
+                     backend="torch")
+    k_new = torch.randn(2, 2, 64, generator=gen)
+    pool = case.num_pages * 16
+    with raises(ValueError, "slot_mapping", f"[-1, {pool})", f"slot_mapping[1]={pool}"):
+        write_kv(kv, k_new, k_new, torch.tensor([0, pool]), backend="torch")
+    # "cheap": the page map is still checked at construction, per-call values are not.
+    attn.set_validation("cheap")
+    with raises(ValueError, "kv_indices"):
+        bad = case.page_indices.clone()
+        bad[0] = 10 ** 6
+        KVCache.paged(kv.k, kv.v, case.page_indptr, bad, kv.seq_lens, layout="HND")
+    # "off": nothing is checked, not even shapes; the caller vouches.
+    attn.set_validation("off")
+    bad = case.page_indices.clone()
+    bad[0] = 10 ** 6
+    kv_bad = KVCache.paged(kv.k, kv.v, case.page_indptr, bad, kv.seq_lens, layout="HND")
+    assert kv_bad.page_indices[0] == 10 ** 6
+    out = attn.decode(randn((3, 4, 64), gen=gen), kv, sm_scale=0.1, window_left=-1, backend="torch")
+    assert out.shape == (3, 4, 64)
+    with pytest.raises(Exception) as info:          # no attn check: whatever torch says
+        attn.decode(randn((3, 3, 64), gen=gen), kv, backend="torch")
+    assert "multiple of kv heads" not in str(info.value)
