@@ -47,5 +47,42 @@ def kv_write(kv, k_new: torch.Tensor, v_new: torch.Tensor, slot_mapping: torch.T
         kv.page_size, h, d,
         K_SPLIT=ks.split, V_SPLIT=vs.split,
         BLOCK_H=triton.next_power_of_2(h), BLOCK_D=triton.next_power_of_2(d),
-        num_warps=4,
+        num_warps=_num_warps(triton.next_power_of_2(h), triton.next_power_of_2(d)),
     )
+
+
+def _num_warps(block_h: int, block_d: int) -> int:
+    # Measured by ci/compile_matrix.py: with 4 warps, tiles of 2048+ elements spill on sm_80/sm_90
+    # (the 64-bit cache offsets cost two registers per element); 256 elements per warp do not.
+    return max(4, min(16, block_h * block_d // 256))
+
+
+# Every variant the launcher can pick (see attn.triton_kernels.specs): BLOCK_H = next_pow2(kv_heads)
+# for kv_heads up to 32 (sampled at 1, 8, 32), BLOCK_D = next_pow2(head_dim) for head dims 64..256,
+# the vLLM K split (x = 8 for 16-bit caches) or none (NHD, HND and ragged compile to one binary).
+# The JIT specializes integer arguments equal to 1 into constants: the unit head-dim strides are
+# constexprs here as they are at run time. Strides are multiples of 16 for page_size 16.
+def compile_specs():
+    from .specs import KernelSpec, signature
+    specs = []
+    per_layout = (
+        ("NHD|HND|ragged", dict(K_SPLIT=1, ks_dhi=1, vs_dhi=1),
+         ("ks_page", "ks_head", "ks_slot", "vs_page", "vs_head", "vs_slot")),
+        ("vllm", dict(K_SPLIT=8, ks_dlo=1),
+         ("ks_page", "ks_head", "ks_dhi", "vs_page", "vs_head", "vs_dhi")),
+    )
+    for layouts, layout_cx, aligned in per_layout:
+        for dt in ("fp16", "bf16"):
+            for slot_t in ("i64", "i32"):
+                for block_h in (1, 8, 32):
+                    for block_d in (64, 128, 256):
+                        if slot_t == "i32" and (block_h, block_d) != (8, 128):
+                            continue        # the index dtype changes one load; one size is enough
+                        cx = dict(layout_cx, V_SPLIT=1, BLOCK_H=block_h, BLOCK_D=block_d)
+                        sig = signature(_kv_write_kernel, cx, k_new=f"*{dt}", v_new=f"*{dt}",
+                                        k_cache=f"*{dt}", v_cache=f"*{dt}", slot_mapping=f"*{slot_t}")
+                        specs.append(KernelSpec(
+                            "kv_write", f"{layouts}/{dt}/slot_{slot_t}/h{block_h}/d{block_d}",
+                            _kv_write_kernel, sig, cx, options=dict(num_warps=_num_warps(block_h, block_d)),
+                            aligned=("s_kn_t", "s_kn_h", "s_vn_t", "s_vn_h") + aligned))
+    return specs

@@ -1,0 +1,403 @@
+#!/usr/bin/env python
+"""Compile every attn kernel variant ahead of time for every target, on a machine without a GPU.
+
+    python ci/compile_matrix.py                      # everything: Triton specs + HIP instances
+    python ci/compile_matrix.py --targets gfx90a,sm_90 --kernels kv_write -j 2
+    python ci/compile_matrix.py --json report.json --markdown docs/compile_matrix.md
+
+Triton kernels: every KernelSpec from attn.triton_kernels.specs (each kernel module's
+compile_specs()) through `triton.compile(ASTSource(...), target=GPUTarget(...))` for sm_80, sm_90
+(PTX -> cubin with the ptxas Triton ships), gfx90a, gfx942, gfx950 (LLVM AMDGPU -> hsaco, linked in
+process by Triton's bundled lld: no ROCm needed). HIP kernel: every instance of
+attn.hip.compile.instances() through compile_instance() (hiprtc for gfx90a, NVRTC for sm_80/sm_90).
+
+Per compile it reports registers (NVIDIA: regs/thread from the cubin; AMD: VGPRs/SGPRs(/AGPRs) from
+the kernel descriptor), shared memory / LDS bytes, spills (NVIDIA: local + stack bytes per thread,
+which for a Triton kernel means spills; AMD: VGPR + SGPR spill counts and scratch bytes) and
+occupancy (NVIDIA: resident warps / 64 per SM from registers and shared memory; AMD: waves per
+SIMD, as the compiler states it). Exit status is 1 on any compile failure, any spill, shared memory
+/ LDS over the target's per-block limit (specs.LIMITS), or a kernel module that failed to give its
+specs; 0 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HIP_TARGETS = ("gfx90a", "sm_80", "sm_90")
+warnings.filterwarnings("ignore", message=".*TRITON_DEFAULT_FP_FUSION.*")
+
+
+# ------------------------------------------------------------------------------------------
+# Spec loading (in the main process and in each worker)
+
+_SPECS = None
+_HIP = None
+
+
+def _load_extra(path):
+    """A Python file defining compile_specs() (tests use this to add a deliberately broken spec)."""
+    import importlib.util
+    name = "_extra_specs_" + re.sub(r"\W", "_", os.path.abspath(path))
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod.compile_specs
+
+
+def load_specs(extra_files=()):
+    global _SPECS
+    if _SPECS is None:
+        from attn.triton_kernels import specs
+        c = specs.collect([_load_extra(p) for p in extra_files])
+        _SPECS = ({s.id: s for s in c.specs}, c.errors)
+    return _SPECS
+
+
+def load_hip():
+    """(module, [instances]) or (None, reason) when attn.hip.compile is not there."""
+    global _HIP
+    if _HIP is None:
+        try:
+            from attn.hip import compile as hc   # noqa: A004 - the hip author's module name
+        except ModuleNotFoundError as e:
+            _HIP = (None, f"attn.hip.compile not importable ({e})")
+            return _HIP
+        _HIP = (hc, list(hc.instances()))
+    return _HIP
+
+
+def _name(inst) -> str:
+    return getattr(inst, "name", None) or str(inst)
+
+
+# ------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _nvidia_tool(name, arch):
+    import triton
+    from triton.backends.nvidia import compiler as nvc
+    if name == "ptxas":
+        return nvc.get_ptxas(arch).path
+    return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
+
+
+def nvidia_metrics(kernel, target_arch: int) -> dict:
+    """Registers, static shared memory, local/stack bytes from the cubin (cuobjdump -res-usage);
+    ptxas -v on the PTX when cuobjdump cannot read it."""
+    md = kernel.metadata
+    out = {"smem": int(getattr(md, "shared", 0) or 0)}
+    with tempfile.TemporaryDirectory() as d:
+        cubin = os.path.join(d, "k.cubin")
+        with open(cubin, "wb") as f:
+            f.write(kernel.asm["cubin"])
+        r = subprocess.run([_nvidia_tool("cuobjdump", target_arch), "-res-usage", cubin],
+                           capture_output=True, text=True)
+        m = re.search(r"REG:(\d+)\s+STACK:(\d+)\s+SHARED:(\d+)\s+LOCAL:(\d+)", r.stdout)
+        if m:
+            reg, stack, shared, local = map(int, m.groups())
+            out.update(regs=reg, spill=stack + local, smem=out["smem"] + shared)
+            return out
+        ptx = os.path.join(d, "k.ptx")
+        with open(ptx, "w") as f:
+            f.write(kernel.asm["ptx"])
+        arch = re.search(r"^\s*\.target\s+(\w+)", kernel.asm["ptx"], re.M).group(1)
+        r = subprocess.run([_nvidia_tool("ptxas", target_arch), "-v", f"--gpu-name={arch}", ptx,
+                            "-o", os.path.join(d, "x.cubin")], capture_output=True, text=True)
+        log = r.stdout + r.stderr
+        regs = re.search(r"Used (\d+) registers", log)
+        stack = re.search(r"(\d+) bytes stack frame", log)
+        spill = re.findall(r"(\d+) bytes spill (?:stores|loads)", log)
+        smem = re.search(r"(\d+) bytes smem", log)
+        if not regs:
+            raise RuntimeError(f"could not read register use: cuobjdump said {r.stdout!r}; "
+                               f"ptxas -v said {log[-500:]!r}")
+        out.update(regs=int(regs.group(1)),
+                   spill=sum(map(int, spill)) + (int(stack.group(1)) if stack else 0),
+                   smem=out["smem"] + (int(smem.group(1)) if smem else 0))
+        return out
+
+
+def _field(text, key, default=0):
+    m = re.search(rf"^\s*{re.escape(key)}\s*:?\s+(\d+)", text, re.M)
+    return int(m.group(1)) if m else default
+
+
+def amd_metrics(kernel) -> dict:
+    """VGPRs, SGPRs, AGPRs, spills, LDS and occupancy from the AMDGPU assembly's kernel
+    descriptor and the compiler's resource comments."""
+    asm = kernel.asm["amdgcn"]
+    lds = max(int(getattr(kernel.metadata, "shared", 0) or 0), _field(asm, ".group_segment_fixed_size"))
+    occ = re.search(r";\s*Occupancy:\s*(\d+)", asm)
+    return {
+        "vgprs": _field(asm, ".vgpr_count"),
+        "sgprs": _field(asm, ".sgpr_count"),
+        "agprs": _field(asm, ".agpr_count"),
+        "regs": _field(asm, ".vgpr_count"),
+        "spill": (_field(asm, ".vgpr_spill_count") + _field(asm, ".sgpr_spill_count")
+                  + _field(asm, ".private_segment_fixed_size")),
+        "smem": lds,
+        "occupancy": f"{occ.group(1)}w" if occ else None,
+    }
+
+
+def nvidia_occupancy(target: str, regs: int, smem: int, num_warps: int) -> str:
+    """Resident warps per SM / 64, from registers (allocated per warp in units of 256) and shared
+    memory (1 KB reserved per block on sm_80+); a bound, as the CUDA occupancy calculator gives."""
+    from attn.triton_kernels.specs import LIMITS
+    lim = LIMITS[target]
+    per_warp = -(-max(regs, 1) * 32 // 256) * 256
+    blocks = min(lim.regs_per_sm // per_warp // num_warps, 32, lim.max_warps_per_sm // num_warps)
+    if smem:
+        blocks = min(blocks, lim.smem_per_sm // (smem + 1024))
+    return f"{100 * blocks * num_warps // lim.max_warps_per_sm}%"
+
+
+def judge(row: dict) -> dict:
+    from attn.triton_kernels.specs import LIMITS
+    reasons = []
+    if row.get("error"):
+        reasons.append("compile error")
+    if row.get("spill"):
+        reasons.append(f"spill {row['spill']}")
+    lim = LIMITS.get(row["target"])
+    if lim and row.get("smem") is not None and row["smem"] > lim.smem_per_block:
+        reasons.append(f"smem {row['smem']} > {lim.smem_per_block}")
+    row["ok"] = not reasons
+    row["reasons"] = reasons
+    return row
+
+
+# ------------------------------------------------------------------------------------------
+# One compile (runs in a worker)
+
+
+def compile_triton(spec_id: str, target: str, extra_files=()) -> dict:
+    import triton
+    from attn.triton_kernels.specs import TARGETS, gpu_target
+    spec = load_specs(extra_files)[0][spec_id]
+    row = {"kind": "triton", "kernel": spec.kernel, "config": spec.config, "target": target}
+    opts = spec.options_for(target)
+    t0 = time.perf_counter()
+    try:
+        k = triton.compile(spec.source(), target=gpu_target(target), options=opts)
+        if TARGETS[target][0] == "cuda":
+            row.update(nvidia_metrics(k, TARGETS[target][1]))
+            row["occupancy"] = nvidia_occupancy(target, row["regs"], row["smem"], k.metadata.num_warps)
+        else:
+            row.update(amd_metrics(k))
+    except Exception as e:  # noqa: BLE001 - every failure is a row of the table
+        row["error"] = f"{type(e).__name__}: {e}"[-4000:]
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    return judge(row)
+
+
+def _report_get(rep, *keys):
+    for k in keys:
+        if isinstance(rep, dict) and rep.get(k) is not None:
+            return rep[k]
+        if not isinstance(rep, dict) and getattr(rep, k, None) is not None:
+            return getattr(rep, k)
+    return None
+
+
+def compile_hip(index: int, target: str) -> dict:
+    hc, instances = load_hip()
+    inst = instances[index]
+    row = {"kind": "hip", "kernel": "hip_decode", "config": _name(inst), "target": target}
+    t0 = time.perf_counter()
+    try:
+        res = hc.compile_instance(inst, target=target)
+        binary, rep = (res if isinstance(res, tuple) else
+                       (_report_get(res, "binary"), _report_get(res, "report", "resources") or res))
+        if not binary:
+            raise RuntimeError("compile_instance returned no binary")
+        row.update(
+            regs=_report_get(rep, "regs", "vgprs", "registers"),
+            vgprs=_report_get(rep, "vgprs"), sgprs=_report_get(rep, "sgprs"),
+            smem=_report_get(rep, "smem", "lds", "shared", "shared_bytes", "lds_bytes"),
+            spill=_report_get(rep, "spill", "spills", "spill_bytes") or 0,
+            occupancy=_report_get(rep, "occupancy"))
+    except Exception as e:  # noqa: BLE001
+        row["error"] = f"{type(e).__name__}: {e}"[-4000:]
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    return judge(row)
+
+
+def _run(job):
+    kind, key, target, extra = job
+    try:
+        return compile_triton(key, target, extra) if kind == "triton" else compile_hip(key, target)
+    except Exception:  # noqa: BLE001 - a worker must always answer with a row
+        return judge({"kind": kind, "kernel": str(key), "config": "?", "target": target,
+                      "error": traceback.format_exc()[-4000:]})
+
+
+# ------------------------------------------------------------------------------------------
+# Table
+
+
+def cell(r: dict) -> str:
+    if r.get("error"):
+        return "FAIL: compile error"
+    if r["target"].startswith("gfx"):
+        regs = f"{r.get('vgprs')}v/{r.get('sgprs')}s" + (f"/{r['agprs']}a" if r.get("agprs") else "")
+    else:
+        regs = f"{r.get('regs')}r"
+    s = f"{regs} {(r.get('smem') or 0) / 1024:.0f}K {r.get('occupancy') or '-'}"
+    if not r["ok"]:
+        s = "FAIL: " + ", ".join(r["reasons"]) + " | " + s
+    return s
+
+
+def table(rows: list, targets: list, markdown: bool = False) -> str:
+    by = {}
+    for r in rows:
+        by.setdefault((r["kernel"], r["config"]), {})[r["target"]] = r
+    head = ["kernel", "config"] + targets
+    body = [[k, c] + [cell(t[x]) if x in t else "" for x in targets] for (k, c), t in sorted(by.items())]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+                     + [fmt.format(*row) for row in body])
+
+
+LEGEND = ("cells: registers (NVIDIA regs/thread r; AMD VGPRs v / SGPRs s / AGPRs a), shared memory / "
+          "LDS per block, occupancy (NVIDIA: resident warps of 64 per SM; AMD: waves per SIMD, of 8)")
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def _select(ids, patterns):
+    if not patterns:
+        return list(ids)
+    return [i for i in ids if any(fnmatch.fnmatch(i, p if any(ch in p for ch in "*?[") else f"*{p}*")
+                                  for p in patterns)]
+
+
+def main(argv=None) -> int:
+    from attn.triton_kernels.specs import ALL_TARGETS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--targets", default=",".join(ALL_TARGETS),
+                    help=f"comma-separated subset of {','.join(ALL_TARGETS)}")
+    ap.add_argument("--kernels", default="",
+                    help="comma-separated filters on 'kernel:config' ids (substring or glob); "
+                         "'hip' selects the HIP instances")
+    ap.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                    help="write the rows as JSON to PATH ('-' or no value: stdout, table to stderr)")
+    ap.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown to PATH")
+    ap.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel workers")
+    ap.add_argument("--no-hip", action="store_true", help="skip the HIP C++ instances")
+    ap.add_argument("--specs-from", action="append", default=[], metavar="FILE",
+                    help="also compile the specs of FILE's compile_specs() (repeatable)")
+    ap.add_argument("--fresh", action="store_true", help="compile into an empty Triton cache")
+    ap.add_argument("--list", action="store_true", help="list the selected jobs and exit")
+    a = ap.parse_args(argv)
+
+    targets = [t.strip() for t in a.targets.split(",") if t.strip()]
+    bad = [t for t in targets if t not in ALL_TARGETS]
+    if bad:
+        ap.error(f"--targets: unknown {bad}; known: {list(ALL_TARGETS)}")
+    patterns = [p.strip() for p in a.kernels.split(",") if p.strip()]
+    extra = [os.path.abspath(p) for p in a.specs_from]
+    if a.fresh:
+        os.environ["TRITON_CACHE_DIR"] = tempfile.mkdtemp(prefix="attn-compile-matrix-")
+
+    specs, errors = load_specs(extra)
+    jobs = [("triton", sid, t, tuple(extra)) for sid in _select(specs, patterns) for t in targets
+            if t in specs[sid].targets]
+    notes = [f"{m}: {e}" for m, e in errors.items()]
+    hip_targets = [t for t in targets if t in HIP_TARGETS]
+    if not a.no_hip and hip_targets and (not patterns or _select(["hip_decode:"], patterns)
+                                         or any("hip" in p for p in patterns)):
+        try:
+            hc, insts = load_hip()
+        except Exception as e:  # noqa: BLE001 - a broken HIP module is a failure, not a skip
+            hc, insts = None, None
+            errors["hip"] = f"attn.hip.compile: {type(e).__name__}: {e}"
+            notes.append(errors["hip"])
+        if hc is None and insts is not None:
+            print(f"note: HIP instances skipped: {insts}", file=sys.stderr)
+        elif hc is not None:
+            for i, inst in enumerate(insts):
+                for t in hip_targets:
+                    if t in tuple(getattr(inst, "targets", HIP_TARGETS)):
+                        jobs.append(("hip", i, t, ()))
+    if a.list:
+        for j in jobs:
+            print(j[0], j[1] if j[0] == "triton" else _name(load_hip()[1][j[1]]), j[2])
+        return 0
+
+    t0 = time.perf_counter()
+    rows = []
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=len(jobs), file=sys.stderr, unit="compile", dynamic_ncols=True)
+    except ImportError:
+        bar = None
+    if a.jobs <= 1 or len(jobs) <= 1:
+        for j in jobs:
+            rows.append(_run(j))
+            bar and bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=a.jobs, mp_context=get_context("spawn")) as ex:
+            for f in as_completed([ex.submit(_run, j) for j in jobs]):
+                rows.append(f.result())
+                bar and bar.update(1)
+    bar and bar.close()
+    wall = time.perf_counter() - t0
+
+    failed = [r for r in rows if not r["ok"]]
+    import triton
+    summary = {"compiles": len(rows), "failed": len(failed), "wall_seconds": round(wall, 1),
+               "compile_seconds": round(sum(r["seconds"] for r in rows), 1), "jobs": a.jobs,
+               "triton": triton.__version__, "targets": targets, "spec_errors": errors}
+    out = sys.stderr if a.json == "-" else sys.stdout
+    print(table(rows, targets), file=out)
+    print(LEGEND, file=out)
+    for r in failed:
+        print(f"\nFAILED {r['kernel']}:{r['config']} on {r['target']}: {', '.join(r['reasons'])}",
+              file=out)
+        if r.get("error"):
+            print("  " + r["error"].strip().replace("\n", "\n  ")[-1500:], file=out)
+    for n in notes:
+        print(f"\nFAILED to collect specs: {n}", file=out)
+    print(f"\n{len(rows)} compiles, {len(failed)} failed, {len(errors)} spec errors; "
+          f"{wall:.0f} s wall on {a.jobs} worker(s), triton {triton.__version__}", file=out)
+    if a.json:
+        payload = json.dumps({"summary": summary, "rows": sorted(
+            rows, key=lambda r: (r["kernel"], r["config"], r["target"]))}, indent=1)
+        if a.json == "-":
+            print(payload)
+        else:
+            with open(a.json, "w") as f:
+                f.write(payload)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(f"<!-- written by `python ci/compile_matrix.py --markdown {a.markdown}`; "
+                    f"triton {triton.__version__} -->\n\n")
+            f.write(table(rows, targets, markdown=True) + "\n\n" + LEGEND + ".\n")
+    return 1 if failed or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
