@@ -13,6 +13,26 @@ from attn.transforms import LogitsTransform
 
 __version__ = "0.1.0"
 
+
+def _map_hip_sources():
+    # hip/ has no __init__.py, so that `import hip` from the repository root stays hip-python's.
+    # A wheel copies it to attn/hip (a namespace package), but setuptools' editable finder cannot
+    # map a folder without __init__.py under attn: in an editable install, map it here.
+    import os
+    import sys
+    from importlib.machinery import ModuleSpec
+    from importlib.util import module_from_spec
+    here = os.path.dirname(os.path.abspath(__file__))
+    src = os.path.join(os.path.dirname(here), "hip")
+    if "attn.hip" in sys.modules or os.path.isdir(os.path.join(here, "hip")) or not os.path.isdir(src):
+        return
+    spec = ModuleSpec("attn.hip", None, is_package=True)
+    spec.submodule_search_locations = [src]
+    sys.modules["attn.hip"] = globals()["hip"] = module_from_spec(spec)
+
+
+_map_hip_sources()
+
 __all__ = [
     "prefill", "decode", "merge_state", "merge_states", "KVCache", "Rotary", "LogitsTransform",
     "layouts", "platform", "rotary", "set_validation", "get_validation",
