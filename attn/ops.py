@@ -104,6 +104,11 @@ def prefill(q, kv: KVCache, q_indptr, causal: bool = True, sm_scale: float | Non
         check_q_indptr(q, q_indptr, kv, custom_mask)
         check_options(sm_scale, window_left, softcap)
     transform = as_transform(logits_transform)
+    if torch.compiler.is_compiling():
+        from attn.custom_ops import prefill_call
+        return prefill_call(q, kv, q_indptr, causal=causal, sm_scale=sm_scale, window_left=window_left,
+                            softcap=softcap, transform=transform, custom_mask=custom_mask, rotary=rotary,
+                            return_lse=return_lse, backend=backend)
     name, fn = dispatch.resolve("prefill", backend, q)
     return fn(q, kv, q_indptr, causal=causal, sm_scale=sm_scale, window_left=window_left, softcap=softcap,
               logits_transform=_transform_for(name, transform), custom_mask=custom_mask, rotary=rotary,
@@ -131,6 +136,10 @@ def decode(q, kv: KVCache, sm_scale: float | None = None, window_left: int = -1,
         if num_splits is not None and (not isinstance(num_splits, int) or num_splits < 1):
             V.fail(f"num_splits must be an int >= 1 or None; got {num_splits!r}")
     transform = as_transform(logits_transform)
+    if torch.compiler.is_compiling() and num_splits is None:
+        from attn.custom_ops import decode_call
+        return decode_call(q, kv, sm_scale=sm_scale, window_left=window_left, softcap=softcap, transform=transform,
+                           rotary=rotary, return_lse=return_lse, backend=backend)
     name, fn = dispatch.resolve("decode", backend, q)
     kwargs = dict(sm_scale=sm_scale, window_left=window_left, softcap=softcap,
                   logits_transform=_transform_for(name, transform), rotary=rotary, return_lse=return_lse)
@@ -159,6 +168,9 @@ def merge_states(outs, lses, backend: str = "auto"):
         if outs.dim() < 3:
             V.fail(f"outs must be [n, ..., heads, head_dim] with at least 3 dims; got shape {list(outs.shape)}")
         _check_merge("outs", "lses", outs, lses, outs.shape)
+    if torch.compiler.is_compiling():
+        from attn import custom_ops  # noqa: F401  (registers torch.ops.attn.*)
+        return torch.ops.attn.merge_states(outs, lses, backend)
     _, fn = dispatch.resolve("merge_states", backend, outs)
     return fn(outs, lses)
 
