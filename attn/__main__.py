@@ -1,0 +1,6 @@
+"""python -m attn: see attn.cli."""
+import sys
+
+from attn.cli import main
+
+sys.exit(main())
