@@ -59,18 +59,21 @@ def prefill_items(q_lens: np.ndarray, tq: int) -> np.ndarray:
     return np.stack([req, q_start, np.zeros(n, np.int64), np.full(n, KV_END_OPEN), np.full(n, -1)], 1)
 
 
-def decode_items(kv_lens: np.ndarray, splits: np.ndarray, block_n: int):
-    """Split-KV items for decode (one query per request). Request b's KV is cut into splits[b]
-    chunks of whole BLOCK_N blocks. Returns (items, merge_indptr [b+1] over partial rows, where
-    requests with one chunk have none and write out directly)."""
-    blocks = np.maximum((kv_lens + block_n - 1) // block_n, 1)
+def decode_items(kv_lens: np.ndarray, splits: np.ndarray, block_n: int, kv_begin: np.ndarray | None = None):
+    """Split-KV items for decode (one query per request). Request b's KV [kv_begin[b], kv_len[b])
+    (kv_begin: 0, or where a sliding window starts, rounded down to a block) is cut into splits[b]
+    chunks of whole BLOCK_N blocks; every kv_start is a multiple of BLOCK_N (the kernel's loads
+    rely on it). Returns (items, merge_indptr [b+1] over partial rows, where requests with one
+    chunk have none and write out directly)."""
+    begin = np.zeros_like(kv_lens) if kv_begin is None else (np.asarray(kv_begin) // block_n) * block_n
+    blocks = np.maximum((kv_lens - begin + block_n - 1) // block_n, 1)
     splits = np.clip(splits, 1, blocks)
     per = (blocks + splits - 1) // splits                 # blocks per chunk
     splits = (blocks + per - 1) // per                    # drop empty trailing chunks
     req = np.repeat(np.arange(len(kv_lens)), splits)
     first = np.cumsum(splits) - splits
     j = np.arange(int(splits.sum())) - np.repeat(first, splits)
-    kv_start = j * np.repeat(per, splits) * block_n
+    kv_start = np.repeat(begin, splits) + j * np.repeat(per, splits) * block_n
     kv_end = np.minimum(kv_start + np.repeat(per, splits) * block_n, np.repeat(kv_lens, splits))
     parts = np.where(splits > 1, splits, 0)
     merge_indptr = np.concatenate([[0], np.cumsum(parts)])
