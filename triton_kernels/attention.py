@@ -29,6 +29,37 @@ def _tanh(x):
 
 
 @triton.jit
+def _rope_partner(d, ROT: tl.constexpr, ROT_DIM: tl.constexpr):
+    """The dim that rotates with d: the other half (neox) or the other of the pair (gptj)."""
+    HALF: tl.constexpr = ROT_DIM // 2
+    if ROT == 1:
+        partner = tl.where(d < HALF, d + HALF, d - HALF)
+    else:
+        partner = d ^ 1
+    return tl.where(d < ROT_DIM, partner, d)
+
+
+@triton.jit
+def _rope(x, xp, pos, valid, d, cs_ptr, s_cs, cs_half, ROT: tl.constexpr, ROT_DIM: tl.constexpr):
+    """Rows x [R, D] rotated at positions pos [R] (xp: each element's partner, _rope_partner).
+    cos_sin_cache rows hold cos then sin (at cs_half); dims past ROT_DIM pass through (cos 1, sin 0).
+    Returns float32."""
+    HALF: tl.constexpr = ROT_DIM // 2
+    if ROT == 1:
+        first = d < HALF
+        freq = d % HALF
+    else:
+        first = d % 2 == 0
+        freq = d // 2
+    cm = valid[:, None] & (d < ROT_DIM)[None, :]
+    c_off = pos.to(tl.int64)[:, None] * s_cs + freq[None, :]
+    cos = tl.load(cs_ptr + c_off, mask=cm, other=1.0).to(tl.float32)
+    sin = tl.load(cs_ptr + c_off + cs_half, mask=cm, other=0.0).to(tl.float32)
+    sign = tl.where(first, -1.0, 1.0)
+    return x.to(tl.float32) * cos + sign[None, :] * xp.to(tl.float32) * sin
+
+
+@triton.jit
 def attend_block(
     acc, m_i, l_i, q,
     k_ptr, v_ptr, pages_ptr, page_base, start_n, kv_len, kv_head,
@@ -36,13 +67,16 @@ def attend_block(
     sm_scale, softcap, window_left,
     ks_page, ks_head, ks_slot, ks_dhi, ks_dlo,
     vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
+    cs_ptr, s_cs, cs_half,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, PAGE_SIZE: tl.constexpr,
     K_SPLIT: tl.constexpr, V_SPLIT: tl.constexpr, IDENTITY_PAGES: tl.constexpr,
     MASKED: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr,
     SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, CACHE: tl.constexpr, PRECISION: tl.constexpr,
+    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr,
 ):
     """One block of BLOCK_N keys: load K and V through the page map, scores, masks, online softmax.
-    m_i is kept in log2 units. MASKED=False is for blocks the caller knows are fully visible."""
+    m_i is kept in log2 units. MASKED=False is for blocks the caller knows are fully visible
+    (every key in the sequence and allowed for every row)."""
     pos = start_n + tl.arange(0, BLOCK_N)
     logical = pos // PAGE_SIZE
     slot = pos % PAGE_SIZE
@@ -64,17 +98,23 @@ def attend_block(
         k = tl.load(k_ptr + k_off, mask=kmask, other=0.0, cache_modifier=CACHE)
     else:
         k = tl.load(k_ptr + k_off, cache_modifier=CACHE)
+    if ROTATE_K:
+        # A ragged K given un-rotated: rotate it at its own positions on load.
+        kp_off = kv_offset(page[:, None], kv_head, slot[:, None], _rope_partner(d, ROT, ROT_DIM)[None, :],
+                           ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)
+        kmask2 = in_len[:, None] & (d < HEAD_DIM)[None, :]
+        kp = tl.load(k_ptr + kp_off, mask=kmask2, other=0.0)
+        k = _rope(k, kp, pos, in_len, d, cs_ptr, s_cs, cs_half, ROT, ROT_DIM).to(kp.dtype)
     s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
 
-    if SOFTCAP or TRANSFORM is not None:
+    PLAIN: tl.constexpr = not SOFTCAP and TRANSFORM is None
+    if not PLAIN:
         s = s * sm_scale
         if SOFTCAP:
             s = softcap * _tanh(s / softcap)
         if TRANSFORM is not None:
             s = TRANSFORM(s, batch, q_head[:, None], q_pos[:, None], pos[None, :])
         s = s * LOG2E
-    else:
-        s = s * (sm_scale * LOG2E)
     if MASKED:
         keep = in_len[None, :]
         if CAUSAL:
@@ -87,9 +127,16 @@ def attend_block(
             keep = keep & (bits != 0)
         s = tl.where(keep, s, float("-inf"))
 
-    m_new = tl.maximum(m_i, tl.max(s, 1))
-    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)    # a row with no key yet: keep it at 0
-    p = tl.math.exp2(s - m_safe[:, None])
+    if PLAIN:
+        # Scale inside the exponent's argument: one FMA per score instead of a multiply and a subtract.
+        qk_scale = sm_scale * LOG2E
+        m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)    # a row with no key yet: keep it at 0
+        p = tl.math.exp2(s * qk_scale - m_safe[:, None])
+    else:
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        p = tl.math.exp2(s - m_safe[:, None])
     alpha = tl.math.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, 1)
     if LOAD_MASK:
@@ -109,7 +156,8 @@ def attention_kernel(
     ks_page, ks_head, ks_slot, ks_dhi, ks_dlo,
     vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
     item_req, item_q_start, item_kv_start, item_kv_end, item_out, num_items_ptr,
-    mask_ptr, mask_indptr,
+    mask_ptr, mask_indptr, blk_indptr, blk_ids,
+    cs_ptr, s_cs, cs_half,
     sm_scale, softcap, window_left,
     NUM_Q_HEADS: tl.constexpr, GROUP: tl.constexpr, GH: tl.constexpr, TQ: tl.constexpr,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -117,13 +165,18 @@ def attention_kernel(
     CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr, SOFTCAP: tl.constexpr,
     TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr,
+    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr,
 ):
-    item = tl.program_id(0)
+    # A 1-D grid, head blocks fastest: programs start in item order whatever the head count, so
+    # an item order chosen by the planner (longest first, for causal tails) is the launch order.
+    HEAD_BLOCKS: tl.constexpr = (GROUP + GH - 1) // GH
+    HB: tl.constexpr = (NUM_Q_HEADS // GROUP) * HEAD_BLOCKS
+    pid = tl.program_id(0)
+    item = pid // HB
     if item >= tl.load(num_items_ptr):      # the grid is sized for the planned maximum
         return
-    HEAD_BLOCKS: tl.constexpr = (GROUP + GH - 1) // GH
-    kv_head = tl.program_id(1) // HEAD_BLOCKS
-    g0 = (tl.program_id(1) % HEAD_BLOCKS) * GH
+    kv_head = (pid % HB) // HEAD_BLOCKS
+    g0 = ((pid % HB) % HEAD_BLOCKS) * GH
 
     b = tl.load(item_req + item)
     q_start = tl.load(item_q_start + item)
@@ -142,8 +195,14 @@ def attention_kernel(
     q_head = kv_head * GROUP + g
     d = tl.arange(0, BLOCK_D)
     row_q = (q_begin + tok).to(tl.int64)
-    q = tl.load(q_ptr + row_q[:, None] * s_q_tok + q_head[:, None] * s_q_head + d[None, :],
-                mask=row_ok[:, None] & (d[None, :] < HEAD_DIM), other=0.0)
+    q_rows = q_ptr + row_q[:, None] * s_q_tok + q_head[:, None] * s_q_head
+    q_mask = row_ok[:, None] & (d[None, :] < HEAD_DIM)
+    q = tl.load(q_rows + d[None, :], mask=q_mask, other=0.0)
+    if ROT != 0:
+        # Rotary fused on load: q at its position kv_len - q_len + token, rounded back to q's dtype
+        # as an unfused rotation would store it.
+        qp = tl.load(q_rows + _rope_partner(d, ROT, ROT_DIM)[None, :], mask=q_mask, other=0.0)
+        q = _rope(q, qp, q_pos, row_ok, d, cs_ptr, s_cs, cs_half, ROT, ROT_DIM).to(q.dtype)
 
     mask_row = tl.full((BLOCK_M,), -1, tl.int64)
     if HAS_MASK:
@@ -166,8 +225,6 @@ def attention_kernel(
     mid_lo = lo
     if WINDOW:
         mid_lo = lo + tl.cdiv(tl.maximum(max_pos - window_left - lo, 0), BLOCK_N) * BLOCK_N
-    if HAS_MASK:
-        mid_lo = hi
     empty = mid_lo >= mid_hi
     mid_lo = tl.where(empty, hi, mid_lo)
     mid_hi = tl.where(empty, hi, mid_hi)
@@ -175,27 +232,56 @@ def attention_kernel(
     acc = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
     m_i = tl.full((BLOCK_M,), float("-inf"), tl.float32)
     l_i = tl.zeros((BLOCK_M,), tl.float32)
-    for start_n in range(lo, mid_lo, BLOCK_N):
-        acc, m_i, l_i = attend_block(
-            acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
-            b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
-            ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
-            HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-            True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION)
-    for start_n in range(mid_lo, mid_hi, BLOCK_N):
-        acc, m_i, l_i = attend_block(
-            acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
-            b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
-            ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
-            HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-            False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION)
-    for start_n in range(mid_hi, hi, BLOCK_N):
-        acc, m_i, l_i = attend_block(
-            acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
-            b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
-            ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
-            HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-            True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION)
+    if HAS_MASK:
+        # Plan-time block lists (triton_kernels/mask_summary.py): blocks [j0, j1) of blk_ids are
+        # partly visible (mask loaded per element), [j1, j2) fully visible; fully masked blocks
+        # are not listed at all, so time scales with the live blocks.
+        j0 = tl.load(blk_indptr + 2 * item)
+        j1 = tl.load(blk_indptr + 2 * item + 1)
+        j2 = tl.load(blk_indptr + 2 * item + 2)
+        for j in range(j0, j1):
+            start_n = tl.load(blk_ids + j) * BLOCK_N
+            acc, m_i, l_i = attend_block(
+                acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
+                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
+                cs_ptr, s_cs, cs_half,
+                HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
+                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+        for j in range(j1, j2):
+            start_n = tl.load(blk_ids + j) * BLOCK_N
+            acc, m_i, l_i = attend_block(
+                acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
+                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
+                cs_ptr, s_cs, cs_half,
+                HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
+                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+    else:
+        for start_n in range(lo, mid_lo, BLOCK_N):
+            acc, m_i, l_i = attend_block(
+                acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
+                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
+                cs_ptr, s_cs, cs_half,
+                HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
+                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+        for start_n in range(mid_lo, mid_hi, BLOCK_N):
+            acc, m_i, l_i = attend_block(
+                acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
+                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
+                cs_ptr, s_cs, cs_half,
+                HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
+                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+        for start_n in range(mid_hi, hi, BLOCK_N):
+            acc, m_i, l_i = attend_block(
+                acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
+                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
+                cs_ptr, s_cs, cs_half,
+                HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
+                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
 
     # Rows that saw no key: out 0, lse -inf.
     seen = l_i > 0
@@ -227,20 +313,36 @@ def tile_shape(group: int, block_m: int):
 
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
            softcap: float, transform=None, custom_mask=None, mask_indptr=None, return_lse: bool = False,
-           part_o=None, part_lse=None):
+           part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None):
     """Run the items of `work` (attn.scheduling.WorkList). out [total_q, q_heads, d] and lse
     [total_q, q_heads] are written for rows whose item is not split; part_o [rows, q_heads, d] and
-    part_lse [rows, q_heads] (float32) for the rest. Launch only: no host sync, no allocation."""
+    part_lse [rows, q_heads] (float32) for the rest. Launch only: no host sync, no allocation.
+
+    custom_mask needs mask_indptr (int64 [b], each request's first bit) and mask_blocks
+    (blk_indptr int32 [2 * max_items + 1], blk_ids int32: triton_kernels/mask_summary.py), which
+    replace the items' KV ranges. rotary: attn.Rotary (q rotated on load; K too with rotate_k).
+    page_map: (page_indptr, page_indices, seq_lens) to use instead of kv's (a plan's copies)."""
     total_q, hq, d = q.shape
     group = hq // kv.num_kv_heads
     gh, tq, head_blocks = tile_shape(group, cfg["BLOCK_M"])
     ks, vs = kv.k_strides, kv.v_strides
-    page_indptr, page_indices, seq_lens = kv.page_map()
+    page_indptr, page_indices, seq_lens = kv.page_map() if page_map is None else page_map
+    if custom_mask is not None and mask_blocks is None:
+        raise ValueError("custom_mask needs its plan-time block lists (mask_blocks)")
+    blk_indptr, blk_ids = mask_blocks if mask_blocks is not None else (q_indptr, q_indptr)
+    if rotary is not None:
+        cs = rotary.cos_sin_cache
+        rot = dict(ROT=1 if rotary.style == "neox" else 2, ROT_DIM=int(rotary.rotary_dim),
+                   ROTATE_K=bool(rotary.rotate_k))
+        cs_args = (cs, cs.stride(0), cs.shape[1] // 2)
+    else:
+        rot = dict(ROT=0, ROT_DIM=0, ROTATE_K=False)
+        cs_args = (q_indptr, 0, 0)
     has_parts = part_o is not None
     dummy = out
     opts = {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack")
             if k in cfg}
-    attention_kernel[(work.max_items, kv.num_kv_heads * head_blocks)](
+    attention_kernel[(work.max_items * kv.num_kv_heads * head_blocks,)](
         q, q.stride(0), q.stride(1), out, out.stride(0), out.stride(1),
         lse if return_lse else dummy, hq,
         part_o if has_parts else dummy, part_lse if has_parts else dummy,
@@ -250,7 +352,8 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         vs.page, vs.head, vs.slot, vs.dhi, vs.dlo,
         work.req, work.q_start, work.kv_start, work.kv_end, work.out_slot, work.num_items,
         custom_mask if custom_mask is not None else q_indptr,
-        mask_indptr if mask_indptr is not None else q_indptr,
+        mask_indptr if mask_indptr is not None else q_indptr, blk_indptr, blk_ids,
+        *cs_args,
         float(sm_scale), float(softcap), int(window_left),
         NUM_Q_HEADS=hq, GROUP=group, GH=gh, TQ=tq,
         HEAD_DIM=d, BLOCK_D=max(triton.next_power_of_2(d), 16), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
@@ -258,5 +361,5 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         CAUSAL=bool(causal), WINDOW=window_left >= 0, HAS_MASK=custom_mask is not None, SOFTCAP=softcap > 0,
         TRANSFORM=transform, RETURN_LSE=bool(return_lse), HAS_PARTIALS=has_parts,
         CACHE=cfg.get("cache_modifier", ""), PRECISION="ieee" if q.dtype.itemsize == 4 else None,
-        **opts,
+        **rot, **opts,
     )

@@ -1,7 +1,8 @@
 """Backend "triton" of attn.prefill: plan the batch's query tiles, launch attention.py's kernel.
 
 The functional form plans on every call (one host sync for the lengths); attn.BatchPrefill
-plans once and replays."""
+(attn/plan_prefill.py) plans once into preallocated buffers and only launches per run.
+"""
 from __future__ import annotations
 
 import math
@@ -12,45 +13,154 @@ import torch
 from attn import configs, platform
 from attn.layouts import validation as V
 from attn.scheduling import WorkList, prefill_items
-from .attention import launch, tile_shape
+from .attention import attention_kernel, launch, tile_shape
+from .mask_summary import block_lists
 
 
-def config_for(q, kv):
-    return configs.lookup("prefill", platform.for_tensor(q), head_dim=kv.head_dim,
-                          group=q.shape[1] // kv.num_kv_heads, page_size=kv.page_size, dtype=str(q.dtype)[6:])
+# ------------------------------------------------------------------------------ planning
+def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dtype) -> dict:
+    """The launch config (attn/configs): shared by the launcher, BatchPrefill and compile_specs()."""
+    return configs.lookup("prefill", plat, head_dim=head_dim, group=group, page_size=page_size,
+                          dtype=str(dtype).replace("torch.", ""))
 
 
-def mask_indptr_for(q_lens: np.ndarray, kv_lens: np.ndarray, custom_mask, device):
-    """Start of each request's [q_len, kv_len] bits in FlashInfer's flattened custom mask."""
+def ordered_items(q_lens: np.ndarray, kv_lens: np.ndarray, tq: int, causal: bool, window_left: int) -> np.ndarray:
+    """prefill_items, longest first: under a causal mask the last query tiles of a long sequence
+    see the most keys; launching them first keeps them off the tail of the grid (LPT order)."""
+    items = prefill_items(q_lens, tq)
+    if items.shape[0] == 0:
+        return items
+    req, q_start = items[:, 0], items[:, 1]
+    ql, kl = q_lens[req].astype(np.int64), kv_lens[req].astype(np.int64)
+    hi = kl
+    if causal:
+        hi = np.minimum(kl, kl - ql + np.minimum(q_start + tq, ql))
+    lo = np.zeros_like(hi)
+    if window_left >= 0:
+        lo = np.maximum(0, kl - ql + q_start - window_left)
+    work = np.maximum(hi - lo, 0)
+    return items[np.argsort(-work, kind="stable")]
+
+
+def mask_indptr_for(q_lens: np.ndarray, kv_lens: np.ndarray) -> np.ndarray:
+    """Start of each request's [q_len, kv_len] bits in FlashInfer's flattened custom mask (int64)."""
     sizes = q_lens.astype(np.int64) * kv_lens.astype(np.int64)
-    if custom_mask.shape[0] != int(sizes.sum()):
-        V.fail(f"custom_mask must have sum(q_len * kv_len) = {int(sizes.sum())} entries; got {custom_mask.shape[0]}")
-    return torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]])).to(device)
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
 
+def check_mask(custom_mask, q_lens, kv_lens):
+    want = int((q_lens.astype(np.int64) * kv_lens.astype(np.int64)).sum())
+    if custom_mask.dim() != 1 or custom_mask.dtype != torch.bool:
+        V.fail(f"custom_mask must be a 1-D bool tensor (FlashInfer's flattened form); got {custom_mask.dtype} "
+               f"shape {list(custom_mask.shape)}", TypeError)
+    if custom_mask.shape[0] != want:
+        V.fail(f"custom_mask must have sum(q_len * kv_len) = {want} entries; got {custom_mask.shape[0]}")
+
+
+def check_rotary(rotary, head_dim: int, device):
+    from attn.rotary import Rotary
+    if not isinstance(rotary, Rotary):
+        V.fail(f"rotary must be an attn.Rotary; got {type(rotary).__name__}", TypeError)
+    cs = rotary.cos_sin_cache
+    if cs.device != device:
+        V.fail(f"rotary.cos_sin_cache must be on {device}; got {cs.device}")
+    if cs.stride(1) != 1:
+        V.fail(f"rotary.cos_sin_cache must have unit stride along its last dim; got strides {cs.stride()}")
+    if rotary.rotary_dim > head_dim:
+        V.fail(f"rotary.rotary_dim must be <= head_dim={head_dim}; got {rotary.rotary_dim}")
+
+
+def host_lengths(q_indptr, kv) -> tuple[np.ndarray, np.ndarray]:
+    """(q_lens, kv_lens) on the host in one device-to-host copy."""
+    b = kv.batch_size
+    both = torch.cat([q_indptr.reshape(-1).to(torch.int64), kv.seq_lens.to(torch.int64)]).cpu().numpy()
+    ip = both[: b + 1]
+    if (np.diff(ip) < 0).any():
+        V.check_indptr_values("q_indptr", q_indptr)
+    return np.diff(ip), both[b + 1:]
+
+
+# ------------------------------------------------------------------------------ functional
 def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, softcap=0.0, logits_transform=None,
             custom_mask=None, rotary=None, return_lse=False):
-    if rotary is not None:
-        V.fail("rotary is not supported by the triton prefill yet; rotate q with attn.rotary.apply first",
-               NotImplementedError)
     total_q, hq, d = q.shape
-    ip = q_indptr.to("cpu", torch.int64).numpy()
-    if ip[-1] != total_q or (np.diff(ip) < 0).any():
-        V.check_indptr_values("q_indptr", q_indptr)
-        V.fail(f"q_indptr[-1] must equal q's rows {total_q}; got {int(ip[-1])}")
-    q_lens = np.diff(ip)
-    cfg = config_for(q, kv)
-    _, tq, _ = tile_shape(hq // kv.num_kv_heads, cfg["BLOCK_M"])
-    work = WorkList.build(prefill_items(q_lens, tq), q.device)
-    mask_indptr = None
+    q_lens, kv_lens = host_lengths(q_indptr, kv)
+    if int(q_lens.sum()) != total_q:
+        V.fail(f"q_indptr[-1] must equal q's rows {total_q}; got {int(q_lens.sum())}")
+    group = hq // kv.num_kv_heads
+    cfg = config_for(platform.for_tensor(q), d, group, kv.page_size, q.dtype)
+    _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
+    items = ordered_items(q_lens, kv_lens, tq, causal, window_left)
+    work = WorkList.build(items, q.device)
+    mask_indptr = blocks = None
     if custom_mask is not None:
-        kv_lens = kv.seq_lens.to("cpu", torch.int64).numpy()
-        mask_indptr = mask_indptr_for(q_lens, kv_lens, custom_mask, q.device)
+        check_mask(custom_mask, q_lens, kv_lens)
+        mask_indptr = torch.from_numpy(mask_indptr_for(q_lens, kv_lens)).to(q.device)
+        bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
+        blocks = (torch.from_numpy(bi).to(q.device), torch.from_numpy(np.append(ids, 0).astype(np.int32)).to(q.device))
+    if rotary is not None:
+        check_rotary(rotary, d, q.device)
     out = torch.empty_like(q)
     lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
     if total_q:
         launch(q, kv, q_indptr, work, out, lse, cfg, causal=causal,
                sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, window_left=window_left,
                softcap=softcap, transform=logits_transform, custom_mask=custom_mask, mask_indptr=mask_indptr,
-               return_lse=return_lse)
+               mask_blocks=blocks, rotary=rotary, return_lse=return_lse)
     return (out, lse) if return_lse else out
+
+
+# ------------------------------------------------------------------------------ compile matrix
+def compile_specs():
+    """The prefill configurations of attention_kernel (triton_kernels/specs.py's contract): for
+    each vendor's heuristic config, head dims 64..256, fp16/bf16, the GQA tile shapes of groups 1,
+    4, 8, and the feature branches a user reaches (causal; window + softcap + lse; custom mask;
+    rotary; the vllm split layout)."""
+    from attn.platform import Platform
+    from .specs import AMD_TARGETS, NVIDIA_TARGETS, KernelSpec, signature
+
+    def plat(vendor):
+        return Platform(vendor=vendor, arch="sm_90" if vendor == "nvidia" else "gfx942",
+                        warp_size=32 if vendor == "nvidia" else 64, num_sms=132,
+                        device_name="NVIDIA H100 80GB HBM3" if vendor == "nvidia" else "AMD Instinct MI300X")
+
+    ptr = dict(q_indptr="*i32", page_indptr="*i32", page_indices="*i32", seq_lens="*i32", item_req="*i32",
+               item_q_start="*i32", item_kv_start="*i32", item_kv_end="*i32", item_out="*i32",
+               num_items_ptr="*i32", mask_indptr="*i64", blk_indptr="*i32", blk_ids="*i32", lse_ptr="*fp32",
+               part_o_ptr="*fp32", part_lse_ptr="*fp32", cs_ptr="*fp32", mask_ptr="*i1",
+               sm_scale="fp32", softcap="fp32")
+    variants = {
+        "causal": dict(CAUSAL=True),
+        "window_softcap_lse": dict(CAUSAL=True, WINDOW=True, SOFTCAP=True, RETURN_LSE=True),
+        "mask": dict(CAUSAL=False, HAS_MASK=True),
+        "rotary": dict(CAUSAL=True, ROT=1, ROT_DIM=64),
+    }
+    specs = []
+    for vendor, targets in (("nvidia", NVIDIA_TARGETS), ("amd", AMD_TARGETS)):
+        for dt in ("fp16", "bf16"):
+            for hd in (64, 80, 96, 128, 192, 256):
+                for group in (1, 4, 8):
+                    cfg = config_for(plat(vendor), hd, group, 16, getattr(torch, {"fp16": "float16",
+                                                                                "bf16": "bfloat16"}[dt]))
+                    gh, tq, _ = tile_shape(group, cfg["BLOCK_M"])
+                    names = list(variants) if (group == 4 and dt == "bf16") else ["causal"]
+                    for name in names:
+                        for split in ((1, 8) if name == "causal" and group == 4 else (1,)):
+                            cx = dict(NUM_Q_HEADS=8 * group, GROUP=group, GH=gh, TQ=tq, HEAD_DIM=hd,
+                                      BLOCK_D=max(1 << (hd - 1).bit_length(), 16), BLOCK_M=cfg["BLOCK_M"],
+                                      BLOCK_N=cfg["BLOCK_N"], PAGE_SIZE=16, K_SPLIT=split, V_SPLIT=1,
+                                      IDENTITY_PAGES=False, CAUSAL=True, WINDOW=False, HAS_MASK=False,
+                                      SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=False,
+                                      CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0,
+                                      ROTATE_K=False)
+                            cx.update(variants[name])
+                            opts = {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu",
+                                                        "matrix_instr_nonkdim", "kpack") if k in cfg}
+                            layout = "vllm" if split > 1 else "NHD|HND|ragged"
+                            specs.append(KernelSpec(
+                                kernel="prefill", config=f"{vendor}/{dt}/d{hd}/g{group}/{name}/{layout}",
+                                fn=attention_kernel,
+                                signature=signature(attention_kernel, cx, q_ptr=f"*{dt}", o_ptr=f"*{dt}",
+                                                    k_ptr=f"*{dt}", v_ptr=f"*{dt}", **ptr),
+                                constexprs=cx, options=opts, targets=targets))
+    return specs
