@@ -1,0 +1,223 @@
+"""attn.BatchPrefill: prefill / extend with the host work done once per batch (plan) and a launch
+only per call (run), so run() can be captured in a CUDA graph and replayed."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from attn import platform
+from attn.layouts import validation as V
+from attn.layouts.kvcache import KVCache
+from attn.scheduling import WorkList
+from attn.transforms import as_transform
+
+
+class BatchPrefill:
+    """Attention of a ragged batch of queries over a KV cache, planned once, run many times.
+
+    The constructor sizes every device buffer; plan() takes the batch (lengths, page map, mask,
+    options) and fills them: page-map canonicalization to CSR, the work list (query tiles, longest
+    first), the custom mask's per-tile block lists; one host sync. run() only launches the Triton
+    kernel on the plan's buffers: no sync, no allocation, so a CUDA graph captured around run()
+    replays for any batch later planned into the same object, up to the maximum sizes.
+
+    Args:
+        max_tokens    most query rows of a batch (total_q)
+        max_batch     most sequences of a batch
+        device        the GPU (or CPU under TRITON_INTERPRET=1)
+        num_q_heads   q heads (needed to shape the tiles; may be given to plan() instead)
+        max_kv_pages  most pages a batch's page map lists (default: grown at plan time as needed;
+                      give it so that a later, larger plan keeps the buffers a graph captured)
+        max_mask_bits most custom-mask entries, sum(q_len * kv_len), likewise
+
+    Example::
+
+        plan = attn.BatchPrefill(max_tokens=8192, max_batch=16, device="cuda", num_q_heads=32)
+        plan.plan(q_indptr, kv, causal=True)          # q_indptr int32 [b+1]; kv an attn.KVCache
+        out = plan.run(q, kv)                          # q [total_q, 32, d] -> out [total_q, 32, d]
+
+        g = torch.cuda.CUDAGraph()                     # static q / out buffers of max_tokens rows
+        with torch.cuda.graph(g):
+            plan.run(q_static, kv, out=out_static)
+        plan.plan(next_q_indptr, next_kv)              # same KV storage, another batch
+        g.replay()
+    """
+
+    def __init__(self, max_tokens: int, max_batch: int, device="cuda", *, num_q_heads: int | None = None,
+                 max_kv_pages: int | None = None, max_mask_bits: int | None = None):
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            V.fail(f"max_tokens must be an int >= 1; got {max_tokens!r}")
+        if not isinstance(max_batch, int) or max_batch < 1:
+            V.fail(f"max_batch must be an int >= 1; got {max_batch!r}")
+        self.max_tokens, self.max_batch = max_tokens, max_batch
+        self.device = torch.device(device)
+        self.num_q_heads = num_q_heads
+        i32 = dict(dtype=torch.int32, device=self.device)
+        self._q_indptr = torch.zeros(max_batch + 1, **i32)
+        self._page_indptr = torch.zeros(max_batch + 1, **i32)
+        self._seq_lens = torch.zeros(max_batch, **i32)
+        self._mask_indptr = torch.zeros(max_batch, dtype=torch.int64, device=self.device)
+        self._page_indices = torch.zeros(max(max_kv_pages or 1, 1), **i32)
+        self._mask = torch.zeros(max(max_mask_bits or 1, 1), dtype=torch.bool, device=self.device)
+        self._work = None        # WorkList, sized when the tile shape is known (first plan)
+        self._blk_indptr = self._blk_ids = None
+        self._out = self._lse = None
+        self._planned = None
+
+    # ------------------------------------------------------------------------------ plan
+    def plan(self, q_indptr: torch.Tensor, kv: KVCache, causal: bool = True, sm_scale: float | None = None,
+             window_left: int = -1, softcap: float = 0.0, logits_transform=None, custom_mask=None, rotary=None,
+             return_lse: bool = False, *, num_q_heads: int | None = None) -> "BatchPrefill":
+        """Plan a batch.
+
+        q_indptr     int32/int64 [b+1], b <= max_batch: sequence b's queries are rows
+                     q_indptr[b]:q_indptr[b+1] of run()'s q (bottom-right aligned to its KV)
+        kv           attn.layouts.KVCache, any layout; its page map and lengths are copied here
+                     (run() reads K/V storage from the kv it is given, this page map from the plan)
+        causal, sm_scale, window_left, softcap, logits_transform, return_lse: as attn.prefill
+        custom_mask  bool [sum(q_len * kv_len)] (FlashInfer's flattened form), copied here; fully
+                     masked KV blocks are skipped by the kernel
+        rotary       attn.Rotary: q rotated on load at its position (K too with rotate_k)
+        num_q_heads  q heads, if not given to the constructor
+        Returns self.
+        """
+        from attn.ops import check_options
+        from attn.triton_kernels import prefill as P
+        from attn.triton_kernels.attention import tile_shape
+        from attn.triton_kernels.mask_summary import block_lists
+
+        if not isinstance(kv, KVCache):
+            V.fail(f"kv must be an attn.layouts.KVCache; got {type(kv).__name__}", TypeError)
+        hq = num_q_heads or self.num_q_heads
+        if hq is None:
+            V.fail("num_q_heads must be given to BatchPrefill(...) or plan(...): it shapes the query tiles")
+        self.num_q_heads = hq
+        V.check_head_dim("head_dim", kv.head_dim)
+        V.check_gqa(hq, kv.num_kv_heads)
+        check_options(sm_scale, window_left, softcap)
+        V.check_index("q_indptr", q_indptr, device=kv.device)
+        b = kv.batch_size
+        if q_indptr.shape[0] != b + 1:
+            V.fail(f"q_indptr must have {b + 1} entries (one more than kv's {b} sequences); got {q_indptr.shape[0]}")
+        if b > self.max_batch:
+            V.fail(f"the batch has {b} sequences but the plan was built for max_batch={self.max_batch}")
+
+        q_lens, kv_lens = P.host_lengths(q_indptr, kv)
+        total_q = int(q_lens.sum())
+        if total_q > self.max_tokens:
+            V.fail(f"the batch has {total_q} query tokens but the plan was built for max_tokens={self.max_tokens}")
+        if (q_lens > kv_lens).any():
+            i = int(np.nonzero(q_lens > kv_lens)[0][0])
+            V.fail(f"sequence {i} has q_len={int(q_lens[i])} > kv_len={int(kv_lens[i])}: queries are bottom-right "
+                   "aligned to the KV and must be among its tokens")
+        d = kv.head_dim
+        group = hq // kv.num_kv_heads
+        cfg = P.config_for(platform.for_tensor(kv.k), d, group, kv.page_size, kv.dtype)
+        _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
+
+        # Work list: sized once for the worst batch of max_tokens / max_batch with this tile shape.
+        max_items = self.max_tokens // tq + self.max_batch
+        if self._work is None or self._work.max_items < max_items:
+            self._work = WorkList.empty(max_items, self.device)
+            self._blk_indptr = torch.zeros(2 * max_items + 1, dtype=torch.int32, device=self.device)
+        items = P.ordered_items(q_lens, kv_lens, tq, causal, window_left)
+        self._work.fill(items)
+
+        # Page map, canonical CSR: exactly the pages each sequence's tokens need, in order.
+        self._q_indptr[: b + 1].copy_(q_indptr, non_blocking=True)
+        self._seq_lens[:b].copy_(kv.seq_lens, non_blocking=True)
+        if kv.identity_pages:
+            self._page_indptr[: b + 1].copy_(kv.page_indptr, non_blocking=True)
+        else:
+            need = (kv_lens + kv.page_size - 1) // kv.page_size
+            starts = kv.page_indptr.to("cpu", torch.int64).numpy()[:b]
+            gather = np.repeat(starts, need) + (np.arange(int(need.sum())) - np.repeat(np.cumsum(need) - need, need))
+            n = gather.shape[0]
+            if n > self._page_indices.shape[0]:
+                self._page_indices = torch.zeros(n, dtype=torch.int32, device=self.device)
+            if n:
+                idx = torch.from_numpy(gather).to(self.device, non_blocking=True)
+                self._page_indices[:n].copy_(kv.page_indices[idx])
+            self._page_indptr[: b + 1].copy_(torch.from_numpy(np.concatenate([[0], np.cumsum(need)]).astype(np.int32)))
+
+        blocks = None
+        if custom_mask is not None:
+            P.check_mask(custom_mask, q_lens, kv_lens)
+            nbits = custom_mask.shape[0]
+            if nbits > self._mask.shape[0]:
+                self._mask = torch.zeros(nbits, dtype=torch.bool, device=self.device)
+            self._mask[:nbits].copy_(custom_mask)
+            self._mask_indptr[:b].copy_(torch.from_numpy(P.mask_indptr_for(q_lens, kv_lens)))
+            bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
+            if self._blk_ids is None or ids.shape[0] > self._blk_ids.shape[0]:
+                self._blk_ids = torch.zeros(max(ids.shape[0], 1), dtype=torch.int32, device=self.device)
+            self._blk_indptr[: bi.shape[0]].copy_(torch.from_numpy(bi))
+            if ids.shape[0]:
+                self._blk_ids[: ids.shape[0]].copy_(torch.from_numpy(ids))
+            blocks = (self._blk_indptr, self._blk_ids)
+        if rotary is not None:
+            P.check_rotary(rotary, d, self.device)
+
+        shape = (self.max_tokens, hq, d)
+        if self._out is None or self._out.shape != shape or self._out.dtype != kv.dtype:
+            self._out = torch.empty(shape, dtype=kv.dtype, device=self.device)
+        if return_lse and (self._lse is None or self._lse.shape != shape[:2]):
+            self._lse = torch.empty(shape[:2], dtype=torch.float32, device=self.device)
+        transform = as_transform(logits_transform)
+        if transform is not None and transform.triton_fn is None:
+            V.fail("logits_transform has no Triton form; pass attn.LogitsTransform(triton_fn, reference_fn)")
+        self._planned = dict(
+            cfg=cfg, causal=bool(causal), sm_scale=1.0 / math.sqrt(d) if sm_scale is None else float(sm_scale),
+            window_left=window_left, softcap=float(softcap),
+            transform=transform.triton_fn if transform is not None else None,
+            custom_mask=self._mask if custom_mask is not None else None,
+            mask_indptr=self._mask_indptr if custom_mask is not None else None, mask_blocks=blocks,
+            rotary=rotary, return_lse=bool(return_lse),
+            page_map=(self._page_indptr, self._page_indptr if kv.identity_pages else self._page_indices,
+                      self._seq_lens),
+            geometry=(kv.layout.name, kv.page_size, kv.num_kv_heads, d, kv.dtype, kv.identity_pages),
+            total_q=total_q)
+        return self
+
+    # ------------------------------------------------------------------------------ run
+    def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):
+        """Launch the planned batch.
+
+        q    [rows, num_q_heads, head_dim] in kv's dtype, unit stride along head_dim; rows >= the
+             planned total_q (a static buffer of max_tokens rows is fine: rows past the batch are
+             left alone)
+        kv   the KV storage to read (same layout, page size, heads and head_dim as planned; the
+             page map and lengths are the plan's)
+        out  optional [rows, num_q_heads, head_dim] output; default: a view of the plan's buffer
+             (overwritten by the next run)
+        lse  optional float32 [rows, num_q_heads] when planned with return_lse
+        Returns out (and lse when planned with return_lse). Rows past the batch are not written.
+        """
+        from attn.triton_kernels.attention import launch
+        p = self._planned
+        if p is None:
+            V.fail("BatchPrefill.run() before plan()", RuntimeError)
+        if V.enabled():
+            geo = (kv.layout.name, kv.page_size, kv.num_kv_heads, kv.head_dim, kv.dtype, kv.identity_pages)
+            if geo != p["geometry"]:
+                V.fail(f"kv must match the planned cache (layout, page_size, kv_heads, head_dim, dtype, ragged) "
+                       f"{p['geometry']}; got {geo}")
+            if q.dim() != 3 or q.shape[1:] != (self.num_q_heads, kv.head_dim) or q.dtype != kv.dtype:
+                V.fail(f"q must be [rows, {self.num_q_heads}, {kv.head_dim}] {kv.dtype}; got {list(q.shape)} {q.dtype}")
+            if q.shape[0] < p["total_q"] or q.stride(-1) != 1:
+                V.fail(f"q must have at least the planned {p['total_q']} rows and unit stride along head_dim; "
+                       f"got shape {list(q.shape)}, strides {q.stride()}")
+        rows = q.shape[0]
+        if out is None:
+            if rows > self.max_tokens:
+                V.fail(f"q has {rows} rows, more than max_tokens={self.max_tokens}: pass out=")
+            out = self._out[:rows]
+        if p["return_lse"] and lse is None:
+            lse = self._lse[:rows]
+        launch(q, kv, self._q_indptr, self._work, out, lse, p["cfg"], causal=p["causal"], sm_scale=p["sm_scale"],
+               window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
+               custom_mask=p["custom_mask"], mask_indptr=p["mask_indptr"], mask_blocks=p["mask_blocks"],
+               rotary=p["rotary"], return_lse=p["return_lse"], page_map=p["page_map"])
+        return (out, lse) if p["return_lse"] else out
