@@ -9,8 +9,11 @@ def kv_offset(page, head, slot, d, s_page, s_head, s_slot, s_dhi, s_dlo, SPLIT: 
 
     The page term is 64-bit: pools of 2**31+ elements are common (a 70B model's cache on one
     GPU), and everything else is bounded by one page."""
-    off = page.to(tl.int64) * s_page + head * s_head + slot * s_slot
     if SPLIT == 1:
-        return off + d * s_dhi
+        return page.to(tl.int64) * s_page + head * s_head + slot * s_slot + d * s_dhi
     else:
+        # vLLM's K: a slot's x dims are one 16-byte group, so s_slot is a multiple of SPLIT (the
+        # layout requires it; attn.plan_decode checks). Written as (s_slot // SPLIT) * SPLIT the
+        # compiler sees that and loads each group as one 16-byte vector instead of x scalars.
+        off = page.to(tl.int64) * s_page + head * s_head + (slot * (s_slot // SPLIT)) * SPLIT
         return off + (d // SPLIT) * s_dhi + (d % SPLIT) * s_dlo

@@ -77,9 +77,18 @@ def attend_block(
     """One block of BLOCK_N keys: load K and V through the page map, scores, masks, online softmax.
     m_i is kept in log2 units. MASKED=False is for blocks the caller knows are fully visible
     (every key in the sequence and allowed for every row)."""
+    # Every item's KV range starts on a BLOCK_N boundary (attn.scheduling), so runs of RUN keys
+    # (the largest power of two dividing both PAGE_SIZE and BLOCK_N) share a page and have
+    # consecutive slots. Told so, the compiler loads a layout whose slot axis is contiguous (vLLM's
+    # V) as 16-byte vectors through cp.async instead of 2-byte scalars that are not pipelined.
+    start_n = tl.multiple_of(start_n, BLOCK_N)
+    LOWBIT: tl.constexpr = PAGE_SIZE & (~PAGE_SIZE + 1)
+    RUN: tl.constexpr = BLOCK_N if LOWBIT > BLOCK_N else LOWBIT
     pos = start_n + tl.arange(0, BLOCK_N)
     logical = pos // PAGE_SIZE
     slot = pos % PAGE_SIZE
+    if RUN > 1:
+        slot = tl.max_contiguous(tl.multiple_of(slot, RUN), RUN)
     d = tl.arange(0, BLOCK_D)
     in_len = pos < kv_len
     if IDENTITY_PAGES:
@@ -88,6 +97,8 @@ def attend_block(
         page = tl.load(pages_ptr + page_base + logical, mask=in_len, other=0)
     else:
         page = tl.load(pages_ptr + page_base + logical)
+        if RUN > 1:
+            page = tl.max_constancy(page, RUN)
     k_off = kv_offset(page[:, None], kv_head, slot[:, None], d[None, :],
                       ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)
     v_off = kv_offset(page[:, None], kv_head, slot[:, None], d[None, :],
