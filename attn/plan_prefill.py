@@ -31,6 +31,7 @@ class BatchPrefill:
         max_kv_pages  most pages a batch's page map lists (default: grown at plan time as needed;
                       give it so that a later, larger plan keeps the buffers a graph captured)
         max_mask_bits most custom-mask entries, sum(q_len * kv_len), likewise
+        max_kv_len    longest KV sequence, sizing the custom mask's block lists, likewise
 
     Example::
 
@@ -46,7 +47,8 @@ class BatchPrefill:
     """
 
     def __init__(self, max_tokens: int, max_batch: int, device="cuda", *, num_q_heads: int | None = None,
-                 max_kv_pages: int | None = None, max_mask_bits: int | None = None):
+                 max_kv_pages: int | None = None, max_mask_bits: int | None = None,
+                 max_kv_len: int | None = None):
         if not isinstance(max_tokens, int) or max_tokens < 1:
             V.fail(f"max_tokens must be an int >= 1; got {max_tokens!r}")
         if not isinstance(max_batch, int) or max_batch < 1:
@@ -54,6 +56,7 @@ class BatchPrefill:
         self.max_tokens, self.max_batch = max_tokens, max_batch
         self.device = torch.device(device)
         self.num_q_heads = num_q_heads
+        self.max_kv_len = max_kv_len
         i32 = dict(dtype=torch.int32, device=self.device)
         self._q_indptr = torch.zeros(max_batch + 1, **i32)
         self._page_indptr = torch.zeros(max_batch + 1, **i32)
@@ -152,7 +155,9 @@ class BatchPrefill:
             self._mask_indptr[:b].copy_(torch.from_numpy(P.mask_indptr_for(q_lens, kv_lens)))
             bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
             if self._blk_ids is None or ids.shape[0] > self._blk_ids.shape[0]:
-                self._blk_ids = torch.zeros(max(ids.shape[0], 1), dtype=torch.int32, device=self.device)
+                # At most every block of every item: sized once when max_kv_len is known.
+                bound = self._work.max_items * -(-(self.max_kv_len or 0) // cfg["BLOCK_N"])
+                self._blk_ids = torch.zeros(max(ids.shape[0], bound, 1), dtype=torch.int32, device=self.device)
             self._blk_indptr[: bi.shape[0]].copy_(torch.from_numpy(bi))
             if ids.shape[0]:
                 self._blk_ids[: ids.shape[0]].copy_(torch.from_numpy(ids))
