@@ -186,6 +186,11 @@ class BatchPrefill:
             total_q=total_q)
         return self
 
+    @property
+    def cfg(self) -> dict | None:
+        """The kernel config (attn/configs) the last plan() chose."""
+        return dict(self._planned["cfg"]) if self._planned else None
+
     # ------------------------------------------------------------------------------ run
     def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):
         """Launch the planned batch.
