@@ -140,7 +140,12 @@ def decode(q, kv: KVCache, sm_scale: float | None = None, window_left: int = -1,
         from attn.custom_ops import decode_call
         return decode_call(q, kv, sm_scale=sm_scale, window_left=window_left, softcap=softcap, transform=transform,
                            rotary=rotary, return_lse=return_lse, backend=backend)
-    name, fn = dispatch.resolve("decode", backend, q)
+    auto = None
+    if backend == "auto" and q.device.type == "cuda":
+        # The path the tuner measured fastest for this bucket (configs/<vendor>/<device>.json).
+        from attn import configs, platform
+        auto = configs.auto_backend("decode", platform.for_tensor(q), **configs.decode_shape(q, kv))
+    name, fn = dispatch.resolve("decode", backend, q, auto_choice=auto)
     kwargs = dict(sm_scale=sm_scale, window_left=window_left, softcap=softcap,
                   logits_transform=_transform_for(name, transform), rotary=rotary, return_lse=return_lse)
     if name != "torch":

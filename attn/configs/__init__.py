@@ -1,63 +1,181 @@
-"""Kernel configurations: tuned per device (attn/configs/<vendor>/<device>.json), with heuristics
-that are sane on both vendors when a device has no file.
+"""Kernel configurations: tuned per device (attn/configs/<vendor>/<device>.json, written by
+`python -m attn tune`), with heuristics that are sane on both vendors when a device has no file.
 
-lookup(op, platform, **shape) -> dict of kernel parameters. Vendor differences live here, as
-data: a kernel never asks which vendor it runs on.
+    cfg = lookup("decode", platform, head_dim=128, group=4, page_size=16, dtype="bfloat16",
+                 batch=64, kv_len=4096)                  # -> {"BLOCK_M": 16, "BLOCK_N": 64, ...}
+    auto_backend("decode", platform, **same_shape)     # -> "hip" / "triton" / None (no measurement)
+
+A file holds, per operation, a list of entries {"bucket": {...}, "config": {...}, "backend": ...,
+"time_us": ..., "heuristic_time_us": ...}. A bucket is a shape: discrete keys (dtype, head_dim) must
+match; size keys (group, page_size, batch, q_len, kv_len) are compared in log2 distance and the
+nearest entry wins. Keys the caller does not give are not compared. A device with no file, or a
+shape with no entry of its dtype and head_dim, gets heuristic().
+
+Files are read once per (vendor, device) and lookups are memoized per shape: no file I/O and no
+search on the hot path. Vendor differences live here, as data: a kernel never asks which vendor it
+runs on.
 """
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
+import math
+import os
 from pathlib import Path
 
 from attn.platform import Platform
 
 _DIR = Path(__file__).parent
+EXACT_KEYS = ("dtype", "head_dim")
+# How much a factor of 2 counts, per size key: page size 1 vs 16 is another kernel variant and a
+# different GQA group changes the tile's row
+# packing more than a different batch size does.
+WEIGHTS = {"group": 4.0, "page_size": 8.0, "batch": 1.0, "q_len": 1.0, "kv_len": 1.0}
+
+_files: dict[tuple[str, str], dict] = {}
+_memo: dict = {}
+_overrides: dict[str, dict] = {}
+_config_dir: Path | None = None
 
 
-@functools.lru_cache(maxsize=None)
-def _tuned(vendor: str, key: str) -> dict:
-    path = _DIR / vendor / f"{key}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+# ------------------------------------------------------------------------------ files
+def config_dir() -> Path:
+    """Where device files are read from: ATTN_CONFIG_DIR, use_dir(), or this package."""
+    if _config_dir is not None:
+        return _config_dir
+    env = os.environ.get("ATTN_CONFIG_DIR")
+    return Path(env) if env else _DIR
 
 
-def _bucket_key(shape: dict) -> str:
-    return ",".join(f"{k}={shape[k]}" for k in sorted(shape))
+def use_dir(path) -> None:
+    """Read device files from `path` (None: the package's own); clears the caches."""
+    global _config_dir
+    _config_dir = None if path is None else Path(path)
+    clear_cache()
 
 
+def clear_cache() -> None:
+    _files.clear()
+    _memo.clear()
+
+
+def file_for(plat: Platform, root=None) -> Path:
+    return Path(root or config_dir()) / plat.vendor / f"{plat.config_key}.json"
+
+
+def load_file(path) -> dict:
+    """A device file as a dict ({} when there is none)."""
+    p = Path(path)
+    if not p.exists():
+        return {}
+    data = json.loads(p.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("ops", {}), dict):
+        raise ValueError(f"{p}: expected a JSON object with an 'ops' object; got {type(data).__name__}")
+    return data
+
+
+def tuned(plat: Platform) -> dict:
+    """The device file's contents (cached: read once per device)."""
+    key = (plat.vendor, plat.config_key)
+    if key not in _files:
+        _files[key] = load_file(file_for(plat))
+    return _files[key]
+
+
+# ------------------------------------------------------------------------------ lookup
 def lookup(op: str, plat: Platform, **shape) -> dict:
-    """The tuned entry for (op, shape) on this device if there is one, else the heuristic."""
-    cfg = heuristic(op, plat, **shape)
-    tuned = _tuned(plat.vendor, plat.config_key).get(op, {})
-    entry = tuned.get(_bucket_key(shape)) if tuned else None
-    if entry is None and tuned:
-        entry = _nearest(tuned, shape)
-    if entry:
-        cfg.update(entry.get("config", entry))
-    return cfg
+    """Kernel parameters for `op` at `shape` on `plat`: the nearest tuned entry over the heuristic.
+
+    shape: head_dim, dtype ("bfloat16", ...), and any of group, page_size, batch, q_len, kv_len.
+    Returns a fresh dict the caller may modify.
+    """
+    if _overrides and op in _overrides:
+        cfg = heuristic(op, plat, **shape)
+        cfg.update(_overrides[op])
+        return cfg
+    key = (op, plat, tuple(sorted(shape.items())))
+    hit = _memo.get(key)
+    if hit is None:
+        cfg = heuristic(op, plat, **shape)
+        entry = nearest(tuned(plat).get("ops", {}).get(op, []), shape)
+        if entry is not None:
+            cfg.update(entry.get("config", {}))
+        hit = _memo[key] = (cfg, entry)
+    return dict(hit[0])
 
 
-def _nearest(table: dict, shape: dict):
-    """The bucket with the same discrete keys (head_dim, dtype, ...) and the closest sizes."""
-    best, best_d = None, None
-    for key, entry in table.items():
-        kv = dict(part.split("=", 1) for part in key.split(","))
-        if set(kv) != set(shape):
+def entry_for(op: str, plat: Platform, **shape) -> dict | None:
+    """The tuned entry lookup() would use (with its measured times), or None."""
+    lookup(op, plat, **shape)
+    if _overrides and op in _overrides:
+        return None
+    return _memo[(op, plat, tuple(sorted(shape.items())))][1]
+
+
+def auto_backend(op: str, plat: Platform, **shape) -> str | None:
+    """The backend the tuner measured fastest for the nearest bucket ("hip", "triton"), or None
+    when nothing was measured for this device and shape (dispatch then takes the first available)."""
+    entry = entry_for(op, plat, **shape)
+    return entry.get("backend") if entry else None
+
+
+def distance(bucket: dict, shape: dict) -> float | None:
+    """log2 distance between a stored bucket and a query shape; None when an exact key differs."""
+    d = 0.0
+    for k, v in shape.items():
+        if k not in bucket or v is None:
             continue
-        d = 0.0
-        ok = True
-        for k, v in shape.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("head_dim", "group", "page_size"):
-                import math
-                d += abs(math.log2(max(float(kv[k]), 1)) - math.log2(max(float(v), 1)))
-            elif str(v) != kv[k]:
-                ok = False
-        if ok and (best_d is None or d < best_d):
-            best, best_d = entry, d
+        b = bucket[k]
+        if k in EXACT_KEYS or not isinstance(v, (int, float)) or isinstance(v, bool):
+            if str(b) != str(v):
+                return None
+            continue
+        d += WEIGHTS.get(k, 1.0) * abs(math.log2(max(float(b), 1.0)) - math.log2(max(float(v), 1.0)))
+    for k in EXACT_KEYS:               # an entry must say which dtype and head_dim it was tuned for
+        if k in shape and k not in bucket:
+            return None
+    return d
+
+
+def nearest(entries, shape: dict) -> dict | None:
+    """The entry whose bucket is nearest to shape (first of equals), or None."""
+    best, best_d = None, None
+    for e in entries:
+        d = distance(e.get("bucket", {}), shape)
+        if d is not None and (best_d is None or d < best_d):
+            best, best_d = e, d
     return best
 
 
+def bucket_of(**shape) -> dict:
+    """A shape rounded to its bucket: size keys to the nearest power of two (ties up)."""
+    out = {}
+    for k, v in shape.items():
+        if k in WEIGHTS and isinstance(v, int) and v > 0 and k not in ("group", "page_size"):
+            out[k] = 1 << int(math.floor(math.log2(v) + 0.5))
+        else:
+            out[k] = v
+    return out
+
+
+@contextlib.contextmanager
+def override(op: str, cfg: dict):
+    """Force `cfg` (over the heuristic) for every lookup of `op` inside the block: the tuner and
+    the benchmark's heuristic column use it; production code never does."""
+    prev = _overrides.get(op)
+    _overrides[op] = dict(cfg)
+    try:
+        yield
+    finally:
+        if prev is None:
+            _overrides.pop(op, None)
+        else:
+            _overrides[op] = prev
+
+
+# ------------------------------------------------------------------------------ heuristics
 def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
+    """Untuned defaults, sane on both vendors (measured on neither device in particular)."""
     amd = plat.vendor == "amd"
     if op in ("prefill", "extend"):
         if head_dim <= 64:
@@ -67,17 +185,36 @@ def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
         else:
             cfg = dict(BLOCK_M=64, BLOCK_N=32, num_warps=4, num_stages=2)
     elif op == "decode":
-        cfg = dict(BLOCK_M=16, BLOCK_N=64 if head_dim <= 128 else 32, num_warps=4, num_stages=3)
+        # Memory-bound. The M tile holds one kv head's GQA group (at least the MMA's 16 rows), so
+        # K/V are read once per kv head. NVIDIA streams K/V with .cg (cached in L2 only: each element
+        # is read once). Split-KV (triton_kernels/decode.py: choose_splits) aims at programs_per_sm
+        # programs a multiprocessor, chunks of at least min_chunk_blocks blocks.
+        group = int(shape.get("group") or 1)
+        cfg = dict(BLOCK_M=min(max(16, 1 << (group - 1).bit_length()), 64), BLOCK_N=64 if head_dim <= 128 else 32,
+                   num_warps=4, num_stages=3, cache_modifier="" if amd else ".cg",
+                   programs_per_sm=4, min_chunk_blocks=4)
     else:
         cfg = {}
-    cfg.setdefault("cache_modifier", "")
-    if amd:
+    if op in ("prefill", "extend", "decode"):
+        cfg.setdefault("cache_modifier", "")
+    if amd and op in ("prefill", "extend", "decode"):
         # AMD: the stream pipeliner wants 2 stages; waves_per_eu trades registers for occupancy
         # and the 16x16 MFMA suits these tile sizes (64-wide wavefronts: fewer warps).
         cfg.update(num_stages=min(cfg.get("num_stages", 2), 2), waves_per_eu=2, matrix_instr_nonkdim=16)
         if cfg.get("num_warps", 4) > 4:
             cfg["num_warps"] = 4
-    if plat.vendor == "cpu":
+    if plat.vendor == "cpu" and op in ("prefill", "extend", "decode"):
         # The interpreter: small tiles exercise several blocks on the tests' short sequences.
         cfg.update(BLOCK_M=16, BLOCK_N=16, num_warps=1, num_stages=1)
     return cfg
+
+
+def decode_shape(q, kv) -> dict:
+    """The lookup shape of a decode call, without a host sync: the mean length comes from the
+    number of pages the batch's page map holds (rows, for ragged caches)."""
+    b = q.shape[0]
+    n = kv.page_indices.shape[0] if kv.page_indices is not None else kv.num_pages
+    if kv.max_pages_hint is not None:             # a padded page table: its width
+        n = kv.max_pages_hint * b
+    return dict(head_dim=kv.head_dim, group=q.shape[1] // kv.num_kv_heads, page_size=kv.page_size,
+                dtype=str(q.dtype).replace("torch.", ""), batch=b, kv_len=max(1, n * kv.page_size // max(b, 1)))

@@ -1,0 +1,145 @@
+"""attn.configs: nearest-bucket lookup, heuristic fallback, cached loading, overrides, and the
+measured backend choice of backend="auto"."""
+import json
+from pathlib import Path
+
+import pytest
+
+from attn import configs
+from attn.platform import Platform
+
+H100 = Platform("nvidia", "sm_90", 32, 132, "NVIDIA H100 80GB HBM3")
+MI300 = Platform("amd", "gfx942", 64, 304, "AMD Instinct MI300X")
+
+
+def entry(bucket, **cfg):
+    backend = cfg.pop("backend", None)
+    e = dict(bucket=bucket, config=cfg, time_us=1.0, heuristic_time_us=2.0)
+    if backend:
+        e["backend"] = backend
+    return e
+
+
+BASE = dict(dtype="bfloat16", head_dim=128, group=4, page_size=16)
+
+
+@pytest.fixture
+def tuned_dir(tmp_path):
+    data = {"meta": {"device": H100.device_name}, "ops": {"decode": [
+        entry({**BASE, "batch": 64, "kv_len": 4096}, BLOCK_N=32, num_warps=2, backend="triton"),
+        entry({**BASE, "batch": 1, "kv_len": 131072}, BLOCK_N=128, num_warps=8, backend="hip"),
+        entry({**BASE, "page_size": 1, "batch": 64, "kv_len": 4096}, BLOCK_N=16),
+        entry({**BASE, "head_dim": 64, "batch": 64, "kv_len": 4096}, BLOCK_N=256),
+    ]}}
+    path = configs.file_for(H100, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    configs.use_dir(tmp_path)
+    yield tmp_path
+    configs.use_dir(None)
+
+
+def test_config_key_normalizes_device_name():
+    assert H100.config_key == "NVIDIA_H100_80GB_HBM3"
+    assert MI300.config_key == "AMD_Instinct_MI300X"
+    assert configs.file_for(MI300, "/x") == Path("/x/amd/AMD_Instinct_MI300X.json")
+
+
+def test_exact_and_nearest_bucket(tuned_dir):
+    at = lambda **s: configs.lookup("decode", H100, **{**BASE, **s})  # noqa: E731
+    assert at(batch=64, kv_len=4096)["BLOCK_N"] == 32
+    assert at(batch=1, kv_len=131072)["BLOCK_N"] == 128
+    # Nearest in log2: batch 2 x 100k is near (1, 131072); batch 48 x 3000 near (64, 4096).
+    assert at(batch=2, kv_len=100000)["BLOCK_N"] == 128
+    assert at(batch=48, kv_len=3000)["num_warps"] == 2
+    # page_size weighs more than batch: page 1 picks the page-1 entry even at another batch.
+    assert at(page_size=1, batch=1, kv_len=131072)["BLOCK_N"] == 16
+    # head_dim and dtype must match exactly: another head_dim's entry is never used for 128.
+    assert at(head_dim=64, batch=1, kv_len=131072)["BLOCK_N"] == 256
+    # Keys the tuned entry has but the caller does not give are not compared.
+    cfg = configs.lookup("decode", H100, **BASE)
+    assert cfg["BLOCK_N"] in (32, 128, 16)
+    # The tuned values sit over the heuristic: keys the entry lacks keep the heuristic's.
+    assert at(batch=64, kv_len=4096)["BLOCK_M"] == configs.heuristic("decode", H100)["BLOCK_M"]
+
+
+def test_fallback_to_heuristic(tuned_dir):
+    # A dtype with no entry, an op with no entries, a device with no file.
+    h = configs.heuristic("decode", H100, head_dim=128)
+    assert configs.lookup("decode", H100, **{**BASE, "dtype": "float16"}) == h
+    assert configs.lookup("prefill", H100, **BASE) == configs.heuristic("prefill", H100, head_dim=128)
+    assert configs.lookup("decode", MI300, **BASE) == configs.heuristic("decode", MI300, head_dim=128)
+    assert configs.auto_backend("decode", MI300, **BASE, batch=64, kv_len=4096) is None
+
+
+def test_heuristics_sane_on_both_vendors():
+    for op in ("prefill", "decode"):
+        for hd in (64, 128, 256):
+            nv, amd = configs.heuristic(op, H100, head_dim=hd), configs.heuristic(op, MI300, head_dim=hd)
+            for cfg in (nv, amd):
+                assert cfg["BLOCK_M"] >= 16 and cfg["BLOCK_N"] >= 16 and cfg["num_warps"] in (1, 2, 4, 8)
+            assert "waves_per_eu" in amd and "waves_per_eu" not in nv
+            assert amd["num_stages"] <= 2 and amd["num_warps"] <= 4
+
+
+def test_loading_is_cached_no_io_on_hot_path(tuned_dir, monkeypatch):
+    shape = {**BASE, "batch": 64, "kv_len": 4096}
+    first = configs.lookup("decode", H100, **shape)
+    calls = []
+    monkeypatch.setattr(configs, "load_file", lambda p: calls.append(p) or {})
+    monkeypatch.setattr(configs, "nearest", lambda *a: calls.append(a))
+    for _ in range(3):
+        assert configs.lookup("decode", H100, **shape) == first
+    # Another shape searches the cached table (no file read).
+    configs.lookup("decode", H100, **{**shape, "batch": 8})
+    assert not any(isinstance(c, (str, Path)) for c in calls)
+    # Returned dicts are copies: a caller's edit does not leak into the next lookup.
+    got = configs.lookup("decode", H100, **shape)
+    got["BLOCK_N"] = 999
+    assert configs.lookup("decode", H100, **shape)["BLOCK_N"] == first["BLOCK_N"]
+
+
+def test_override(tuned_dir):
+    shape = {**BASE, "batch": 64, "kv_len": 4096}
+    with configs.override("decode", {"BLOCK_N": 64, "num_warps": 4}):
+        cfg = configs.lookup("decode", H100, **shape)
+        assert cfg["BLOCK_N"] == 64 and cfg["num_warps"] == 4
+        assert configs.lookup("prefill", H100, **BASE) == configs.heuristic("prefill", H100, head_dim=128)
+    assert configs.lookup("decode", H100, **shape)["BLOCK_N"] == 32
+
+
+def test_auto_backend_and_bucket_rounding(tuned_dir):
+    assert configs.auto_backend("decode", H100, **BASE, batch=1, kv_len=131072) == "hip"
+    assert configs.auto_backend("decode", H100, **BASE, batch=64, kv_len=4096) == "triton"
+    # log2-nearest power of two: 3000 -> 4096 (log2 11.55), 2500 -> 2048 (11.29); discrete keys kept
+    assert configs.bucket_of(batch=48, kv_len=3000, head_dim=128, group=4, dtype="bfloat16") == \
+        dict(batch=64, kv_len=4096, head_dim=128, group=4, dtype="bfloat16")
+    assert configs.bucket_of(batch=40, kv_len=2500)["kv_len"] == 2048
+
+
+def test_dispatch_auto_prefers_the_measured_backend(monkeypatch):
+    import torch
+    from attn import dispatch
+    ex = torch.empty(1)
+    impls = {"triton": dispatch.Impl(lambda: "t", lambda t: (True, "")),
+             "hip": dispatch.Impl(lambda: "h", lambda t: (True, "")),
+             "torch": dispatch.Impl(lambda: "r", lambda t: (True, ""))}
+    monkeypatch.setattr(dispatch, "implementations", lambda op: impls)
+    # On the CPU "auto" is the reference whatever the config says; on a GPU the measured choice.
+    assert dispatch.resolve("decode", "auto", ex, auto_choice="hip")[0] == "torch"
+    monkeypatch.setattr(ex.__class__, "device", property(lambda self: torch.device("cuda", 0)))
+    assert dispatch.resolve("decode", "auto", ex, auto_choice="hip")[0] == "hip"
+    assert dispatch.resolve("decode", "auto", ex, auto_choice=None)[0] == "triton"
+    impls["hip"] = dispatch.Impl(lambda: "h", lambda t: (False, "no toolchain"))
+    assert dispatch.resolve("decode", "auto", ex, auto_choice="hip")[0] == "triton"
+
+
+def test_decode_shape_needs_no_sync():
+    import torch
+    from attn.layouts import KVCache
+    k = torch.randn(10, 2, 4, 16)           # HND: [pages, kv_heads, page_size, d]
+    kv = KVCache.paged(k, k.clone(), torch.tensor([0, 3, 6]), torch.arange(6), torch.tensor([12, 9]), layout="HND")
+    q = torch.randn(2, 8, 16)
+    # a tensor whose values cannot be read stands in for a device sync: decode_shape must not read them
+    s = configs.decode_shape(q, kv.with_seq_lens(torch.empty(2, dtype=torch.int32, device="meta")))
+    assert s == dict(head_dim=16, group=4, page_size=4, dtype="float32", batch=2, kv_len=12)

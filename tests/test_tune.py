@@ -1,0 +1,115 @@
+"""The tuner's loop on the Triton interpreter: tiny fp32 shapes, a tiny candidate space, and an
+injected timer so the winner is known in advance (the real timer needs a GPU)."""
+import json
+
+import pytest
+import torch
+
+from attn import configs, tune
+from attn.platform import Platform
+
+CPU = Platform("cpu", "cpu", 1, 4, "cpu")
+SPACE = ([dict(BLOCK_N=16), dict(BLOCK_N=32)], [dict(programs_per_sm=1)])
+SHAPES = [dict(batch=2, kv_len=40), dict(lengths=[3, 70, 1])]
+
+
+def fake_timer(log):
+    """Deterministic 'time': BLOCK_N=32 wins, one split beats the heuristic's splits. Runs each
+    call once, so a config that cannot launch still fails here."""
+    def timer(calls, cfg):
+        for c in calls:
+            c()
+        log.append(dict(cfg))
+        return 1.0 - 0.1 * (cfg.get("BLOCK_N") == 32) - 0.05 * (cfg.get("programs_per_sm") == 1)
+    return timer
+
+
+def make(tmp_path, log, **kw):
+    kw.setdefault("space", SPACE)
+    return tune.Tuner("decode", SHAPES, out=tmp_path / "cpu.json", plat=CPU, device="cpu", dtype=torch.float32,
+                      timer=fake_timer(log), q_heads=4, kv_heads=2, head_dim=16, progress=False, hip=False,
+                      log=lambda *a: None, **kw)
+
+
+def test_tuner_picks_fastest_checked_and_writes_file(tmp_path):
+    log = []
+    res = make(tmp_path, log).run()
+    assert not res["skipped"]
+    assert len(res["entries"]) == 2
+    for e in res["entries"]:
+        assert e["config"]["BLOCK_N"] == 32, e
+        assert e["config"]["programs_per_sm"] == 1, e     # the stage-2 modifier on the best tile
+        assert e["rel_err"] <= 1e-4                           # checked against the fp32 reference
+        assert e["heuristic_time_us"] == pytest.approx(1000.0) and e["time_us"] == pytest.approx(850.0)
+        assert e["speedup"] == pytest.approx(1000 / 850, rel=1e-3)
+        assert set(e["bucket"]) >= {"head_dim", "group", "page_size", "dtype", "batch", "kv_len"}
+    # heuristic + 2 tiles + 1 modifier per shape; the heuristic's BLOCK_N=16 tile is timed once
+    assert len(log) == 2 * 3
+    data = tune.write_results(tmp_path / "cpu.json", "decode", res["entries"], CPU)
+    assert data["meta"]["generated_by"] == "python -m attn tune"
+    # A second op's results merge into the same file; the first op's stay.
+    tune.write_results(tmp_path / "cpu.json", "prefill", [dict(bucket=dict(dtype="float32", head_dim=16),
+                                                               config=dict(BLOCK_M=32))], CPU)
+    on_disk = json.loads((tmp_path / "cpu.json").read_text())
+    assert len(on_disk["ops"]["decode"]) == 2 and len(on_disk["ops"]["prefill"]) == 1
+
+
+def test_tuned_file_is_what_lookup_returns(tmp_path):
+    res = make(tmp_path, []).run()
+    tune.write_results(tmp_path / "cpu" / "cpu.json", "decode", res["entries"], CPU)
+    configs.use_dir(tmp_path)
+    try:
+        cfg = configs.lookup("decode", CPU, head_dim=16, group=2, page_size=16, dtype="float32", batch=2, kv_len=40)
+        assert cfg["BLOCK_N"] == 32 and cfg["programs_per_sm"] == 1
+        # Another head_dim has no entry: the heuristic.
+        assert configs.lookup("decode", CPU, head_dim=64, dtype="float32") == configs.heuristic("decode", CPU,
+                                                                                                head_dim=64)
+    finally:
+        configs.use_dir(None)
+
+
+def test_resume_after_interruption(tmp_path):
+    log = []
+    t = make(tmp_path, log)
+    t.shapes = SHAPES[:1]                 # "interrupted" after the first shape
+    t.run()
+    assert (tmp_path / "cpu.json.partial.json").exists()
+    log2 = []
+    res = make(tmp_path, log2).run()
+    assert len(res["entries"]) == 2
+    assert len(log2) == 3                 # only the second shape was measured
+
+
+def test_budget_stops_early(tmp_path):
+    log = []
+    res = make(tmp_path, log, budget_s=0.0).run()
+    assert res["entries"] == [] and len(res["skipped"]) == 2 and log == []
+
+
+def test_failed_check_falls_back_to_next(tmp_path):
+    def check(op, case, cfg, probe):
+        return 1.0 if cfg.get("programs_per_sm") == 1 else tune.default_check(op, case, cfg, probe)
+    res = make(tmp_path, [], check=check).run()
+    for e in res["entries"]:
+        assert e["config"]["BLOCK_N"] == 32 and e["config"].get("programs_per_sm") != 1, e
+
+
+def test_parse_shapes():
+    assert tune.parse_shapes("decode", "64x4096,8x32768") == [dict(batch=64, kv_len=4096), dict(batch=8, kv_len=32768)]
+    ext = tune.parse_shapes("extend", "16x2048+512")[0]
+    assert ext["kv_len"] == 2560 and ext["q_len"] == 512
+    assert tune.parse_shapes("rotary", "256") == [dict(tokens=256)]
+    assert len(tune.parse_shapes("prefill", None)) == 3
+    with pytest.raises(SystemExit, match="BxLEN"):
+        tune.parse_shapes("decode", "64-4096")
+
+
+def test_candidate_space_vendor_knobs():
+    amd = Platform("amd", "gfx942", 64, 304, "AMD Instinct MI300X")
+    nv = Platform("nvidia", "sm_90", 32, 132, "NVIDIA H100 80GB HBM3")
+    s1, s2 = tune.candidate_space("prefill", amd)
+    assert all(c["num_warps"] <= 4 and c["num_stages"] <= 2 for c in s1)
+    assert any("waves_per_eu" in m for m in s2) and any("matrix_instr_nonkdim" in m for m in s2)
+    s1, s2 = tune.candidate_space("decode", nv)
+    assert not any("waves_per_eu" in m for m in s2)
+    assert any("programs_per_sm" in m for m in s2) and any(c["BLOCK_N"] == 128 for c in s1)
