@@ -403,7 +403,7 @@ def run(args) -> int:
         return 2
     plat = platform.get()
     out = Path(args.out) if args.out else configs.file_for(plat, configs._DIR)
-    ops = ("prefill", "extend", "decode", "rotary") if args.op == "all" else (args.op,)
+    ops = ("decode", "prefill", "extend", "rotary") if args.op == "all" else (args.op,)   # decode first: the path choice
     start = time.monotonic()
     for op in ops:
         left = None if args.budget_s is None else max(0.0, args.budget_s - (time.monotonic() - start))
