@@ -228,20 +228,18 @@ def make_kv(lens, layout: str = "NHD", page_size: int = 16, kv_heads: int = 2, h
     need = sum(n_pages_seq)
     num_pages = need + extra_pages
     perm = torch.randperm(num_pages, generator=gen) if shuffle else torch.arange(num_pages)
-    logical = torch.full((num_pages, page_size, kv_heads, head_dim), fill, dtype=dtype)
     page_ip = [0]
-    for b_, n in enumerate(lens):
-        page_ip.append(page_ip[-1] + n_pages_seq[b_])
-        for t in range(n):
-            page = int(perm[page_ip[b_] + t // page_size])
-            logical[page, t % page_size] = k_rows[int(indptr[b_]) + t]
-    k_store = logical_to_storage(logical, layout, "k")
-    logical.fill_(fill)
-    for b_, n in enumerate(lens):
-        for t in range(n):
-            page = int(perm[page_ip[b_] + t // page_size])
-            logical[page, t % page_size] = v_rows[int(indptr[b_]) + t]
-    v_store = logical_to_storage(logical, layout, "v")
+    for n in n_pages_seq:
+        page_ip.append(page_ip[-1] + n)
+    seq = torch.repeat_interleave(torch.arange(b), torch.tensor(lens, dtype=torch.int64))
+    t = torch.arange(total) - indptr[:-1][seq]
+    page = perm[torch.tensor(page_ip, dtype=torch.int64)[seq] + t // page_size]
+    stores = []
+    for rows, which in ((k_rows, "k"), (v_rows, "v")):
+        logical = torch.full((num_pages, page_size, kv_heads, head_dim), fill, dtype=dtype)
+        logical[page, t % page_size] = rows
+        stores.append(logical_to_storage(logical, layout, which))
+    k_store, v_store = stores
     page_indptr = torch.tensor(page_ip, dtype=index_dtype)
     page_indices = perm[:need].to(index_dtype)
     table = None
