@@ -1,66 +1,73 @@
-"""Backend "triton" of attn.decode: split-KV over the batch, GQA heads packed into the M tile,
-partial results combined by merge_states."""
-from __future__ import annotations
+"""Backend "triton" of attn.decode: split-KV over the batch (flash decoding), the GQA heads of a
+kv head packed into the M tile, partials combined by the segmented merge (merge.py).
 
-import math
+The functional form is attn.BatchDecode planned for one batch and run once (one host sync for
+the lengths); servers keep a BatchDecode and re-plan it per step.
+
+Decode reads every K and V element once and does little arithmetic on it: its speed is the
+fraction of the device's bandwidth it reaches. Two things decide that: enough programs with
+loads in flight on every multiprocessor (split long sequences into chunks), and no long tail
+(chunks of equal size, so the last programs finish together). choose_splits() balances a mixed
+batch by giving every program about the same number of tokens.
+"""
+from __future__ import annotations
 
 import numpy as np
 import torch
 
 from attn import configs, platform
-from attn.layouts import validation as V
-from attn.scheduling import WorkList, decode_items
-from .attention import launch
 
 
-def config_for(q, kv):
-    return configs.lookup("decode", platform.for_tensor(q), head_dim=kv.head_dim,
-                          group=q.shape[1] // kv.num_kv_heads, page_size=kv.page_size, dtype=str(q.dtype)[6:])
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
-def choose_splits(kv_lens: np.ndarray, num_kv_heads: int, num_sms: int, block_n: int,
-                  num_splits: int | None = None) -> np.ndarray:
-    """Chunks per sequence: enough programs to fill the device, longer sequences cut more
-    (a balanced split for mixed lengths), no chunk shorter than a few blocks."""
+def config_for(device, kv, q_heads: int, **shape) -> dict:
+    """The kernel configuration for a decode over kv (attn.configs' "decode" entry)."""
+    dev = torch.device(device)
+    plat = platform.get(dev.index) if dev.type == "cuda" else platform.get_cpu()
+    return configs.lookup("decode", plat, head_dim=kv.head_dim, group=q_heads // kv.num_kv_heads,
+                          page_size=kv.page_size, dtype=_dtype_name(kv.dtype), **shape)
+
+
+def choose_splits(kv_lens: np.ndarray, num_kv_heads: int, num_sms: int, cfg: dict,
+                  num_splits: int | None = None, max_splits: int | None = None) -> np.ndarray:
+    """KV chunks per sequence.
+
+    Programs are (chunk, kv head) pairs. The batch's token-heads are divided into about
+    programs_per_sm * num_sms equal chunks (tokens per program the same for every sequence: a
+    balanced split for mixed lengths, long sequences get more chunks), never shorter than
+    min_chunk_blocks blocks (a chunk's fixed cost: q load, partial write, merge). Sequences are
+    split only when the batch alone does not give enough programs.
+
+    The number of chunks is at most len(kv_lens) + programs_per_sm * num_sms / num_kv_heads,
+    which sizes BatchDecode's work list."""
     b = len(kv_lens)
-    if num_splits is not None:
-        return np.full(b, num_splits)
     if b == 0:
         return np.zeros(0, np.int64)
-    target = 2 * num_sms                               # programs wanted in flight
-    total = max(int(kv_lens.sum()), 1)
-    per_prog = max(total * num_kv_heads // target, 4 * block_n)   # tokens per program
-    return np.maximum(1, np.ceil(kv_lens / per_prog)).astype(np.int64)
+    if num_splits is not None:
+        return np.full(b, num_splits, np.int64)
+    block_n = cfg["BLOCK_N"]
+    target = max(int(cfg.get("programs_per_sm", 4) * num_sms), 1)
+    lens = np.maximum(np.asarray(kv_lens, np.int64), 0)
+    total = max(int(lens.sum()), 1) * num_kv_heads
+    per_prog = max(-(-total // target), int(cfg.get("min_chunk_blocks", 4)) * block_n)
+    splits = np.maximum(1, -(-lens // per_prog))
+    if max_splits is not None:
+        splits = np.minimum(splits, max_splits)
+    return splits.astype(np.int64)
 
 
 def decode(q, kv, *, sm_scale=None, window_left=-1, softcap=0.0, logits_transform=None, rotary=None,
            return_lse=False, num_splits=None):
-    if rotary is not None:
-        V.fail("rotary is not supported by the triton decode yet; rotate q with attn.rotary.apply first",
-               NotImplementedError)
-    b, hq, d = q.shape
-    cfg = config_for(q, kv)
-    kv_lens = kv.seq_lens.to("cpu", torch.int64).numpy()
-    splits = choose_splits(kv_lens, kv.num_kv_heads, platform.for_tensor(q).num_sms, cfg["BLOCK_N"], num_splits)
-    items, merge_indptr = decode_items(kv_lens, splits, cfg["BLOCK_N"])
-    work = WorkList.build(items, q.device)
-    q_indptr = torch.arange(b + 1, dtype=torch.int32, device=q.device)
-    out = torch.empty_like(q)
-    lse = torch.empty(b, hq, dtype=torch.float32, device=q.device) if return_lse else None
-    n_parts = int(merge_indptr[-1])
-    part_o = torch.empty(max(n_parts, 1), hq, d, dtype=torch.float32, device=q.device) if n_parts else None
-    part_lse = torch.empty(max(n_parts, 1), hq, dtype=torch.float32, device=q.device) if n_parts else None
-    if b:
-        launch(q, kv, q_indptr, work, out, lse, cfg, causal=False,
-               sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, window_left=window_left,
-               softcap=softcap, transform=logits_transform, return_lse=return_lse, part_o=part_o,
-               part_lse=part_lse)
-    if n_parts:
-        from attn.reference.merge import merge_states
-        for i in np.nonzero(np.diff(merge_indptr))[0]:
-            s, e = merge_indptr[i], merge_indptr[i + 1]
-            o, l = merge_states(part_o[s:e], part_lse[s:e])
-            out[i] = o.to(out.dtype)
-            if return_lse:
-                lse[i] = l
-    return (out, lse) if return_lse else out
+    from attn.plan_decode import BatchDecode
+    b = q.shape[0]
+    if b == 0:
+        out = torch.empty_like(q)
+        lse = torch.empty(0, q.shape[1], dtype=torch.float32, device=q.device)
+        return (out, lse) if return_lse else out
+    plan = BatchDecode(max_batch=b, device=q.device, copy_page_map=False)
+    plan._exact = True
+    plan.plan(kv, q.shape[1], sm_scale=sm_scale, window_left=window_left, softcap=softcap,
+              logits_transform=logits_transform, rotary=rotary, return_lse=return_lse, num_splits=num_splits)
+    return plan.run(q, kv)

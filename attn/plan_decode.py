@@ -1,0 +1,265 @@
+"""attn.BatchDecode: batch decode over a paged KV cache, planned once per batch composition and
+launched without host work, so one CUDA graph serves every later batch of the same maximum size.
+
+plan() (host): reads the sequence lengths (one device->host copy, or none with seq_lens_host),
+chooses per-sequence split counts, builds the work items, and copies items, merge offsets and the
+page map into buffers this object owns. run() (device only): the attention kernel over the items,
+then the segmented merge of split sequences. Both kernels' grids are sized by the planned maximum
+(max_batch, and max_batch + the most extra split items), and programs past the live count exit,
+so a graph captured once replays correctly after any re-plan that fits.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from attn import platform
+from attn.layouts import validation as V
+from attn.layouts.kvcache import KVCache
+from attn.scheduling import WorkList, decode_items
+
+
+class BatchDecode:
+    """Batch decode (one query token per sequence) with split-KV, for repeated steps and CUDA graphs.
+
+    Constructor (sizes every buffer; nothing is allocated on the hot path):
+        max_batch     most sequences a plan may hold
+        max_splits    most KV chunks per sequence (None: chosen per batch from the device's
+                      multiprocessor count; the work list then has max_batch + extra items, extra
+                      derived from the device at the first plan)
+        max_pages     most page-table entries a plan may hold (len(kv_indices), or rows x row
+                      stride of a padded page table). None: sized by the first plan and grown by
+                      later ones, which a captured graph cannot follow (an error says so)
+        device        where the buffers live (default: the current CUDA device)
+        copy_page_map True: plan() copies the page map into owned buffers, so a graph replays
+                      with the page map of the latest plan whatever tensors the caller passes.
+                      False: kernels read kv's page-map tensors in place (no graphs across
+                      page maps held in different tensors)
+        kernel_config overrides of the kernel configuration (BLOCK_N, num_warps, num_stages,
+                      cache_modifier, programs_per_sm, min_chunk_blocks): tuning only
+
+    plan(kv, q_heads, ...) once per batch composition:
+        kv            attn.layouts.KVCache, b <= max_batch sequences, any layout (NHD, HND, vllm,
+                      ragged, token pool). Its k/v storage must be the tensors run() gets.
+        q_heads       query heads (a multiple of kv.num_kv_heads)
+        sm_scale, window_left, softcap, logits_transform, rotary, return_lse as attn.decode
+        num_splits    KV chunks per sequence (None: balanced, from the batch and the device)
+        seq_lens_host the lengths on the host (int [b]), to skip plan()'s one device sync
+
+    run(q, kv, out=None, lse=None):
+        q    [b', q_heads, head_dim], b' >= the planned b (rows past b are not computed), kv's dtype
+        kv   the KVCache with the storage of the plan (its page map is the plan's copy)
+        out  optional [b', q_heads, head_dim] output; lse optional float32 [b', q_heads]
+        Returns out (, lse). A sequence of length 0 gets out 0 and lse -inf.
+
+    Options given to plan() are baked into a captured graph: re-plan with other lengths and page
+    maps freely, but not other sm_scale / window / softcap / heads.
+
+    Example (a server's decode step with one graph)::
+
+        dec = attn.BatchDecode(max_batch=64, max_pages=64 * 512)
+        dec.plan(kv, q_heads=32)                 # first batch composition
+        out = torch.empty_like(q)
+        dec.run(q, kv, out=out)                  # warm-up (compiles)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            dec.run(q, kv, out=out)
+        # every step: write the new q in place, update the cache, then
+        dec.plan(kv_next, q_heads=32)            # new lengths / page map, same storage
+        g.replay()                               # out holds this step's attention
+    """
+
+    def __init__(self, max_batch: int, *, max_splits: int | None = None, max_pages: int | None = None,
+                 device=None, copy_page_map: bool = True, kernel_config: dict | None = None):
+        if not isinstance(max_batch, int) or max_batch < 1:
+            V.fail(f"max_batch must be an int >= 1; got {max_batch!r}")
+        if max_splits is not None and (not isinstance(max_splits, int) or max_splits < 1):
+            V.fail(f"max_splits must be an int >= 1 or None; got {max_splits!r}")
+        if max_pages is not None and (not isinstance(max_pages, int) or max_pages < 0):
+            V.fail(f"max_pages must be an int >= 0 or None; got {max_pages!r}")
+        if device is None:
+            device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.max_batch = max_batch
+        self.max_splits = max_splits
+        self.copy_page_map = copy_page_map
+        self.kernel_config = dict(kernel_config or {})
+        self._exact = False              # the functional decode sizes everything to its one batch
+        dev = self.device
+        self.q_indptr = torch.arange(max_batch + 1, dtype=torch.int32, device=dev)   # one query a row
+        self.merge_indptr = torch.zeros(max_batch + 1, dtype=torch.int32, device=dev)
+        self.num_rows = torch.zeros(1, dtype=torch.int32, device=dev)
+        self.page_indptr = torch.zeros(max_batch + 1, dtype=torch.int32, device=dev) if copy_page_map else None
+        self.seq_lens = torch.zeros(max_batch, dtype=torch.int32, device=dev) if copy_page_map else None
+        self.page_indices = (torch.zeros(max(max_pages, 1), dtype=torch.int32, device=dev)
+                             if copy_page_map and max_pages is not None else None)
+        self._fixed_pages = max_pages is not None
+        self.work: WorkList | None = None
+        self.part_o = self.part_lse = None
+        self.cfg: dict | None = None
+        self._key = None
+        self._captured = False
+        self._planned = None
+
+    # ------------------------------------------------------------------------------ plan
+    def plan(self, kv: KVCache, q_heads: int, *, sm_scale: float | None = None, window_left: int = -1,
+             softcap: float = 0.0, logits_transform=None, rotary=None, return_lse: bool = False,
+             num_splits: int | None = None, seq_lens_host=None) -> "BatchDecode":
+        from attn.ops import check_options
+        from attn.transforms import as_transform
+        from attn.triton_kernels.decode import choose_splits, config_for
+        if not isinstance(kv, KVCache):
+            V.fail(f"kv must be an attn.layouts.KVCache; got {type(kv).__name__}", TypeError)
+        if kv.device != self.device:
+            V.fail(f"kv must be on the plan's device {self.device}; got {kv.device}")
+        b = kv.batch_size
+        if b > self.max_batch:
+            V.fail(f"kv holds {b} sequences but this BatchDecode was sized for max_batch={self.max_batch}")
+        if not isinstance(q_heads, int):
+            V.fail(f"q_heads must be an int; got {q_heads!r}", TypeError)
+        V.check_gqa(q_heads, kv.num_kv_heads)
+        V.check_head_dim("head_dim", kv.head_dim)
+        check_options(sm_scale, window_left, softcap)
+        for name, st in (("k_cache", kv.k_strides), ("v_cache", kv.v_strides)):
+            if st.split > 1 and st.slot % st.split:
+                # The kernel reads a slot's x-group as one 16-byte vector (triton_kernels/addressing.py).
+                V.fail(f"{name} (layout {kv.layout.name!r}) must have its page-slot stride a multiple of x={st.split}; "
+                       f"got strides {tuple(kv.k.stride() if name == 'k_cache' else kv.v.stride())}")
+        if num_splits is not None and (not isinstance(num_splits, int) or num_splits < 1):
+            V.fail(f"num_splits must be an int >= 1 or None; got {num_splits!r}")
+        if num_splits is not None and self.max_splits is not None and num_splits > self.max_splits:
+            V.fail(f"num_splits={num_splits} exceeds this BatchDecode's max_splits={self.max_splits}")
+        transform = as_transform(logits_transform)
+        fn = None
+        if transform is not None:
+            fn = transform.triton_fn
+            if fn is None:
+                V.fail("logits_transform has no 'triton' form: pass a @triton.jit function or "
+                       "attn.LogitsTransform(triton_fn, reference_fn)")
+        d = kv.head_dim
+
+        # The kernel configuration is fixed at the first plan: a captured graph holds its binary,
+        # and the items' block alignment must match it on every later plan.
+        key = (q_heads, kv.num_kv_heads, d, kv.page_size, kv.dtype, kv.layout.name)
+        if self.cfg is None:
+            self.cfg = config_for(self.device, kv, q_heads)
+            self.cfg.update(self.kernel_config)
+            self._key = key
+        elif key != self._key and self._captured:
+            V.fail(f"this BatchDecode was planned and captured for (q_heads, kv_heads, head_dim, page_size, "
+                   f"dtype, layout)={self._key}; got {key}: build a new BatchDecode for another model")
+        elif key != self._key:
+            self.cfg = config_for(self.device, kv, q_heads)
+            self.cfg.update(self.kernel_config)
+            self._key = key
+        cfg = self.cfg
+        block_n = cfg["BLOCK_N"]
+
+        if seq_lens_host is not None:
+            lens = np.asarray(torch.as_tensor(seq_lens_host).to("cpu", torch.int64))
+            if lens.shape != (b,):
+                V.fail(f"seq_lens_host must have shape [{b}]; got {list(lens.shape)}")
+        else:
+            lens = kv.seq_lens.to("cpu", torch.int64).numpy()
+        begin = None
+        if window_left >= 0:
+            begin = np.maximum(lens - 1 - window_left, 0)
+        num_sms = platform.for_tensor(kv.k).num_sms
+        kvh = kv.num_kv_heads
+        splits = choose_splits(lens if begin is None else lens - begin, kvh, num_sms, cfg, num_splits,
+                               self.max_splits)
+        items, merge_indptr = decode_items(lens, splits, block_n, begin)
+        n_items = items.shape[0]
+
+        # Sizes fixed by the first plan (or by max_splits): the grids of a captured graph.
+        if self.work is None:
+            if self._exact:
+                max_items = n_items
+            elif self.max_splits is not None:
+                max_items = self.max_batch * self.max_splits
+            else:
+                extra = math.ceil(cfg.get("programs_per_sm", 4) * num_sms / kvh)
+                max_items = self.max_batch + max(extra, 1)
+            self.work = WorkList.empty(max_items, self.device)
+        if n_items > self.work.max_items:
+            V.fail(f"this batch needs {n_items} work items but the BatchDecode was sized for {self.work.max_items}"
+                   + (f" (num_splits={num_splits} x {b} sequences)" if num_splits else "")
+                   + "; construct it with a larger max_splits")
+        rows = self.work.max_items if not self._exact else max(int(merge_indptr[-1]), 1)
+        need_parts = (rows, q_heads, d)
+        if self.part_o is None or tuple(self.part_o.shape) != need_parts:
+            if self._captured:
+                V.fail(f"the split-KV workspace {tuple(self.part_o.shape)} was captured in a graph; "
+                       f"this plan needs {need_parts}")
+            self.part_o = torch.empty(need_parts, dtype=torch.float32, device=self.device)
+            self.part_lse = torch.empty(need_parts[:2], dtype=torch.float32, device=self.device)
+
+        self.work.fill(items)
+        mi = np.full(self.max_batch + 1, merge_indptr[-1], dtype=np.int32)
+        mi[:b + 1] = merge_indptr
+        self.merge_indptr.copy_(torch.from_numpy(mi), non_blocking=True)
+        self.num_rows.fill_(b)
+        page_map = self._copy_page_map(kv, b) if self.copy_page_map else kv.page_map()
+
+        self._planned = dict(
+            b=b, q_heads=q_heads, kv_heads=kvh, d=d, dtype=kv.dtype, page_map=page_map, split=bool(merge_indptr[-1]),
+            sm_scale=1.0 / math.sqrt(d) if sm_scale is None else float(sm_scale), window_left=window_left,
+            softcap=float(softcap), transform=fn, rotary=rotary, return_lse=return_lse)
+        return self
+
+    def _copy_page_map(self, kv: KVCache, b: int):
+        ip, idx, lens = kv.page_map()
+        n = idx.shape[0] if kv.page_indices is not None else 0
+        if kv.page_indices is not None:
+            if self.page_indices is None or n > self.page_indices.shape[0]:
+                if self._captured or self._fixed_pages:
+                    have = 0 if self.page_indices is None else self.page_indices.shape[0]
+                    V.fail(f"the page map has {n} entries but this BatchDecode holds {have}"
+                           + (" and was captured in a graph" if self._captured else "")
+                           + "; construct it with a larger max_pages")
+                self.page_indices = torch.zeros(max(n, 1), dtype=torch.int32, device=self.device)
+            self.page_indices[:n].copy_(idx[:n], non_blocking=True)
+        self.page_indptr[:b + 1].copy_(ip[:b + 1], non_blocking=True)
+        self.seq_lens[:b].copy_(lens[:b], non_blocking=True)
+        indices = self.page_indices if kv.page_indices is not None else self.page_indptr
+        return self.page_indptr, indices, self.seq_lens
+
+    # ------------------------------------------------------------------------------ run
+    def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):
+        from attn.triton_kernels.attention import launch
+        from attn.triton_kernels.merge import merge_segments
+        p = self._planned
+        if p is None:
+            V.fail("BatchDecode.run() before plan()", RuntimeError)
+        if q.dim() != 3 or q.shape[0] < p["b"] or q.shape[1] != p["q_heads"] or q.shape[2] != p["d"]:
+            V.fail(f"q must be [>= {p['b']}, {p['q_heads']}, {p['d']}] as planned; got {list(q.shape)}")
+        if q.dtype != p["dtype"] or kv.dtype != p["dtype"]:
+            V.fail(f"q and kv must have the planned dtype {p['dtype']}; got {q.dtype} and {kv.dtype}", TypeError)
+        if q.stride(-1) != 1:
+            V.fail(f"q must have unit stride along head_dim; got strides {q.stride()}")
+        if out is None:
+            out = torch.empty_like(q)
+        if p["return_lse"] and lse is None:
+            lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            self._captured = True
+        ip, idx, lens = p["page_map"]
+        view = kv if not self.copy_page_map else _with_page_map(kv, ip, idx if kv.page_indices is not None else None,
+                                                                lens)
+        extra = {"rotary": p["rotary"]} if p["rotary"] is not None else {}
+        has_parts = p["split"] or self._captured or not self._exact
+        launch(q, view, self.q_indptr, self.work, out, lse, self.cfg, causal=False, sm_scale=p["sm_scale"],
+               window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
+               return_lse=p["return_lse"], part_o=self.part_o if has_parts else None,
+               part_lse=self.part_lse if has_parts else None, **extra)
+        if has_parts:
+            merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
+                           lse if p["return_lse"] else None, max_rows=p["b"] if self._exact else self.max_batch)
+        return (out, lse) if p["return_lse"] else out
+
+
+def _with_page_map(kv: KVCache, page_indptr, page_indices, seq_lens) -> KVCache:
+    from dataclasses import replace
+    return replace(kv, page_indptr=page_indptr, page_indices=page_indices, seq_lens=seq_lens)

@@ -1,0 +1,205 @@
+"""Decode (attn.decode backend "triton", attn.BatchDecode) against the float64 definition in
+tests/kvgen.py. Caches hold NaN in every slot no live token owns; outputs are poisoned before the
+launch. CPU tier: a sampled slice through the interpreter (fp16/fp32). GPU tier: the full matrix
+in bf16/fp16, 128k-token sequences, CUDA-graph replay across re-plans."""
+import math
+
+import pytest
+import torch
+
+import attn
+import kvgen
+from kvgen import assert_close, empty_poisoned, make_kv, randn
+
+# Lengths: empty, one token, odd, longer than one split (CPU chunks are >= 4 blocks of 16), a page.
+LENS = [0, 1, 37, 150, 16]
+
+# (form, page_size, GQA group, head_dim, dtype): every form, page size, group and head dim at least
+# twice, in a slice the interpreter runs in seconds (the GPU tier runs the product).
+CPU_CASES = [
+    ("NHD", 16, 4, 128, torch.float16), ("NHD", 3, 1, 64, torch.float32), ("NHD", 1, 8, 80, torch.float16),
+    ("HND", 16, 8, 64, torch.float32), ("HND", 3, 4, 80, torch.float16), ("HND", 1, 1, 128, torch.float16),
+    ("vllm", 16, 1, 80, torch.float16), ("vllm", 3, 8, 128, torch.float16), ("vllm", 1, 4, 64, torch.float32),
+    ("ragged", 1, 4, 64, torch.float16), ("ragged", 1, 8, 128, torch.float32),
+    ("token_pool", 1, 4, 128, torch.float16), ("token_pool", 1, 1, 80, torch.float32),
+]
+
+
+def reference(case, q, **opts):
+    b = q.shape[0]
+    return kvgen.attention_f64(q, torch.arange(b + 1), case.k_rows, case.v_rows, case.indptr, causal=True, **opts)
+
+
+def run_plan(dec, case, q, num_splits=None, **opts):
+    """BatchDecode plan + run into poisoned outputs (so an unwritten element fails)."""
+    dec.plan(case.kv, q.shape[1], return_lse=True, num_splits=num_splits, **opts)
+    out = empty_poisoned(q.shape, q.dtype, q.device)
+    lse = empty_poisoned(q.shape[:2], torch.float32, q.device)
+    o, l = dec.run(q, case.kv, out=out, lse=lse)
+    assert o is out and l is lse
+    return o, l
+
+
+def check(case, q, out, lse, what, **opts):
+    want_o, want_l = reference(case, q, **opts)
+    b = len(case.lens)
+    what = f"{what} [{case.describe()} q_heads={q.shape[1]}]"
+    assert_close(out[:b], want_o, q.dtype, what)
+    assert_close(lse[:b], want_l, torch.float32, what + " lse", factor=100 if q.dtype != torch.float32 else 1)
+    for i, n in enumerate(case.lens):
+        if n == 0:
+            assert (out[i] == 0).all() and torch.isneginf(lse[i]).all(), f"{what}: empty sequence {i} must give 0/-inf"
+
+
+@pytest.mark.parametrize("form,page_size,group,head_dim,dtype", CPU_CASES)
+@pytest.mark.parametrize("splits", [None, 3])
+def test_decode_cpu(form, page_size, group, head_dim, dtype, splits, gen, device):
+    case = make_kv(LENS, layout=form, page_size=page_size, kv_heads=2, head_dim=head_dim, dtype=dtype,
+                   device=device, gen=gen)
+    q = randn((len(LENS), 2 * group, head_dim), dtype, device, gen)
+    dec = attn.BatchDecode(max_batch=len(LENS), max_splits=4, device=device)
+    out, lse = run_plan(dec, case, q, num_splits=splits)
+    check(case, q, out, lse, f"BatchDecode splits={splits}")
+
+
+@pytest.mark.parametrize("form", ["HND", "vllm", "token_pool"])
+def test_decode_functional(form, gen, device):
+    """attn.decode(backend="triton"): the same plan + run, sized to its one batch."""
+    case = make_kv(LENS, layout=form, page_size=16, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
+                   gen=gen, page_table=form == "HND")
+    q = randn((len(LENS), 8, 64), torch.float16, device, gen)
+    for splits in (None, 1, 5):
+        out, lse = attn.decode(q, case.kv, return_lse=True, num_splits=splits, backend="triton")
+        check(case, q, out, lse, f"attn.decode splits={splits}")
+    out = attn.decode(q, case.kv, backend="triton")
+    assert_close(out, reference(case, q)[0], torch.float16, "attn.decode without lse")
+
+
+@pytest.mark.parametrize("opts", [dict(window_left=20), dict(softcap=5.0, sm_scale=0.3), dict(window_left=0),
+                                  dict(window_left=70, softcap=30.0)])
+def test_decode_options(opts, gen, device):
+    case = make_kv(LENS, layout="NHD", page_size=16, kv_heads=2, head_dim=64, dtype=torch.float32, device=device,
+                   gen=gen, last_page_len=True)
+    q = randn((len(LENS), 8, 64), torch.float32, device, gen)
+    dec = attn.BatchDecode(max_batch=len(LENS), device=device)
+    for splits in (None, 3):
+        out, lse = run_plan(dec, case, q, num_splits=splits, **opts)
+        check(case, q, out, lse, f"options {opts} splits={splits}", **opts)
+
+
+def test_batch_decode_replan(gen, device):
+    """One BatchDecode re-planned with other lengths, batch sizes and page maps: every run is
+    right, and rows past the planned batch are not written."""
+    dec = attn.BatchDecode(max_batch=6, device=device)
+    q = randn((6, 8, 64), torch.float16, device, gen)
+    for lens, form in (([37, 0, 5, 150, 1], "vllm"), ([3, 200, 17], "vllm"), ([1, 1, 1, 1, 1, 90], "vllm"),
+                       ([0, 0], "vllm")):
+        case = make_kv(lens, layout=form, page_size=16, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
+                       gen=gen)
+        out, lse = run_plan(dec, case, q)
+        check(case, q[:len(lens)], out, lse, f"re-plan lens={lens}")
+        assert out[len(lens):].isnan().all(), "rows past the planned batch must not be written"
+
+
+def test_batch_decode_errors(gen, device):
+    case = make_kv([5, 9, 3], layout="HND", page_size=4, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
+                   gen=gen)
+    with pytest.raises(ValueError, match="max_batch=2"):
+        attn.BatchDecode(max_batch=2, device=device).plan(case.kv, 4)
+    with pytest.raises(ValueError, match="q_heads"):
+        attn.BatchDecode(max_batch=4, device=device).plan(case.kv, 3)
+    with pytest.raises(ValueError, match="max_splits=2"):
+        attn.BatchDecode(max_batch=4, max_splits=2, device=device).plan(case.kv, 4, num_splits=3)
+    with pytest.raises(ValueError, match="max_pages"):
+        attn.BatchDecode(max_batch=4, max_pages=2, device=device).plan(case.kv, 4)
+    dec = attn.BatchDecode(max_batch=4, device=device).plan(case.kv, 4)
+    with pytest.raises(ValueError, match="q must be"):
+        dec.run(randn((3, 8, 64), torch.float16, device, gen), case.kv)
+    with pytest.raises(RuntimeError, match="before plan"):
+        attn.BatchDecode(max_batch=4, device=device).run(randn((3, 4, 64), torch.float16, device, gen), case.kv)
+
+
+# ------------------------------------------------------------------------------------ GPU tier
+GPU_FORMS = [(f, p) for f in ("NHD", "HND", "vllm") for p in (1, 3, 16)] + [("ragged", 1), ("token_pool", 1)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("group,head_dim", [(1, 64), (4, 128), (8, 256), (4, 80), (8, 96), (4, 192)])
+@pytest.mark.parametrize("form,page_size", GPU_FORMS)
+def test_decode_gpu_matrix(form, page_size, group, head_dim, dtype, gen, device):
+    lens = kvgen.random_lens(gen, 9, 3000) + [4097]
+    case = make_kv(lens, layout=form, page_size=page_size, kv_heads=2, head_dim=head_dim, dtype=dtype, device=device,
+                   gen=gen)
+    q = randn((len(lens), 2 * group, head_dim), dtype, device, gen)
+    dec = attn.BatchDecode(max_batch=len(lens), device=device)
+    for splits in (None, 1, 7):
+        out, lse = run_plan(dec, case, q, num_splits=splits)
+        check(case, q, out, lse, f"gpu splits={splits}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("form", ["HND", "NHD", "vllm", "token_pool"])
+def test_decode_gpu_long(form, gen, device):
+    """128k-token sequences (and a short one beside them): split-KV over many chunks."""
+    lens = [131072, 7, 100_000]
+    case = make_kv(lens, layout=form, page_size=16, kv_heads=8, head_dim=128, dtype=torch.bfloat16, device=device,
+                   gen=gen)
+    q = randn((3, 32, 128), torch.bfloat16, device, gen)
+    out, lse = attn.decode(q, case.kv, return_lse=True, backend="triton")
+    want_o, want_l = attn.decode(q, case.kv, return_lse=True, backend="torch")
+    assert_close(out, want_o, torch.bfloat16, f"long {form}")
+    assert_close(lse, want_l, torch.float32, f"long {form} lse", factor=1e-3 / 1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("form,page_size", [("HND", 16), ("vllm", 16), ("NHD", 1)])
+def test_batch_decode_cuda_graph(form, page_size, gen, device):
+    """A graph captured once replays right after re-plans with other lengths and page maps over
+    the same storage (what a server does every step); NaN where no live token is."""
+    from attn.layouts import KVCache
+    from attn.layouts.descriptors import get_layout
+    max_batch, kvh, hq, d, num_pages = 8, 2, 8, 128, 4096
+    lay = get_layout(form)
+    dt = torch.bfloat16
+    k_store = torch.empty(lay.shape("k", num_pages, page_size, kvh, d, dt), dtype=dt, device=device)
+    v_store = torch.empty(lay.shape("v", num_pages, page_size, kvh, d, dt), dtype=dt, device=device)
+    q = randn((max_batch, hq, d), dt, device, gen)
+    out = torch.empty_like(q)
+    lse = torch.empty(max_batch, hq, dtype=torch.float32, device=device)
+    dec = attn.BatchDecode(max_batch=max_batch, max_pages=num_pages, device=device)
+
+    def step(lens):
+        # New contents (NaN first: unowned pages and slots past a length stay NaN), a new random page map.
+        k_store.fill_(math.nan)
+        v_store.fill_(math.nan)
+        need = [(n + page_size - 1) // page_size for n in lens]
+        perm = torch.randperm(num_pages, generator=gen)[:sum(need)].to(device=device, dtype=torch.int32)
+        indptr = torch.tensor([0] + need, dtype=torch.int32).cumsum(0).to(torch.int32).to(device)
+        seq = torch.tensor(lens, dtype=torch.int32, device=device)
+        kv = KVCache.paged(k_store, v_store, indptr, perm, seq, layout=form)
+        rows = sum(lens)
+        k_rows = randn((rows, kvh, d), dt, device, gen)
+        v_rows = randn((rows, kvh, d), dt, device, gen)
+        slots = torch.cat([perm[int(indptr[b]):int(indptr[b + 1])].long().repeat_interleave(page_size)[:n] * page_size
+                           + torch.arange(n, device=device) % page_size for b, n in enumerate(lens)])
+        attn.layouts.write_kv(kv, k_rows, v_rows, slots)
+        q.copy_(randn(q.shape, dt, device, gen))
+        return kv
+
+    kv = step([100, 5000, 1, 0, 33, 2048, 17, 64])
+    dec.plan(kv, hq, return_lse=True)
+    dec.run(q, kv, out=out, lse=lse)                    # compile outside the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        dec.run(q, kv, out=out, lse=lse)
+    for lens in ([3, 1, 9000, 0, 5, 700, 64, 12000], [1] * 8, [20000, 2, 3], [0] * 8, [4095, 4096, 4097, 1, 2, 3, 4, 5]):
+        kv = step(lens)
+        dec.plan(kv, hq, return_lse=True)
+        out.fill_(math.nan)
+        lse.fill_(math.nan)
+        graph.replay()
+        want_o, want_l = attn.decode(q[:len(lens)], kv, return_lse=True, backend="torch")
+        assert_close(out[:len(lens)], want_o, dt, f"graph replay {form} lens={lens}")
+        assert_close(lse[:len(lens)], want_l, torch.float32, f"graph replay lse lens={lens}", factor=100)
