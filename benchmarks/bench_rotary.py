@@ -1,0 +1,224 @@
+"""Rotary embedding: standalone (attn.rotary.apply) and fused with the KV cache write
+(attn.rotary.apply_and_write_kv), against separate torch ops and the peers installed here.
+
+Reports GPU time (triton.testing.do_bench, median), bytes moved / time, and the fraction of the
+copy bandwidth measured in this run (a large device-to-device copy, read + write bytes counted).
+For the decode-step shape (64 tokens, launch-bound) it also reports the time per launch replayed
+from a CUDA graph (no Python) and the host wall time per eager call.
+
+    python benchmarks/bench_rotary.py --out benchmarks/results/rotary_H100.md
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import triton
+import triton.testing
+
+import attn
+from attn.layouts import KVCache, get_layout, write_kv
+
+HQ, HK, D = 32, 8, 128
+
+
+def bench(fn, reps=200):
+    return triton.testing.do_bench(fn, warmup=25, rep=reps, return_mode="median") * 1e-3   # seconds
+
+
+def copy_bandwidth(nbytes=2 << 30):
+    x = torch.empty(nbytes // 2, dtype=torch.float16, device="cuda").normal_()
+    y = torch.empty_like(x)
+    t = bench(lambda: y.copy_(x))
+    return 2 * nbytes / t
+
+
+def graph_latency(fn, iters=1000):
+    """Seconds per launch replayed from a CUDA graph holding `iters` calls (launch overhead included,
+    Python excluded)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(iters):
+            fn()
+    g.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    g.replay()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) * 1e-3 / iters
+
+
+def host_latency(fn, iters=300):
+    for _ in range(10):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / iters
+
+
+# ------------------------------------------------------------------------------------ baselines
+
+def torch_rotary(q, k, positions, cache, out_q=None):
+    """What a model does without a kernel: gather cos/sin, rotate_half, in the activations' dtype."""
+    cs = cache[positions.long()].to(q.dtype)
+    cos, sin = cs.chunk(2, dim=-1)
+    cos = torch.cat([cos, cos], -1)[:, None]
+    sin = torch.cat([sin, sin], -1)[:, None]
+
+    def rot_half(x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([-x2, x1], -1)
+    return q * cos + rot_half(q) * sin, k * cos + rot_half(k) * sin
+
+
+def peers(q, k, positions, cache):
+    """name -> callable for rotary kernels of other libraries importable here (neox style)."""
+    out = {}
+    n = q.shape[0]
+    try:
+        import flashinfer
+        qf, kf = q.reshape(n, -1).clone(), k.reshape(n, -1).clone()
+        out["flashinfer apply_rope_with_cos_sin_cache_inplace"] = lambda: \
+            flashinfer.rope.apply_rope_with_cos_sin_cache_inplace(positions.long(), qf, kf, D, cache, True)
+    except Exception:
+        pass
+    try:
+        from vllm import _custom_ops as vops
+        qv, kv_ = q.reshape(n, -1).clone(), k.reshape(n, -1).clone()
+        pl = positions.long()
+        out["vllm rotary_embedding (in place)"] = lambda: vops.rotary_embedding(pl, qv, kv_, D, cache, True)
+    except Exception:
+        pass
+    return out
+
+
+# ------------------------------------------------------------------------------------ cases
+
+def make_cache(layout, n_tokens, dtype, page_size=16):
+    """A cache with room for every new token in shuffled pages, and the slot mapping."""
+    lay = get_layout(layout)
+    ps = page_size if lay.paged else 1
+    n_pages = triton.cdiv(n_tokens, ps) + 8
+    kc = torch.empty(lay.shape("k", n_pages, ps, HK, D, dtype), dtype=dtype, device="cuda")
+    vc = torch.empty(lay.shape("v", n_pages, ps, HK, D, dtype), dtype=dtype, device="cuda")
+    perm = torch.randperm(n_pages, device="cuda").to(torch.int32)
+    need = triton.cdiv(n_tokens, ps)
+    indptr = torch.tensor([0, need], dtype=torch.int32, device="cuda")
+    lens = torch.tensor([n_tokens], dtype=torch.int32, device="cuda")
+    if lay.paged:
+        kv = KVCache.paged(kc, vc, indptr, perm[:need], lens, layout=lay)
+    else:
+        kv = KVCache.token_pool(kc, vc, torch.tensor([0, n_tokens], dtype=torch.int32, device="cuda"),
+                                perm[:n_tokens])
+    t = torch.arange(n_tokens, device="cuda")
+    slots = (perm[: need].long()[t // ps] * ps + t % ps).to(torch.int64)
+    return kv, slots
+
+
+def run(args):
+    dev = torch.cuda.get_device_name()
+    dtype = getattr(torch, args.dtype)
+    el = torch.empty((), dtype=dtype).element_size()
+    bw = copy_bandwidth()
+    rows = []
+
+    def row(op, n, impl, sec, nbytes, launches="", graph=None, host=None):
+        rows.append(dict(op=op, tokens=n, impl=impl, us=sec * 1e6, gbs=nbytes / sec / 1e9, frac=nbytes / sec / bw,
+                         launches=launches, graph=None if graph is None else graph * 1e6,
+                         host=None if host is None else host * 1e6))
+
+    cache = attn.rotary.cos_sin_cache(args.max_position, D, base=500000.0, device="cuda")
+    for n in args.tokens:
+        q = torch.randn(n, HQ, D, dtype=dtype, device="cuda")
+        k = torch.randn(n, HK, D, dtype=dtype, device="cuda")
+        v = torch.randn(n, HK, D, dtype=dtype, device="cuda")
+        pos = torch.randint(0, args.max_position, (n,), device="cuda", dtype=torch.int32)
+        side = n * 4 + n * D * cache.element_size()             # positions + the cos/sin rows read
+        rot_bytes = 2 * n * (HQ + HK) * D * el + side            # q, k read once and written once
+        small = n <= 256
+
+        for style in ("neox", "gptj"):
+            f = lambda: attn.rotary.apply(q, k, pos, cache, style=style)              # noqa: E731
+            fi = lambda: attn.rotary.apply(q, k, pos, cache, style=style, inplace=True)  # noqa: E731
+            row(f"apply {style}", n, "attn triton", bench(f), rot_bytes, 1,
+                graph_latency(f) if small else None, host_latency(f) if small else None)
+            row(f"apply {style} inplace", n, "attn triton", bench(fi), rot_bytes, 1,
+                graph_latency(fi) if small else None, host_latency(fi) if small else None)
+        row("apply neox", n, "torch eager ops", bench(lambda: torch_rotary(q, k, pos, cache)), rot_bytes, "many")
+        try:
+            comp = torch.compile(torch_rotary, dynamic=False)
+            comp(q, k, pos, cache)
+            row("apply neox", n, "torch.compile", bench(lambda: comp(q, k, pos, cache)), rot_bytes, "1-2")
+        except Exception as e:       # noqa: BLE001
+            print(f"torch.compile baseline skipped: {type(e).__name__}: {e}")
+        for name, fn in peers(q, k, pos, cache).items():
+            try:
+                row("apply neox inplace", n, name, bench(fn), rot_bytes, 1)
+            except Exception as e:   # noqa: BLE001
+                print(f"peer {name} skipped: {type(e).__name__}: {e}")
+
+        # q read+written, k and v read, k and v written into the cache, slots.
+        fused_bytes = 2 * n * HQ * D * el + 4 * n * HK * D * el + side + n * 8
+        for layout in args.layouts:
+            kv, slots = make_cache(layout, n, dtype)
+            f = lambda: attn.rotary.apply_and_write_kv(q, k, v, pos, cache, kv, slots)  # noqa: E731
+            row(f"apply_and_write_kv {layout}", n, "attn triton (fused)", bench(f), fused_bytes, 1,
+                graph_latency(f) if small else None, host_latency(f) if small else None)
+
+            def separate():
+                qo, ko = attn.rotary.apply(q, k, pos, cache)
+                write_kv(kv, ko, v, slots, backend="triton")
+            row(f"apply_and_write_kv {layout}", n, "attn apply + write_kv (2 launches)", bench(separate),
+                fused_bytes, 2)
+
+            def torch_sep():
+                qo, ko = torch_rotary(q, k, pos, cache)
+                write_kv(kv, ko, v, slots, backend="torch")
+            row(f"apply_and_write_kv {layout}", n, "torch ops + torch write", bench(torch_sep), fused_bytes, "many")
+
+    lines = [f"# rotary on {dev}", "",
+             f"dtype {args.dtype}, q_heads {HQ}, kv_heads {HK}, head_dim {D}; measured copy bandwidth "
+             f"{bw / 1e9:.0f} GB/s (device-to-device copy of 2 GiB, read + write bytes). Times: do_bench median "
+             "GPU time; graph: per launch replayed from a CUDA graph; host: eager wall time per call.", "",
+             "| op | tokens | impl | launches | time (us) | GB/s | of copy BW | graph (us) | host (us) |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        g = "" if r["graph"] is None else f"{r['graph']:.2f}"
+        h = "" if r["host"] is None else f"{r['host']:.1f}"
+        lines.append(f"| {r['op']} | {r['tokens']} | {r['impl']} | {r['launches']} | {r['us']:.2f} | "
+                     f"{r['gbs']:.0f} | {100 * r['frac']:.1f}% | {g} | {h} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+        print(f"wrote {args.out}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, nargs="+", default=[8192, 64])
+    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    ap.add_argument("--layouts", nargs="+", default=["NHD", "HND", "vllm"])
+    ap.add_argument("--max-position", type=int, default=32768)
+    ap.add_argument("--out", default=None, help="write the markdown table here")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_rotary needs a GPU")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
