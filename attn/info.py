@@ -17,8 +17,8 @@ _MODULES = {
                "merge_state": "attn.triton_kernels.merge", "merge_states": "attn.triton_kernels.merge"},
     "hip": {"decode": "attn.hip.backend"},
 }
-_PACKAGES = ("torch", "triton", "numpy", "hip-python", "cuda-python", "cuda-bindings", "nvidia-cuda-nvrtc",
-             "tqdm", "matplotlib")
+_PACKAGES = ("torch", "triton", "numpy", "hip-python", "cuda-python", "cuda-bindings", "nvidia-cuda-nvrtc-cu12",
+             "nvidia-cuda-nvrtc", "tqdm", "matplotlib")
 
 
 def add_arguments(parser):
@@ -136,7 +136,7 @@ def run(args) -> int:
     v = info["versions"]
     print("versions: " + ", ".join(f"{k}={v[k] or '-'}" for k in
                                    ("torch", "torch_cuda", "torch_hip", "triton", "numpy", "hip-python",
-                                    "cuda-python", "cuda-bindings", "nvidia-cuda-nvrtc")))
+                                    "cuda-python", "cuda-bindings", "nvidia-cuda-nvrtc-cu12")))
     print("backends (ok, or why not here):")
     width = max(len(op) for op in info["backends"])
     for op, row in info["backends"].items():
