@@ -140,29 +140,31 @@ class BatchDecode:
                        "attn.LogitsTransform(triton_fn, reference_fn)")
         d = kv.head_dim
 
-        # The kernel configuration is fixed at the first plan: a captured graph holds its binary,
-        # and the items' block alignment must match it on every later plan.
-        key = (q_heads, kv.num_kv_heads, d, kv.page_size, kv.dtype, kv.layout.name)
-        if self.cfg is None:
-            self.cfg = config_for(self.device, kv, q_heads)
-            self.cfg.update(self.kernel_config)
-            self._key = key
-        elif key != self._key and self._captured:
-            V.fail(f"this BatchDecode was planned and captured for (q_heads, kv_heads, head_dim, page_size, "
-                   f"dtype, layout)={self._key}; got {key}: build a new BatchDecode for another model")
-        elif key != self._key:
-            self.cfg = config_for(self.device, kv, q_heads)
-            self.cfg.update(self.kernel_config)
-            self._key = key
-        cfg = self.cfg
-        block_n = cfg["BLOCK_N"]
-
         if seq_lens_host is not None:
             lens = np.asarray(torch.as_tensor(seq_lens_host).to("cpu", torch.int64))
             if lens.shape != (b,):
                 V.fail(f"seq_lens_host must have shape [{b}]; got {list(lens.shape)}")
         else:
             lens = kv.seq_lens.to("cpu", torch.int64).numpy()
+        # The kernel configuration is fixed at the first plan: a captured graph holds its binary,
+        # and the items' block alignment must match it on every later plan.
+        # Tuned entries are bucketed by batch and mean length too: the first plan's pick them.
+        shape = dict(batch=b, kv_len=max(1, int(lens.sum()) // max(b, 1)))
+        key = (q_heads, kv.num_kv_heads, d, kv.page_size, kv.dtype, kv.layout.name)
+        if self.cfg is None:
+            self.cfg = config_for(self.device, kv, q_heads, **shape)
+            self.cfg.update(self.kernel_config)
+            self._key = key
+        elif key != self._key and self._captured:
+            V.fail(f"this BatchDecode was planned and captured for (q_heads, kv_heads, head_dim, page_size, "
+                   f"dtype, layout)={self._key}; got {key}: build a new BatchDecode for another model")
+        elif key != self._key:
+            self.cfg = config_for(self.device, kv, q_heads, **shape)
+            self.cfg.update(self.kernel_config)
+            self._key = key
+        cfg = self.cfg
+        block_n = cfg["BLOCK_N"]
+
         begin = None
         if window_left >= 0:
             begin = np.maximum(lens - 1 - window_left, 0)

@@ -197,3 +197,34 @@ def merge_state(out_a, lse_a, out_b, lse_b):
             NUM_HEADS=heads, HEAD_DIM=d, BLOCK_D=bd, num_warps=_warps(bd),
         )
     return out.reshape(*lead, heads, d), lse.reshape(*lead, heads)
+
+
+# ---------------------------------------------------------------------------------- compile specs
+def compile_specs():
+    """merge_kernel (segmented for split-KV decode, with and without lse; uniform for merge_states)
+    and merge_two_kernel, for the head dims attn supports and each output dtype."""
+    from .specs import KernelSpec, signature
+    specs = []
+    for dt in ("fp16", "bf16", "fp32"):
+        for hd in (64, 80, 96, 128, 192, 256):
+            bd = _block_d(hd)
+            opts = dict(num_warps=_warps(bd))
+            for name, seg, ret in (("segmented", True, False), ("segmented_lse", True, True),
+                                   ("states", False, True)):
+                if dt == "fp32" and seg:
+                    continue                        # decode outputs are 16-bit
+                cx = dict(NUM_HEADS=32, HEAD_DIM=hd, BLOCK_D=bd, BLOCK_P=MERGE_BLOCK_P, SEGMENTED=seg,
+                          RETURN_LSE=ret, s_lh=1)               # unit strides: the JIT makes them constexpr
+                if ret:
+                    cx["s_yh"] = 1
+                # zeros (segmented rows, an absent lse) are multiples of 16, as are the row strides
+                aligned = ("s_on", "s_ln", "s_xr", "s_or", "s_lr", "s_yr") + (() if ret else ("s_yh",))
+                sig = signature(merge_kernel, cx, o_ptr="*fp32" if seg else f"*{dt}", lse_ptr="*fp32",
+                                indptr_ptr="*i32", num_rows_ptr="*i32", out_ptr=f"*{dt}", out_lse_ptr="*fp32")
+                specs.append(KernelSpec("merge", f"{name}/{dt}/d{hd}", merge_kernel, sig, cx, options=opts,
+                                        aligned=aligned))
+            cx = dict(NUM_HEADS=32, HEAD_DIM=hd, BLOCK_D=bd, s_lah=1, s_lbh=1)
+            sig = signature(merge_two_kernel, cx, a_ptr=f"*{dt}", la_ptr="*fp32", b_ptr=f"*{dt}", lb_ptr="*fp32",
+                            out_ptr=f"*{dt}", lse_ptr="*fp32")
+            specs.append(KernelSpec("merge", f"two/{dt}/d{hd}", merge_two_kernel, sig, cx, options=opts))
+    return specs
