@@ -326,7 +326,7 @@ def _server_step(layout, page_size, hk, d, dtype, lens_old, lens_new, pad_tokens
             slots.append(page * page_size + p % page_size)
     at = sorted(random.sample(range(len(pos) + pad_tokens), pad_tokens))
     for i in at:
-        pos.insert(i, random.randrange(64))
+        pos.insert(i, random.randrange(16))     # padding: any valid position
         slots.insert(i, -1)
     return kv, torch.tensor(pos, device=DEV), torch.tensor(slots, device=DEV)
 
