@@ -17,3 +17,12 @@ def kv_offset(page, head, slot, d, s_page, s_head, s_slot, s_dhi, s_dlo, SPLIT: 
         # compiler sees that and loads each group as one 16-byte vector instead of x scalars.
         off = page.to(tl.int64) * s_page + head * s_head + (slot * (s_slot // SPLIT)) * SPLIT
         return off + (d // SPLIT) * s_dhi + (d % SPLIT) * s_dlo
+
+
+@triton.jit
+def dim_offset(d, s_dhi, s_dlo, SPLIT: tl.constexpr):
+    """The head-dim part of kv_offset alone (32-bit): add it to a row's 64-bit base."""
+    if SPLIT == 1:
+        return d * s_dhi
+    else:
+        return (d // SPLIT) * s_dhi + (d % SPLIT) * s_dlo

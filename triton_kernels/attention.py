@@ -16,7 +16,7 @@ loads are masked by sequence length, so slots past it may hold NaN.
 import triton
 import triton.language as tl
 
-from .addressing import kv_offset
+from .addressing import dim_offset, kv_offset
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
@@ -99,10 +99,12 @@ def attend_block(
         page = tl.load(pages_ptr + page_base + logical)
         if RUN > 1:
             page = tl.max_constancy(page, RUN)
-    k_off = kv_offset(page[:, None], kv_head, slot[:, None], d[None, :],
-                      ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)
-    v_off = kv_offset(page[:, None], kv_head, slot[:, None], d[None, :],
-                      vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, V_SPLIT)
+    # 64-bit row bases, 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile of int64 offsets costs the
+    # registers that otherwise hold the accumulator (it spilled at BLOCK_M=128 on sm_90).
+    k_off = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[:, None] \
+        + dim_offset(d, ks_dhi, ks_dlo, K_SPLIT)[None, :]
+    v_off = kv_offset(page, kv_head, slot, 0, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, V_SPLIT)[:, None] \
+        + dim_offset(d, vs_dhi, vs_dlo, V_SPLIT)[None, :]
     LOAD_MASK: tl.constexpr = MASKED or BLOCK_D != HEAD_DIM
     if LOAD_MASK:
         kmask = in_len[:, None] & (d < HEAD_DIM)[None, :]
@@ -374,3 +376,42 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         CACHE=cfg.get("cache_modifier", ""), PRECISION="ieee" if q.dtype.itemsize == 4 else None,
         **rot, **opts,
     )
+
+
+# ---------------------------------------------------------------------------------- compile specs
+# (layout label, K_SPLIT, strides the JIT specializes to 1, strides it sees as multiples of 16).
+# These are what the JIT sees at run time for each layout family, so the compile matrix compiles
+# the binaries that really run (vectorized, pipelined loads need the alignment facts).
+SPEC_LAYOUTS = {
+    "NHD|HND|ragged": (1, dict(ks_dhi=1, vs_dhi=1),
+                       ("ks_page", "ks_head", "ks_slot", "vs_page", "vs_head", "vs_slot")),
+    "vllm": (8, dict(ks_dlo=1, vs_slot=1), ("ks_page", "ks_head", "ks_dhi", "vs_page", "vs_head", "vs_dhi")),
+}
+_SPEC_POINTERS = dict(q_indptr="*i32", page_indptr="*i32", page_indices="*i32", seq_lens="*i32",
+                      item_req="*i32", item_q_start="*i32", item_kv_start="*i32", item_kv_end="*i32",
+                      item_out="*i32", num_items_ptr="*i32", mask_indptr="*i64", blk_indptr="*i32",
+                      blk_ids="*i32", lse_ptr="*fp32", part_o_ptr="*fp32", part_lse_ptr="*fp32", cs_ptr="*fp32",
+                      mask_ptr="*i1", sm_scale="fp32", softcap="fp32")
+
+
+def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, group: int, head_dim: int,
+                 page_size: int, layout: str, **features):
+    """One KernelSpec (triton_kernels/specs.py) of attention_kernel: the launcher's constexprs for
+    this config and feature set (features: CAUSAL=True, RETURN_LSE=True, ... as launch() sets)."""
+    from .specs import KernelSpec, signature
+    gh, tq, _ = tile_shape(group, cfg["BLOCK_M"])
+    split, ones, aligned = SPEC_LAYOUTS[layout]
+    cx = dict(NUM_Q_HEADS=8 * group, GROUP=group, GH=gh, TQ=tq, HEAD_DIM=head_dim,
+              BLOCK_D=max(triton.next_power_of_2(head_dim), 16), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
+              PAGE_SIZE=page_size, K_SPLIT=split, V_SPLIT=1, IDENTITY_PAGES=False, CAUSAL=False, WINDOW=False,
+              HAS_MASK=False, SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=False,
+              CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0, ROTATE_K=False)
+    cx.update(ones)
+    cx.update(features)
+    opts = {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack")
+            if k in cfg}
+    return KernelSpec(kernel=kernel, config=f"{label}/{layout}", fn=attention_kernel,
+                      signature=signature(attention_kernel, cx, q_ptr=f"*{dtype}", o_ptr=f"*{dtype}",
+                                          k_ptr=f"*{dtype}", v_ptr=f"*{dtype}", **_SPEC_POINTERS),
+                      constexprs=cx, options=opts, targets=targets,
+                      aligned=aligned + ("s_q_tok", "s_q_head", "s_o_tok", "s_o_head"))

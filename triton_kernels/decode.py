@@ -80,26 +80,9 @@ def compile_specs():
     16 (NHD|HND|ragged compile to one binary), page size 1 (token pool), the vLLM split layout,
     and the option branches a user reaches (lse; window + softcap + lse). BatchDecode always
     launches with partials (HAS_PARTIALS); the functional decode of an unsplit batch without."""
-    from attn.platform import Platform
-    from .attention import attention_kernel, tile_shape
-    from .specs import AMD_TARGETS, NVIDIA_TARGETS, KernelSpec, signature
+    from .attention import SPEC_LAYOUTS, compile_spec
+    from .specs import AMD_TARGETS, NVIDIA_TARGETS, spec_platform
 
-    def plat(vendor):
-        return Platform(vendor=vendor, arch="sm_90" if vendor == "nvidia" else "gfx942",
-                        warp_size=32 if vendor == "nvidia" else 64, num_sms=132,
-                        device_name="NVIDIA H100 80GB HBM3" if vendor == "nvidia" else "AMD Instinct MI300X")
-
-    ptr = dict(q_indptr="*i32", page_indptr="*i32", page_indices="*i32", seq_lens="*i32", item_req="*i32",
-               item_q_start="*i32", item_kv_start="*i32", item_kv_end="*i32", item_out="*i32",
-               num_items_ptr="*i32", mask_indptr="*i32", blk_indptr="*i32", blk_ids="*i32", lse_ptr="*fp32",
-               part_o_ptr="*fp32", part_lse_ptr="*fp32", cs_ptr="*i32", mask_ptr="*i32",
-               sm_scale="fp32", softcap="fp32")
-    # (layout label, K_SPLIT, strides the JIT specializes to 1, strides that are multiples of 16)
-    layouts = {
-        "NHD|HND|ragged": (1, dict(ks_dhi=1, vs_dhi=1), ("ks_page", "ks_head", "ks_slot", "vs_page", "vs_head",
-                                                         "vs_slot")),
-        "vllm": (8, dict(ks_dlo=1, vs_slot=1), ("ks_page", "ks_head", "ks_dhi", "vs_page", "vs_head", "vs_dhi")),
-    }
     variants = {"plain": {}, "lse": dict(RETURN_LSE=True),
                 "window_softcap_lse": dict(WINDOW=True, SOFTCAP=True, RETURN_LSE=True)}
     specs = []
@@ -109,34 +92,17 @@ def compile_specs():
             for hd in (64, 80, 96, 128, 192, 256):
                 for group in (1, 4, 8):
                     for ps in (16, 1):
-                        for lay in layouts:
+                        for lay in SPEC_LAYOUTS:
                             full = hd == 128 and group == 4
                             if (ps == 1 or lay == "vllm") and not (hd == 128 and dt == "bf16"):
                                 continue
                             if lay == "vllm" and ps == 1:
                                 continue
-                            cfg = configs.lookup("decode", plat(vendor), head_dim=hd, group=group, page_size=ps,
-                                                 dtype=tdt)
-                            gh, tq, _ = tile_shape(group, cfg["BLOCK_M"])
-                            split, ones, aligned = layouts[lay]
+                            cfg = configs.lookup("decode", spec_platform(vendor), head_dim=hd, group=group,
+                                                 page_size=ps, dtype=tdt)
                             names = list(variants) if full and ps == 16 and lay != "vllm" else ["plain"]
                             for name in names:
-                                cx = dict(NUM_Q_HEADS=8 * group, GROUP=group, GH=gh, TQ=tq, HEAD_DIM=hd,
-                                          BLOCK_D=max(1 << (hd - 1).bit_length(), 16), BLOCK_M=cfg["BLOCK_M"],
-                                          BLOCK_N=cfg["BLOCK_N"], PAGE_SIZE=ps, K_SPLIT=split, V_SPLIT=1,
-                                          IDENTITY_PAGES=False, CAUSAL=False, WINDOW=False, HAS_MASK=False,
-                                          SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=True,
-                                          CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0,
-                                          ROTATE_K=False)
-                                cx.update(ones)
-                                cx.update(variants[name])
-                                opts = {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu",
-                                                            "matrix_instr_nonkdim", "kpack") if k in cfg}
-                                specs.append(KernelSpec(
-                                    kernel="decode", config=f"{vendor}/{dt}/d{hd}/g{group}/p{ps}/{name}/{lay}",
-                                    fn=attention_kernel,
-                                    signature=signature(attention_kernel, cx, q_ptr=f"*{dt}", o_ptr=f"*{dt}",
-                                                        k_ptr=f"*{dt}", v_ptr=f"*{dt}", **ptr),
-                                    constexprs=cx, options=opts, targets=targets,
-                                    aligned=aligned + ("s_q_tok", "s_o_tok")))
+                                specs.append(compile_spec("decode", f"{vendor}/{dt}/d{hd}/g{group}/p{ps}/{name}",
+                                                          targets, dt, cfg, group=group, head_dim=hd, page_size=ps,
+                                                          layout=lay, HAS_PARTIALS=True, **variants[name]))
     return specs

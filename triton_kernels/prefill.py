@@ -18,10 +18,15 @@ from .mask_summary import block_lists
 
 
 # ------------------------------------------------------------------------------ planning
-def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dtype) -> dict:
+def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dtype, masked: bool = False) -> dict:
     """The launch config (attn/configs): shared by the launcher, BatchPrefill and compile_specs()."""
-    return configs.lookup("prefill", plat, head_dim=head_dim, group=group, page_size=page_size,
-                          dtype=str(dtype).replace("torch.", ""))
+    cfg = configs.lookup("prefill", plat, head_dim=head_dim, group=group, page_size=page_size,
+                         dtype=str(dtype).replace("torch.", ""))
+    if masked:
+        # The custom mask's per-element loads and block lists take the registers of half a KV
+        # block: 128x64 spilled 704 bytes on sm_90 (compile matrix), 128x32 none.
+        cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 32)
+    return cfg
 
 
 def ordered_items(q_lens: np.ndarray, kv_lens: np.ndarray, tq: int, causal: bool, window_left: int) -> np.ndarray:
@@ -88,7 +93,7 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     if int(q_lens.sum()) != total_q:
         V.fail(f"q_indptr[-1] must equal q's rows {total_q}; got {int(q_lens.sum())}")
     group = hq // kv.num_kv_heads
-    cfg = config_for(platform.for_tensor(q), d, group, kv.page_size, q.dtype)
+    cfg = config_for(platform.for_tensor(q), d, group, kv.page_size, q.dtype, masked=custom_mask is not None)
     _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
     items = ordered_items(q_lens, kv_lens, tq, causal, window_left)
     work = WorkList.build(items, q.device)
@@ -116,19 +121,9 @@ def compile_specs():
     each vendor's heuristic config, head dims 64..256, fp16/bf16, the GQA tile shapes of groups 1,
     4, 8, and the feature branches a user reaches (causal; window + softcap + lse; custom mask;
     rotary; the vllm split layout)."""
-    from attn.platform import Platform
-    from .specs import AMD_TARGETS, NVIDIA_TARGETS, KernelSpec, signature
+    from .attention import compile_spec
+    from .specs import AMD_TARGETS, NVIDIA_TARGETS, spec_platform
 
-    def plat(vendor):
-        return Platform(vendor=vendor, arch="sm_90" if vendor == "nvidia" else "gfx942",
-                        warp_size=32 if vendor == "nvidia" else 64, num_sms=132,
-                        device_name="NVIDIA H100 80GB HBM3" if vendor == "nvidia" else "AMD Instinct MI300X")
-
-    ptr = dict(q_indptr="*i32", page_indptr="*i32", page_indices="*i32", seq_lens="*i32", item_req="*i32",
-               item_q_start="*i32", item_kv_start="*i32", item_kv_end="*i32", item_out="*i32",
-               num_items_ptr="*i32", mask_indptr="*i64", blk_indptr="*i32", blk_ids="*i32", lse_ptr="*fp32",
-               part_o_ptr="*fp32", part_lse_ptr="*fp32", cs_ptr="*fp32", mask_ptr="*i1",
-               sm_scale="fp32", softcap="fp32")
     variants = {
         "causal": dict(CAUSAL=True),
         "window_softcap_lse": dict(CAUSAL=True, WINDOW=True, SOFTCAP=True, RETURN_LSE=True),
@@ -140,27 +135,14 @@ def compile_specs():
         for dt in ("fp16", "bf16"):
             for hd in (64, 80, 96, 128, 192, 256):
                 for group in (1, 4, 8):
-                    cfg = config_for(plat(vendor), hd, group, 16, getattr(torch, {"fp16": "float16",
-                                                                                "bf16": "bfloat16"}[dt]))
-                    gh, tq, _ = tile_shape(group, cfg["BLOCK_M"])
                     names = list(variants) if (group == 4 and dt == "bf16") else ["causal"]
                     for name in names:
-                        for split in ((1, 8) if name == "causal" and group == 4 else (1,)):
-                            cx = dict(NUM_Q_HEADS=8 * group, GROUP=group, GH=gh, TQ=tq, HEAD_DIM=hd,
-                                      BLOCK_D=max(1 << (hd - 1).bit_length(), 16), BLOCK_M=cfg["BLOCK_M"],
-                                      BLOCK_N=cfg["BLOCK_N"], PAGE_SIZE=16, K_SPLIT=split, V_SPLIT=1,
-                                      IDENTITY_PAGES=False, CAUSAL=True, WINDOW=False, HAS_MASK=False,
-                                      SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=False,
-                                      CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0,
-                                      ROTATE_K=False)
-                            cx.update(variants[name])
-                            opts = {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu",
-                                                        "matrix_instr_nonkdim", "kpack") if k in cfg}
-                            layout = "vllm" if split > 1 else "NHD|HND|ragged"
-                            specs.append(KernelSpec(
-                                kernel="prefill", config=f"{vendor}/{dt}/d{hd}/g{group}/{name}/{layout}",
-                                fn=attention_kernel,
-                                signature=signature(attention_kernel, cx, q_ptr=f"*{dt}", o_ptr=f"*{dt}",
-                                                    k_ptr=f"*{dt}", v_ptr=f"*{dt}", **ptr),
-                                constexprs=cx, options=opts, targets=targets))
+                        cfg = config_for(spec_platform(vendor), hd, group, 16,
+                                         getattr(torch, {"fp16": "float16", "bf16": "bfloat16"}[dt]),
+                                         masked=name == "mask")
+                        for layout in (("NHD|HND|ragged", "vllm") if name == "causal" and group == 4
+                                       else ("NHD|HND|ragged",)):
+                            specs.append(compile_spec("prefill", f"{vendor}/{dt}/d{hd}/g{group}/{name}", targets, dt,
+                                                      cfg, group=group, head_dim=hd, page_size=16, layout=layout,
+                                                      **variants[name]))
     return specs

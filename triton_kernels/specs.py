@@ -218,3 +218,11 @@ def all_specs() -> list:
     if c.errors:
         raise RuntimeError("; ".join(f"{m}: {e}" for m, e in c.errors.items()))
     return c.specs
+
+
+def spec_platform(vendor: str):
+    """The platform a spec's heuristic config is looked up for: an H100 or an MI300X."""
+    from attn.platform import Platform
+    if vendor == "nvidia":
+        return Platform("nvidia", "sm_90", 32, 132, "NVIDIA H100 80GB HBM3")
+    return Platform("amd", "gfx942", 64, 304, "AMD Instinct MI300X")
