@@ -68,20 +68,23 @@ def load_specs(extra_files=()):
 
 
 def load_hip():
-    """(module, [instances]) or (None, reason) when attn.hip.compile is not there."""
+    """(attn.hip.compile, [Instance]) or (None, reason) when the HIP sources are not there."""
     global _HIP
     if _HIP is None:
+        import attn
         try:
-            from attn.hip import compile as hc   # noqa: A004 - the hip author's module name
-        except ModuleNotFoundError as e:
-            _HIP = (None, f"attn.hip.compile not importable ({e})")
-            return _HIP
+            from attn.hip import compile as hc
+        except ModuleNotFoundError:
+            # attn.hip is a folder without __init__.py (so `import hip` stays hip-python's);
+            # setuptools' editable finder does not resolve it, the repository root does.
+            attn.__path__.append(REPO)
+            try:
+                from attn.hip import compile as hc
+            except ModuleNotFoundError as e:
+                _HIP = (None, f"attn.hip.compile not importable ({e})")
+                return _HIP
         _HIP = (hc, list(hc.instances()))
     return _HIP
-
-
-def _name(inst) -> str:
-    return getattr(inst, "name", None) or str(inst)
 
 
 # ------------------------------------------------------------------------------------------
@@ -206,45 +209,62 @@ def compile_triton(spec_id: str, target: str, extra_files=()) -> dict:
     return judge(row)
 
 
-def _report_get(rep, *keys):
-    for k in keys:
-        if isinstance(rep, dict) and rep.get(k) is not None:
-            return rep[k]
-        if not isinstance(rep, dict) and getattr(rep, k, None) is not None:
-            return getattr(rep, k)
-    return None
+def _amd_occupancy(vgprs: int, agprs: int, lds: int, threads: int, lim) -> str:
+    """Waves per SIMD on CDNA: 512 unified VGPRs+AGPRs per lane in granules of 8, and LDS per CU
+    shared by work-groups of threads/64 waves over 4 SIMDs (the compiler states it for Triton
+    kernels; hiprtc's code object does not, so it is derived here)."""
+    by_regs = min(8, 512 // max(8, -(-(vgprs + agprs) // 8) * 8))
+    waves = max(1, threads // 64)
+    by_lds = (lim.smem_per_sm // lds) * waves // 4 if lds else 8
+    return f"{max(0, min(by_regs, by_lds))}w"
 
 
-def compile_hip(index: int, target: str) -> dict:
+def compile_hip(index: int, target: str) -> list:
+    """One HIP instance for one target: a row per kernel in its code object (decode, reduce)."""
+    from attn.triton_kernels.specs import LIMITS
     hc, instances = load_hip()
     inst = instances[index]
-    row = {"kind": "hip", "kernel": "hip_decode", "config": _name(inst), "target": target}
+    base = {"kind": "hip", "config": inst.key, "target": target}
     t0 = time.perf_counter()
     try:
-        res = hc.compile_instance(inst, target=target)
-        binary, rep = (res if isinstance(res, tuple) else
-                       (_report_get(res, "binary"), _report_get(res, "report", "resources") or res))
-        if not binary:
-            raise RuntimeError("compile_instance returned no binary")
-        row.update(
-            regs=_report_get(rep, "regs", "vgprs", "registers"),
-            vgprs=_report_get(rep, "vgprs"), sgprs=_report_get(rep, "sgprs"),
-            smem=_report_get(rep, "smem", "lds", "shared", "shared_bytes", "lds_bytes"),
-            spill=_report_get(rep, "spill", "spills", "spill_bytes") or 0,
-            occupancy=_report_get(rep, "occupancy"))
+        c = hc.compile(inst, target)
+        if not c.binary:
+            raise RuntimeError("compile returned no binary")
+        if not c.resources:
+            raise RuntimeError(f"no resource report (compiler log: {c.log[:500]!r})")
     except Exception as e:  # noqa: BLE001
-        row["error"] = f"{type(e).__name__}: {e}"[-4000:]
-    row["seconds"] = round(time.perf_counter() - t0, 2)
-    return judge(row)
+        return [judge(dict(base, kernel="hip:attn_paged_decode", error=f"{type(e).__name__}: {e}"[-4000:],
+                           seconds=round(time.perf_counter() - t0, 2)))]
+    secs = round(time.perf_counter() - t0, 2)
+    threads = {"attn_paged_decode": getattr(hc, "THREADS", 256),
+               "attn_paged_decode_reduce": getattr(hc, "REDUCE_THREADS", 128)}
+    rows = []
+    for name, r in sorted(c.resources.items()):
+        row = dict(base, kernel=f"hip:{name}", seconds=secs)
+        nthreads = threads.get(name, 256)
+        if target.startswith("sm_"):
+            row.update(regs=r.get("registers"), smem=r.get("shared_bytes", 0),
+                       spill=r.get("spill_store_bytes", 0) + r.get("stack_bytes", 0))
+            if row["regs"] is not None:
+                row["occupancy"] = nvidia_occupancy(target, row["regs"], row["smem"], nthreads // 32)
+        else:
+            row.update(vgprs=r.get("vgprs"), sgprs=r.get("sgprs"), agprs=r.get("agprs", 0),
+                       regs=r.get("vgprs"), smem=r.get("lds_bytes", 0),
+                       spill=r.get("vgpr_spills", 0) + r.get("sgpr_spills", 0) + r.get("scratch_bytes", 0))
+            if row["vgprs"] is not None:
+                row["occupancy"] = _amd_occupancy(row["vgprs"], row["agprs"] or 0, row["smem"],
+                                                  nthreads, LIMITS[target])
+        rows.append(judge(row))
+    return rows
 
 
 def _run(job):
     kind, key, target, extra = job
     try:
-        return compile_triton(key, target, extra) if kind == "triton" else compile_hip(key, target)
-    except Exception:  # noqa: BLE001 - a worker must always answer with a row
-        return judge({"kind": kind, "kernel": str(key), "config": "?", "target": target,
-                      "error": traceback.format_exc()[-4000:]})
+        return [compile_triton(key, target, extra)] if kind == "triton" else compile_hip(key, target)
+    except Exception:  # noqa: BLE001 - a worker must always answer with rows
+        return [judge({"kind": kind, "kernel": str(key), "config": "?", "target": target,
+                       "error": traceback.format_exc()[-4000:]})]
 
 
 # ------------------------------------------------------------------------------------------
@@ -287,6 +307,18 @@ LEGEND = ("cells: registers (NVIDIA regs/thread r; AMD VGPRs v / SGPRs s / AGPRs
 # ------------------------------------------------------------------------------------------
 
 
+def sample(jobs: list, fraction: float, offset: int = 0) -> list:
+    """About `fraction` of the (variant, target) pairs: a pair is kept when (hash(variant) +
+    target's position + offset) % k == 0, k = round(1/fraction). The hash spreads each kernel's
+    variants over its targets; successive offsets 0..k-1 together compile every pair exactly once
+    (CI passes its commit count as the offset). Deterministic."""
+    import zlib
+    from attn.triton_kernels.specs import ALL_TARGETS
+    k = max(1, round(1 / max(fraction, 1e-6)))
+    return [j for j in jobs
+            if (zlib.crc32(f"{j[0]}:{j[1]}".encode()) + ALL_TARGETS.index(j[2]) + offset) % k == 0]
+
+
 def _select(ids, patterns):
     if not patterns:
         return list(ids)
@@ -311,6 +343,11 @@ def main(argv=None) -> int:
                     help="also compile the specs of FILE's compile_specs() (repeatable)")
     ap.add_argument("--fresh", action="store_true", help="compile into an empty Triton cache")
     ap.add_argument("--list", action="store_true", help="list the selected jobs and exit")
+    ap.add_argument("--sample", type=float, default=1.0, metavar="FRACTION",
+                    help="compile about FRACTION of the (variant, target) pairs, spread so that every "
+                         "variant of a kernel is compiled for some target (CI: 0.25; nightly: 1)")
+    ap.add_argument("--sample-offset", type=int, default=0, metavar="N",
+                    help="rotate the sample (e.g. by run number) so successive runs cover all pairs")
     a = ap.parse_args(argv)
 
     targets = [t.strip() for t in a.targets.split(",") if t.strip()]
@@ -325,26 +362,28 @@ def main(argv=None) -> int:
     specs, errors = load_specs(extra)
     jobs = [("triton", sid, t, tuple(extra)) for sid in _select(specs, patterns) for t in targets
             if t in specs[sid].targets]
-    notes = [f"{m}: {e}" for m, e in errors.items()]
     hip_targets = [t for t in targets if t in HIP_TARGETS]
-    if not a.no_hip and hip_targets and (not patterns or _select(["hip_decode:"], patterns)
-                                         or any("hip" in p for p in patterns)):
+    if not a.no_hip and hip_targets:
         try:
             hc, insts = load_hip()
         except Exception as e:  # noqa: BLE001 - a broken HIP module is a failure, not a skip
             hc, insts = None, None
             errors["hip"] = f"attn.hip.compile: {type(e).__name__}: {e}"
-            notes.append(errors["hip"])
         if hc is None and insts is not None:
             print(f"note: HIP instances skipped: {insts}", file=sys.stderr)
         elif hc is not None:
-            for i, inst in enumerate(insts):
+            hip_targets = [t for t in hip_targets if t in getattr(hc, "TARGETS", HIP_TARGETS)]
+            ids = {f"hip:{inst.key}": i for i, inst in enumerate(insts)}
+            for hid in _select(ids, patterns):
                 for t in hip_targets:
-                    if t in tuple(getattr(inst, "targets", HIP_TARGETS)):
-                        jobs.append(("hip", i, t, ()))
+                    if insts[ids[hid]].warp == hc.warp_of(t):
+                        jobs.append(("hip", ids[hid], t, ()))
+    if a.sample < 1.0:
+        jobs = sample(jobs, a.sample, a.sample_offset)
+    notes = [f"{m}: {e}" for m, e in errors.items()]
     if a.list:
-        for j in jobs:
-            print(j[0], j[1] if j[0] == "triton" else _name(load_hip()[1][j[1]]), j[2])
+        for kind, key, t, _ in jobs:
+            print(key if kind == "triton" else f"hip:{load_hip()[1][key].key}", t)
         return 0
 
     t0 = time.perf_counter()
@@ -356,12 +395,12 @@ def main(argv=None) -> int:
         bar = None
     if a.jobs <= 1 or len(jobs) <= 1:
         for j in jobs:
-            rows.append(_run(j))
+            rows.extend(_run(j))
             bar and bar.update(1)
     else:
         with ProcessPoolExecutor(max_workers=a.jobs, mp_context=get_context("spawn")) as ex:
             for f in as_completed([ex.submit(_run, j) for j in jobs]):
-                rows.append(f.result())
+                rows.extend(f.result())
                 bar and bar.update(1)
     bar and bar.close()
     wall = time.perf_counter() - t0

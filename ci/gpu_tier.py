@@ -1,0 +1,235 @@
+#!/usr/bin/env python
+"""Run the GPU tier on whatever GPU is here (NVIDIA or AMD) and write ci/reports/<device>.md.
+
+    python ci/gpu_tier.py                       # pytest -m gpu tests/, report to ci/reports/
+    python ci/gpu_tier.py -k decode -x          # extra arguments go to pytest
+    python ci/gpu_tier.py --out /tmp/r --allow-no-gpu -m "not gpu" tests/test_layouts.py   # dry run
+
+The report counts passed / failed / skipped / errors per test file, per backend, per feature, per
+layout and per dtype. Backend / feature / layout / dtype come from the tests' parameters: a
+tests/matrix.py `Case` parameter, or parameters named backend, feature, layout (or form), dtype;
+tests without them count under "-". It also names the device, the driver, torch, Triton and
+Python versions, the date and the commit, and lists every failure with its message's first line.
+A JSON twin (<device>.json) carries the same numbers and every test's outcome.
+
+Exit status: pytest's (0 when everything selected passed), 2 when no GPU is present (unless
+--allow-no-gpu).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform as _platform
+import re
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+AXES = ("file", "backend", "feature", "layout", "dtype")
+_ALIASES = {"backend": ("backend",), "feature": ("feature",), "layout": ("layout", "form"),
+            "dtype": ("dtype",)}
+
+
+def _dtype_name(v) -> str:
+    s = str(v)
+    return {"torch.float16": "fp16", "torch.bfloat16": "bf16", "torch.float32": "fp32"}.get(s, s)
+
+
+def labels(nodeid: str, params: dict) -> dict:
+    """The report's axes for one test: its file, and backend / feature / layout / dtype from its
+    parameters (a matrix Case's fields first, then parameters named after the axis)."""
+    out = {"file": nodeid.split("::")[0]}
+    for axis, names in _ALIASES.items():
+        val = None
+        for p in params.values():
+            if val is None and hasattr(p, axis) and not isinstance(p, (str, bytes, dict)):
+                val = getattr(p, axis)
+        for n in names:
+            if val is None and n in params:
+                val = params[n]
+        out[axis] = "-" if val is None else (_dtype_name(val) if axis == "dtype" else str(val))
+    if out["backend"] == "-":
+        # test names like test_hip.py / test_torch_... say the backend when no parameter does
+        m = re.search(r"test_(hip|triton|torch)\b", nodeid)
+        if m:
+            out["backend"] = m.group(1)
+    return out
+
+
+class Collector:
+    """pytest plugin: one record per test (setup errors, call outcome, skips)."""
+
+    def __init__(self):
+        self.params = {}
+        self.records = {}
+
+    def pytest_collection_modifyitems(self, items):
+        for it in items:
+            cs = getattr(it, "callspec", None)
+            self.params[it.nodeid] = dict(cs.params) if cs else {}
+
+    def pytest_runtest_logreport(self, report):
+        xfail = hasattr(report, "wasxfail")
+        if report.when == "call":
+            outcome = {"passed": "xpassed" if xfail else "passed",
+                       "skipped": "xfailed" if xfail else "skipped"}.get(report.outcome, "failed")
+        elif report.outcome == "failed":
+            outcome = "error"                       # setup or teardown failed
+        elif report.outcome == "skipped":
+            outcome = "skipped"                     # skipped in setup (skip marks, fixtures)
+        else:
+            return                                  # a passing setup / teardown says nothing
+        prev = self.records.get(report.nodeid)
+        if prev is not None and prev["outcome"] in ("failed", "error"):
+            return                                  # a teardown after a failure keeps the failure
+        msg = ""
+        if report.outcome != "passed":
+            text = report.longreprtext or ""
+            errs = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")]
+            msg = (errs[0] if errs else (text.strip().splitlines() or [""])[-1])[:300]
+        self.records[report.nodeid] = {
+            "nodeid": report.nodeid, "outcome": outcome, "seconds": round(report.duration, 3),
+            "message": msg, **labels(report.nodeid, self.params.get(report.nodeid, {}))}
+
+
+# ------------------------------------------------------------------------------------------
+# Environment
+
+
+def _cmd(args) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
+    except Exception:  # noqa: BLE001 - a missing tool means "unknown"
+        return ""
+
+
+def environment() -> dict:
+    import torch
+    import triton
+    env = {"python": _platform.python_version(), "torch": torch.__version__,
+           "triton": triton.__version__, "host": _platform.node()}
+    try:
+        from attn import platform as ap
+        p = ap.get()
+        env.update(vendor=p.vendor, arch=p.arch, device=p.device_name, device_key=p.config_key,
+                   num_sms=p.num_sms)
+    except Exception as e:  # noqa: BLE001
+        env.update(vendor="cpu", arch="cpu", device="cpu", device_key="cpu", platform_error=str(e))
+    if env["vendor"] == "nvidia":
+        env["driver"] = _cmd(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+                             ).splitlines()[:1] or ["?"]
+        env["driver"] = env["driver"][0]
+        env["runtime"] = f"CUDA {torch.version.cuda}"
+    elif env["vendor"] == "amd":
+        drv = ""
+        try:
+            with open("/sys/module/amdgpu/version") as f:
+                drv = f.read().strip()
+        except OSError:
+            m = re.search(r"Driver version:\s*(\S+)", _cmd(["rocm-smi", "--showdriverversion"]))
+            drv = m.group(1) if m else "?"
+        env["driver"] = drv or "?"
+        env["runtime"] = f"HIP {torch.version.hip}"
+    sha = _cmd(["git", "-C", REPO, "rev-parse", "HEAD"])
+    dirty = _cmd(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"])
+    env["commit"] = (sha[:12] + ("+dirty" if dirty else "")) if sha else "?"
+    env["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return env
+
+
+# ------------------------------------------------------------------------------------------
+# Report
+
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+
+
+def tally(records: list, axis: str) -> dict:
+    t = defaultdict(Counter)
+    for r in records:
+        t[r[axis]][r["outcome"]] += 1
+    return dict(sorted(t.items()))
+
+
+def markdown(env: dict, records: list, pytest_args: list, rc: int, wall: float) -> str:
+    total = Counter(r["outcome"] for r in records)
+    cols = [o for o in OUTCOMES if total[o] or o in ("passed", "failed", "skipped")]
+    lines = [f"# GPU tier: {env.get('device', '?')}", "",
+             f"- device: {env.get('device')} ({env.get('vendor')}, {env.get('arch')}, "
+             f"{env.get('num_sms', '?')} SMs/CUs)",
+             f"- driver: {env.get('driver', '?')}; {env.get('runtime', '')}",
+             f"- torch {env['torch']}, triton {env['triton']}, python {env['python']}",
+             f"- commit {env['commit']}, {env['date']}",
+             f"- command: `python ci/gpu_tier.py {' '.join(pytest_args)}` (pytest exit {rc}, "
+             f"{wall / 60:.1f} min)", "",
+             "**Total:** " + ", ".join(f"{total[o]} {o}" for o in cols), ""]
+    for axis in AXES:
+        t = tally(records, axis)
+        if axis != "file" and set(t) == {"-"}:
+            continue
+        lines += [f"## By {axis}", "", "| " + axis + " | " + " | ".join(cols) + " |",
+                  "|---" * (len(cols) + 1) + "|"]
+        lines += ["| " + k + " | " + " | ".join(str(c[o]) for o in cols) + " |" for k, c in t.items()]
+        lines.append("")
+    bad = [r for r in records if r["outcome"] in ("failed", "error")]
+    if bad:
+        lines += ["## Failures", ""]
+        lines += [f"- `{r['nodeid']}`: {r['message']}" for r in bad[:200]]
+        if len(bad) > 200:
+            lines.append(f"- ... and {len(bad) - 200} more (see the JSON twin)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="Unknown arguments are passed to pytest.")
+    ap.add_argument("--out", default=os.path.join(REPO, "ci", "reports"),
+                    help="report folder (default ci/reports)")
+    ap.add_argument("--allow-no-gpu", action="store_true",
+                    help="run even without a GPU (to check this script; the report says 'cpu')")
+    ap.add_argument("-m", dest="marker", default="gpu", help="pytest marker expression (default gpu)")
+    a, rest = ap.parse_known_args(argv)
+
+    import pytest
+    import torch
+    if not torch.cuda.is_available():
+        # the CPU tier's conftest chooses the interpreter before kernel modules load; so must we,
+        # since environment() imports attn
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    env = environment()
+    if env["vendor"] == "cpu" and not a.allow_no_gpu:
+        print("gpu_tier: no CUDA or ROCm GPU visible to torch; nothing to run "
+              "(--allow-no-gpu to run anyway)", file=sys.stderr)
+        return 2
+    paths = [x for x in rest if not x.startswith("-") and os.path.exists(x.split("::")[0])]
+    args = ["-m", a.marker, "-p", "no:cacheprovider", "-q", "-rN"] + rest
+    if not paths:
+        args.append(os.path.join(REPO, "tests"))
+    col = Collector()
+    t0 = time.time()
+    rc = int(pytest.main(args, plugins=[col]))
+    wall = time.time() - t0
+    records = sorted(col.records.values(), key=lambda r: r["nodeid"])
+
+    os.makedirs(a.out, exist_ok=True)
+    key = env.get("device_key") or "cpu"
+    shown_args = ["-m", a.marker] + rest
+    md = markdown(env, records, shown_args, rc, wall)
+    md_path = os.path.join(a.out, f"{key}.md")
+    with open(md_path, "w") as f:
+        f.write(md)
+    with open(os.path.join(a.out, f"{key}.json"), "w") as f:
+        json.dump({"environment": env, "pytest_exit": rc, "wall_seconds": round(wall, 1),
+                   "totals": dict(Counter(r["outcome"] for r in records)),
+                   **{f"by_{ax}": {k: dict(v) for k, v in tally(records, ax).items()} for ax in AXES},
+                   "tests": records}, f, indent=1)
+    print(f"gpu_tier: report written to {md_path}", file=sys.stderr)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
