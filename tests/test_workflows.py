@@ -1,0 +1,169 @@
+"""The workflow files (ci/workflows/, copied to .github/workflows/) and the GPU-tier runner, in the
+CPU tier: the YAML parses, validates against GitHub's workflow schema (the copy vendored in
+check-jsonschema, offline), runs what README and ci/ say, and gpu_tier.py writes its report."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCES = sorted((REPO / "ci" / "workflows").glob("*.yml"))
+NAMES = [p.name for p in SOURCES]
+
+
+def load(name: str) -> dict:
+    doc = yaml.safe_load((REPO / "ci" / "workflows" / name).read_text())
+    # YAML 1.1 reads the key `on` as the boolean True
+    if True in doc:
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+def run_commands(doc: dict) -> list[str]:
+    return [s["run"] for job in doc["jobs"].values() for s in job["steps"] if "run" in s]
+
+
+def readme_test_command() -> str:
+    for line in (REPO / "README.md").read_text().splitlines():
+        if "python -m pytest" in line and line.lstrip().startswith("pip install"):
+            return line.split("#")[0].strip()
+    raise AssertionError("README.md has no `pip install ... && python -m pytest` line")
+
+
+def test_expected_workflows_exist():
+    assert {"cpu.yml", "gpu-nvidia.yml", "gpu-amd.yml"} <= set(NAMES), NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_github_copy_is_identical(name):
+    copy = REPO / ".github" / "workflows" / name
+    assert copy.exists(), f".github/workflows/{name} missing: cp ci/workflows/{name} .github/workflows/"
+    assert copy.read_bytes() == (REPO / "ci" / "workflows" / name).read_bytes(), (
+        f".github/workflows/{name} differs from ci/workflows/{name} (the source): copy it over")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_structure(name):
+    doc = load(name)
+    assert doc.get("name") and doc.get("on") and doc.get("jobs"), f"{name}: needs name, on, jobs"
+    assert doc.get("permissions") == {"contents": "read"}, f"{name}: least-privilege token"
+    for jid, job in doc["jobs"].items():
+        where = f"{name}: job {jid}"
+        assert job.get("runs-on"), f"{where}: no runs-on"
+        assert isinstance(job.get("timeout-minutes"), int), f"{where}: set timeout-minutes"
+        steps = job.get("steps") or []
+        assert steps and any(str(s.get("uses", "")).startswith("actions/checkout@") for s in steps), where
+        for s in steps:
+            assert ("uses" in s) != ("run" in s), f"{where}: a step needs exactly one of uses/run: {s}"
+            if "uses" in s:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", s["uses"]), f"{where}: pin actions to a major: {s}"
+    for cmd in run_commands(doc):
+        for script in re.findall(r"\b(ci/[\w./-]+\.(?:py|sh))", cmd):
+            assert (REPO / script).exists(), f"{name} runs {script}, which does not exist"
+
+
+def test_cpu_workflow_runs_readme_command_and_compile_matrix():
+    doc = load("cpu.yml")
+    cmds = run_commands(doc)
+    want = readme_test_command()
+    assert any(want in c for c in cmds), f"cpu.yml must run README's test command {want!r}; runs {cmds}"
+    assert any("ci/compile_matrix.py" in c for c in cmds), cmds
+    assert "pull_request" in doc["on"] and "schedule" in doc["on"], doc["on"]
+    assert all("self-hosted" not in str(j["runs-on"]) for j in doc["jobs"].values())
+
+
+@pytest.mark.parametrize("name,label", [("gpu-nvidia.yml", "nvidia"), ("gpu-amd.yml", "amd")])
+def test_gpu_workflows(name, label):
+    doc = load(name)
+    assert "pull_request" not in doc["on"] and "pull_request_target" not in doc["on"], (
+        f"{name}: self-hosted GPU runners must not run code from pull requests")
+    (job,) = doc["jobs"].values()
+    assert job["runs-on"][0] == "self-hosted" and label in job["runs-on"], job["runs-on"]
+    assert "vars." in str(job.get("if", "")), f"{name}: guard the job with a repository variable"
+    assert any("ci/gpu_tier.py" in c for c in run_commands(doc))
+    assert any("upload-artifact" in str(s.get("uses", "")) and "ci/reports" in str(s.get("with", {}))
+               for s in job["steps"]), f"{name}: keep ci/reports as an artifact"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schema(name):
+    """GitHub's workflow schema (SchemaStore's, vendored by check-jsonschema: no network)."""
+    pytest.importorskip("check_jsonschema", reason="pip install check-jsonschema to lint workflows")
+    p = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema",
+                        "vendor.github-workflows", str(REPO / "ci" / "workflows" / name)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"{name} fails the GitHub workflow schema:\n{p.stdout}\n{p.stderr}"
+
+
+# ------------------------------------------------------------------------------ ci/gpu_tier.py
+SAMPLE_TESTS = '''
+import pytest
+from dataclasses import dataclass
+
+@dataclass(frozen=True)
+class Case:
+    backend: str
+    feature: str
+    layout: str
+    dtype: str
+
+@pytest.mark.parametrize("case", [Case("triton", "causal", "HND", "fp16"), Case("hip", "plain", "vllm", "bf16")],
+                         ids=str)
+def test_case(case):
+    assert case.backend != "hip", "hip case broke"
+
+@pytest.mark.parametrize("backend,form", [("torch", "NHD")])
+def test_named(backend, form):
+    pass
+
+def test_skipped():
+    pytest.skip("not here")
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("setup broke")
+
+def test_error(broken):
+    pass
+'''
+
+
+def test_gpu_tier_report(tmp_path):
+    tests = tmp_path / "test_sample.py"
+    tests.write_text(SAMPLE_TESTS)
+    out = tmp_path / "reports"
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    p = subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--allow-no-gpu", "--out",
+                        str(out), "-m", "not gpu", str(tests)], capture_output=True, text=True,
+                       timeout=600, cwd=tmp_path, env=env)
+    assert p.returncode == 1, f"one failure and one error must give pytest's exit 1:\n{p.stdout}\n{p.stderr}"
+    (md,) = out.glob("*.md")
+    data = json.loads(md.with_suffix(".json").read_text())
+    assert data["totals"] == {"passed": 2, "failed": 1, "skipped": 1, "error": 1}, data["totals"]
+    assert data["by_backend"]["hip"] == {"failed": 1}, data["by_backend"]
+    assert data["by_backend"]["triton"] == {"passed": 1} and data["by_backend"]["torch"] == {"passed": 1}
+    assert data["by_layout"]["NHD"] == {"passed": 1}, "a `form` parameter counts as the layout"
+    assert data["by_feature"]["causal"] == {"passed": 1}
+    env_ = data["environment"]
+    for k in ("torch", "triton", "python", "commit", "date", "device"):
+        assert env_.get(k), f"report lacks {k}: {env_}"
+    text = md.read_text()
+    for s in ("## By backend", "## By feature", "## By file", "hip case broke", "setup broke",
+              f"torch {env_['torch']}", f"triton {env_['triton']}"):
+        assert s in text, f"report lacks {s!r}:\n{text}"
+
+
+def test_gpu_tier_refuses_without_gpu(tmp_path):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    p = subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 2 and "no CUDA or ROCm GPU" in p.stderr, (p.returncode, p.stderr[-1000:])
+    assert not list(tmp_path.iterdir())
