@@ -5,7 +5,7 @@
     out = attn.prefill(q, kv, q_indptr, causal=True)
     out = attn.decode(q_decode, kv)
 """
-from attn import custom_ops, layouts, platform, rotary  # custom_ops: registers torch.ops.attn.*
+from attn import custom_ops, layouts, platform, reference, rotary  # custom_ops: registers torch.ops.attn.*
 from attn.layouts import KVCache, set_validation, get_validation
 from attn.ops import decode, merge_state, merge_states, prefill
 from attn.rotary import Rotary

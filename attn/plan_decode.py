@@ -81,7 +81,7 @@ class BatchDecode:
             V.fail(f"max_pages must be an int >= 0 or None; got {max_pages!r}")
         if device is None:
             device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = platform.as_device(device)
         self.max_batch = max_batch
         self.max_splits = max_splits
         self.copy_page_map = copy_page_map

@@ -54,7 +54,7 @@ class BatchPrefill:
         if not isinstance(max_batch, int) or max_batch < 1:
             V.fail(f"max_batch must be an int >= 1; got {max_batch!r}")
         self.max_tokens, self.max_batch = max_tokens, max_batch
-        self.device = torch.device(device)
+        self.device = platform.as_device(device)
         self.num_q_heads = num_q_heads
         self.max_kv_len = max_kv_len
         i32 = dict(dtype=torch.int32, device=self.device)

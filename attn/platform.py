@@ -34,6 +34,14 @@ def interpreter_active() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def as_device(device) -> torch.device:
+    """A torch.device with its index filled in ("cuda" -> cuda:<current>), so equal devices compare equal."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
 def gpu_available() -> bool:
     return torch.cuda.is_available()
 

@@ -62,12 +62,17 @@ def check_tensor(name: str, t, *, dim: int | None = None, dtype=None, device=Non
         allowed = dtype if isinstance(dtype, tuple) else (dtype,)
         if t.dtype not in allowed:
             fail(f"{name} must have dtype {' or '.join(str(d) for d in allowed)}; got {t.dtype}", TypeError)
-    if device is not None and t.device != device:
+    if device is not None and t.device != _as_device(device):
         fail(f"{name} must be on device {device}; got {t.device}")
     if shape is not None:
         if t.dim() != len(shape) or any(e is not None and e != g for e, g in zip(shape, t.shape)):
             want = "[" + ", ".join("*" if e is None else str(e) for e in shape) + "]"
             fail(f"{name} must have shape {want}; got {list(t.shape)}")
+
+
+def _as_device(device):
+    from attn.platform import as_device
+    return as_device(device)
 
 
 def check_index(name: str, t, *, length: int | None = None, device=None):

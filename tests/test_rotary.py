@@ -57,6 +57,7 @@ def oracle(x, pos, inv_freq, style, r, mscale=1.0):
 
 def close(got, want, dtype, what):
     got = got.detach().to(torch.float64).cpu()
+    want = want.detach().to(torch.float64).cpu()
     assert not torch.isnan(got).any(), f"{what}: NaN in result"
     err = (got - want).norm() / want.norm().clamp_min(1e-30)
     assert err <= TOL[dtype], f"{what}: relative error {err:.3g} > {TOL[dtype]}"

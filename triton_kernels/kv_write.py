@@ -52,13 +52,15 @@ def kv_write(kv, k_new: torch.Tensor, v_new: torch.Tensor, slot_mapping: torch.T
 
 
 def _num_warps(block_h: int, block_d: int) -> int:
-    # Measured by ci/compile_matrix.py: with 4 warps, tiles of 2048+ elements spill on sm_80/sm_90
-    # (the 64-bit cache offsets cost two registers per element); 256 elements per warp do not.
-    return max(4, min(16, block_h * block_d // 256))
+    # Measured by ci/compile_matrix.py (Triton 3.6 and 3.9, sm_80/sm_90): 16 elements per thread
+    # spill at ptxas's 64-register choice (the 64-bit cache offsets cost two registers each);
+    # 8 per thread, or 32 at 8192-element tiles, do not.
+    elems = block_h * block_d
+    return 8 if elems >= 8192 else max(4, elems // 256)
 
 
 # Every variant the launcher can pick (see attn.triton_kernels.specs): BLOCK_H = next_pow2(kv_heads)
-# for kv_heads up to 32 (sampled at 1, 8, 32), BLOCK_D = next_pow2(head_dim) for head dims 64..256,
+# for kv_heads up to 32, BLOCK_D = next_pow2(head_dim) for head dims 64..256,
 # the vLLM K split (x = 8 for 16-bit caches) or none (NHD, HND and ragged compile to one binary).
 # The JIT specializes integer arguments equal to 1 into constants: the unit head-dim strides are
 # constexprs here as they are at run time. Strides are multiples of 16 for page_size 16.
@@ -74,7 +76,7 @@ def compile_specs():
     for layouts, layout_cx, aligned in per_layout:
         for dt in ("fp16", "bf16"):
             for slot_t in ("i64", "i32"):
-                for block_h in (1, 8, 32):
+                for block_h in (1, 2, 4, 8, 16, 32):
                     for block_d in (64, 128, 256):
                         if slot_t == "i32" and (block_h, block_d) != (8, 128):
                             continue        # the index dtype changes one load; one size is enough

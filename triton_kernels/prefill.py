@@ -67,7 +67,7 @@ def check_rotary(rotary, head_dim: int, device):
     if not isinstance(rotary, Rotary):
         V.fail(f"rotary must be an attn.Rotary; got {type(rotary).__name__}", TypeError)
     cs = rotary.cos_sin_cache
-    if cs.device != device:
+    if cs.device != platform.as_device(device):
         V.fail(f"rotary.cos_sin_cache must be on {device}; got {cs.device}")
     if cs.stride(1) != 1:
         V.fail(f"rotary.cos_sin_cache must have unit stride along its last dim; got strides {cs.stride()}")
