@@ -12,12 +12,13 @@ process by Triton's bundled lld: no ROCm needed). HIP kernel: every instance of
 attn.hip.compile.instances() through compile_instance() (hiprtc for gfx90a, NVRTC for sm_80/sm_90).
 
 Per compile it reports registers (NVIDIA: regs/thread from the cubin; AMD: VGPRs/SGPRs(/AGPRs) from
-the kernel descriptor), shared memory / LDS bytes, spills (NVIDIA: local + stack bytes per thread,
-which for a Triton kernel means spills; AMD: VGPR + SGPR spill counts and scratch bytes) and
+the kernel descriptor), shared memory / LDS bytes, spills (NVIDIA: spill-store bytes, or for Triton
+kernels the cubin's stack + local bytes per thread, which for them means spills; AMD: VGPR + SGPR
+spill counts), scratch (stack / private memory per thread: spills or local arrays) and
 occupancy (NVIDIA: resident warps / 64 per SM from registers and shared memory; AMD: waves per
-SIMD, as the compiler states it). Exit status is 1 on any compile failure, any spill, shared memory
-/ LDS over the target's per-block limit (specs.LIMITS), or a kernel module that failed to give its
-specs; 0 otherwise.
+SIMD, as the compiler states it). Exit status is 1 on any compile failure, any spill or scratch use,
+shared memory / LDS over the target's per-block limit (specs.LIMITS), or a kernel module that
+failed to give its specs; 0 otherwise.
 """
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ def nvidia_metrics(kernel, target_arch: int) -> dict:
         m = re.search(r"REG:(\d+)\s+STACK:(\d+)\s+SHARED:(\d+)\s+LOCAL:(\d+)", r.stdout)
         if m:
             reg, stack, shared, local = map(int, m.groups())
-            out.update(regs=reg, spill=stack + local, smem=out["smem"] + shared)
+            # a Triton kernel has no local arrays: its stack / local memory is spills
+            out.update(regs=reg, spill=stack + local, scratch=stack + local, smem=out["smem"] + shared)
             return out
         ptx = os.path.join(d, "k.ptx")
         with open(ptx, "w") as f:
@@ -129,8 +131,8 @@ def nvidia_metrics(kernel, target_arch: int) -> dict:
         if not regs:
             raise RuntimeError(f"could not read register use: cuobjdump said {r.stdout!r}; "
                                f"ptxas -v said {log[-500:]!r}")
-        out.update(regs=int(regs.group(1)),
-                   spill=sum(map(int, spill)) + (int(stack.group(1)) if stack else 0),
+        out.update(regs=int(regs.group(1)), spill=sum(map(int, spill)),
+                   scratch=int(stack.group(1)) if stack else 0,
                    smem=out["smem"] + (int(smem.group(1)) if smem else 0))
         return out
 
@@ -151,8 +153,8 @@ def amd_metrics(kernel) -> dict:
         "sgprs": _field(asm, ".sgpr_count"),
         "agprs": _field(asm, ".agpr_count"),
         "regs": _field(asm, ".vgpr_count"),
-        "spill": (_field(asm, ".vgpr_spill_count") + _field(asm, ".sgpr_spill_count")
-                  + _field(asm, ".private_segment_fixed_size")),
+        "spill": _field(asm, ".vgpr_spill_count") + _field(asm, ".sgpr_spill_count"),
+        "scratch": _field(asm, ".private_segment_fixed_size"),
         "smem": lds,
         "occupancy": f"{occ.group(1)}w" if occ else None,
     }
@@ -177,6 +179,8 @@ def judge(row: dict) -> dict:
         reasons.append("compile error")
     if row.get("spill"):
         reasons.append(f"spill {row['spill']}")
+    if row.get("scratch") and row.get("scratch") != row.get("spill"):
+        reasons.append(f"scratch {row['scratch']} B")
     lim = LIMITS.get(row["target"])
     if lim and row.get("smem") is not None and row["smem"] > lim.smem_per_block:
         reasons.append(f"smem {row['smem']} > {lim.smem_per_block}")
@@ -244,13 +248,14 @@ def compile_hip(index: int, target: str) -> list:
         nthreads = threads.get(name, 256)
         if target.startswith("sm_"):
             row.update(regs=r.get("registers"), smem=r.get("shared_bytes", 0),
-                       spill=r.get("spill_store_bytes", 0) + r.get("stack_bytes", 0))
+                       spill=r.get("spill_store_bytes", 0), scratch=r.get("stack_bytes", 0))
             if row["regs"] is not None:
                 row["occupancy"] = nvidia_occupancy(target, row["regs"], row["smem"], nthreads // 32)
         else:
             row.update(vgprs=r.get("vgprs"), sgprs=r.get("sgprs"), agprs=r.get("agprs", 0),
                        regs=r.get("vgprs"), smem=r.get("lds_bytes", 0),
-                       spill=r.get("vgpr_spills", 0) + r.get("sgpr_spills", 0) + r.get("scratch_bytes", 0))
+                       spill=r.get("vgpr_spills", 0) + r.get("sgpr_spills", 0),
+                       scratch=r.get("scratch_bytes", 0))
             if row["vgprs"] is not None:
                 row["occupancy"] = _amd_occupancy(row["vgprs"], row["agprs"] or 0, row["smem"],
                                                   nthreads, LIMITS[target])
@@ -292,12 +297,35 @@ def table(rows: list, targets: list, markdown: bool = False) -> str:
     body = [[k, c] + [cell(t[x]) if x in t else "" for x in targets] for (k, c), t in sorted(by.items())]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(row) + " |" for row in body]
+        lines += ["| " + " | ".join(str(x).replace("|", "\\|") for x in row) + " |" for row in body]
         return "\n".join(lines)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))]
                      + [fmt.format(*row) for row in body])
+
+
+def markdown_doc(rows, targets, summary, a) -> str:
+    cmd = "python ci/compile_matrix.py" + (f" --sample {a.sample:g}" if a.sample < 1 else "") + (
+        f" --sample-offset {a.sample_offset}" if a.sample < 1 and a.sample_offset else "")
+    failed = [r for r in rows if not r["ok"]]
+    lines = [
+        "# Compile matrix", "",
+        "Every Triton kernel variant attn can launch (each kernel module's `compile_specs()`, see "
+        "`triton_kernels/specs.py`) and every HIP decode instance, compiled ahead of time on a "
+        "machine without a GPU for " + ", ".join(targets) + ". Regenerate with "
+        f"`{cmd} --markdown docs/compile_matrix.md`.", "",
+        f"This run: {summary['compiles']} compiles, {summary['failed']} failed, "
+        f"{summary['wall_seconds']:.0f} s wall on {summary['jobs']} worker(s), "
+        f"Triton {summary['triton']}" + (f", a {a.sample:g} sample of the pairs" if a.sample < 1 else "")
+        + ".", "", LEGEND + ". A failing cell names why: compile error, spill, scratch (stack / "
+        "private memory), or shared memory / LDS over the per-block limit "
+        "(sm_80 163 KB, sm_90 227 KB, gfx90a/gfx942 64 KB, gfx950 160 KB).", ""]
+    if failed:
+        lines += ["## Failures", ""] + [f"- `{r['kernel']}:{r['config']}` on {r['target']}: "
+                                        f"{', '.join(r['reasons'])}" for r in failed] + [""]
+    lines += ["## Table", "", table(rows, targets, markdown=True), ""]
+    return "\n".join(lines)
 
 
 LEGEND = ("cells: registers (NVIDIA regs/thread r; AMD VGPRs v / SGPRs s / AGPRs a), shared memory / "
@@ -341,7 +369,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-hip", action="store_true", help="skip the HIP C++ instances")
     ap.add_argument("--specs-from", action="append", default=[], metavar="FILE",
                     help="also compile the specs of FILE's compile_specs() (repeatable)")
-    ap.add_argument("--fresh", action="store_true", help="compile into an empty Triton cache")
+    ap.add_argument("--fresh", action="store_true",
+                    help="compile into empty Triton and HIP caches (timings; cache-independent results)")
     ap.add_argument("--list", action="store_true", help="list the selected jobs and exit")
     ap.add_argument("--sample", type=float, default=1.0, metavar="FRACTION",
                     help="compile about FRACTION of the (variant, target) pairs, spread so that every "
@@ -358,6 +387,7 @@ def main(argv=None) -> int:
     extra = [os.path.abspath(p) for p in a.specs_from]
     if a.fresh:
         os.environ["TRITON_CACHE_DIR"] = tempfile.mkdtemp(prefix="attn-compile-matrix-")
+        os.environ["ATTN_CACHE_DIR"] = tempfile.mkdtemp(prefix="attn-compile-matrix-hip-")
 
     specs, errors = load_specs(extra)
     jobs = [("triton", sid, t, tuple(extra)) for sid in _select(specs, patterns) for t in targets
@@ -432,9 +462,7 @@ def main(argv=None) -> int:
                 f.write(payload)
     if a.markdown:
         with open(a.markdown, "w") as f:
-            f.write(f"<!-- written by `python ci/compile_matrix.py --markdown {a.markdown}`; "
-                    f"triton {triton.__version__} -->\n\n")
-            f.write(table(rows, targets, markdown=True) + "\n\n" + LEGEND + ".\n")
+            f.write(markdown_doc(rows, targets, summary, a))
     return 1 if failed or errors else 0
 
 
