@@ -161,36 +161,21 @@ def attend_block(
 
 
 @triton.jit
-def attention_kernel(
-    q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
-    part_o_ptr, part_lse_ptr,
-    q_indptr, page_indptr, page_indices, seq_lens, total_q,
-    k_ptr, v_ptr,
-    ks_page, ks_head, ks_slot, ks_dhi, ks_dlo,
-    vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
-    item_req, item_q_start, item_kv_start, item_kv_end, item_out, num_items_ptr,
-    mask_ptr, mask_indptr, blk_indptr, blk_ids,
-    cs_ptr, s_cs, cs_half,
-    sm_scale, softcap, window_left,
-    NUM_Q_HEADS: tl.constexpr, GROUP: tl.constexpr, GH: tl.constexpr, TQ: tl.constexpr,
-    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    PAGE_SIZE: tl.constexpr, K_SPLIT: tl.constexpr, V_SPLIT: tl.constexpr, IDENTITY_PAGES: tl.constexpr,
-    CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr, SOFTCAP: tl.constexpr,
-    TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
-    CACHE: tl.constexpr, PRECISION: tl.constexpr,
-    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr,
+def attend_item(
+    item, kv_head, g0, slot_stride, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o_ptr,
+    part_lse_ptr, q_indptr, page_indptr, page_indices, seq_lens, total_q, k_ptr, v_ptr, ks_page, ks_head,
+    ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, item_req, item_q_start,
+    item_kv_start, item_kv_end, item_out, mask_ptr, mask_indptr, blk_indptr, blk_ids, cs_ptr, s_cs, cs_half,
+    sm_scale, softcap, window_left, NUM_Q_HEADS: tl.constexpr, GROUP: tl.constexpr, GH: tl.constexpr,
+    TQ: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, PAGE_SIZE: tl.constexpr, K_SPLIT: tl.constexpr, V_SPLIT: tl.constexpr,
+    IDENTITY_PAGES: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr,
+    SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
+    CACHE: tl.constexpr, PRECISION: tl.constexpr, ROT: tl.constexpr, ROT_DIM: tl.constexpr,
+    ROTATE_K: tl.constexpr,
 ):
-    # A 1-D grid, head blocks fastest: programs start in item order whatever the head count, so
-    # an item order chosen by the planner (longest first, for causal tails) is the launch order.
-    HEAD_BLOCKS: tl.constexpr = (GROUP + GH - 1) // GH
-    HB: tl.constexpr = (NUM_Q_HEADS // GROUP) * HEAD_BLOCKS
-    pid = tl.program_id(0)
-    item = pid // HB
-    if item >= tl.load(num_items_ptr):      # the grid is sized for the planned maximum
-        return
-    kv_head = (pid % HB) // HEAD_BLOCKS
-    g0 = ((pid % HB) % HEAD_BLOCKS) * GH
-
+    """One work item for one kv head (and one block of its GQA group starting at g0): the
+    query tile of the item's request against its KV range; writes out/lse or partial rows."""
     b = tl.load(item_req + item)
     q_start = tl.load(item_q_start + item)
     q_begin = tl.load(q_indptr + b).to(tl.int64)
@@ -308,13 +293,88 @@ def attention_kernel(
         slot_row = tok * 0 + slot_base           # a row vector: the interpreter wants tensor masks
         part = row_ok & (slot_row >= 0)
         final = row_ok & (slot_row < 0)
-        prow = (slot_base + tok - q_start).to(tl.int64) * NUM_Q_HEADS + q_head
+        prow = (slot_base + (tok - q_start) * slot_stride).to(tl.int64) * NUM_Q_HEADS + q_head
         tl.store(part_o_ptr + prow[:, None] * HEAD_DIM + d[None, :], out, mask=part[:, None] & dmask)
         tl.store(part_lse_ptr + prow, lse, mask=part)
     tl.store(o_ptr + row_q[:, None] * s_o_tok + q_head[:, None] * s_o_head + d[None, :],
              out.to(o_ptr.dtype.element_ty), mask=final[:, None] & dmask)
     if RETURN_LSE:
         tl.store(lse_ptr + row_q * s_lse_tok + q_head, lse, mask=final)
+
+
+
+
+@triton.jit
+def attention_kernel(
+    q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
+    part_o_ptr, part_lse_ptr,
+    q_indptr, page_indptr, page_indices, seq_lens, total_q,
+    k_ptr, v_ptr,
+    ks_page, ks_head, ks_slot, ks_dhi, ks_dlo,
+    vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
+    item_req, item_q_start, item_kv_start, item_kv_end, item_out, num_items_ptr,
+    mask_ptr, mask_indptr, blk_indptr, blk_ids,
+    cs_ptr, s_cs, cs_half,
+    sm_scale, softcap, window_left,
+    NUM_Q_HEADS: tl.constexpr, GROUP: tl.constexpr, GH: tl.constexpr, TQ: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    PAGE_SIZE: tl.constexpr, K_SPLIT: tl.constexpr, V_SPLIT: tl.constexpr, IDENTITY_PAGES: tl.constexpr,
+    CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr, SOFTCAP: tl.constexpr,
+    TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
+    CACHE: tl.constexpr, PRECISION: tl.constexpr,
+    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr,
+    prog_indptr, prog_items, item_kind, item_stride,
+    PERSISTENT: tl.constexpr, BLOCK_M_DECODE: tl.constexpr, GH_DECODE: tl.constexpr, TQ_DECODE: tl.constexpr,
+):
+    # A 1-D grid, head blocks fastest: programs start in item order whatever the head count, so
+    # an item order chosen by the planner (longest first, for causal tails) is the launch order.
+    HEAD_BLOCKS: tl.constexpr = (GROUP + GH - 1) // GH
+    HB: tl.constexpr = (NUM_Q_HEADS // GROUP) * HEAD_BLOCKS
+    pid = tl.program_id(0)
+    kv_head = (pid % HB) // HEAD_BLOCKS
+    g0 = ((pid % HB) % HEAD_BLOCKS) * GH
+    if PERSISTENT:
+        # attn.BatchAttention: program p runs its items prog_items[prog_indptr[p]:prog_indptr[p+1]],
+        # balanced at plan time. Decode-like items (kind 0) use the small M tile, prefill ones the
+        # large; the plan keeps both tiles' head blocks equal (one block: the whole GQA group).
+        prog = pid // HB
+        for w in range(tl.load(prog_indptr + prog), tl.load(prog_indptr + prog + 1)):
+            item = tl.load(prog_items + w)
+            # Partial rows of a split tile are token-major (token t, chunk j at out_slot + t * stride),
+            # so each token's partials are contiguous for merge_segments.
+            stride = tl.load(item_stride + item)
+            if tl.load(item_kind + item) == 0:
+                attend_item(
+                    item, kv_head, g0, stride, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr,
+                    s_lse_tok, part_o_ptr, part_lse_ptr, q_indptr, page_indptr, page_indices, seq_lens,
+                    total_q, k_ptr, v_ptr, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head,
+                    vs_slot, vs_dhi, vs_dlo, item_req, item_q_start, item_kv_start, item_kv_end, item_out,
+                    mask_ptr, mask_indptr, blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap,
+                    window_left, NUM_Q_HEADS, GROUP, GH_DECODE, TQ_DECODE, HEAD_DIM, BLOCK_D, BLOCK_M_DECODE,
+                    BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP,
+                    TRANSFORM, RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+            else:
+                attend_item(
+                    item, kv_head, g0, stride, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr,
+                    s_lse_tok, part_o_ptr, part_lse_ptr, q_indptr, page_indptr, page_indices, seq_lens,
+                    total_q, k_ptr, v_ptr, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head,
+                    vs_slot, vs_dhi, vs_dlo, item_req, item_q_start, item_kv_start, item_kv_end, item_out,
+                    mask_ptr, mask_indptr, blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap,
+                    window_left, NUM_Q_HEADS, GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE,
+                    K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM,
+                    RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+    else:
+        item = pid // HB
+        if item < tl.load(num_items_ptr):      # the grid is sized for the planned maximum
+            attend_item(
+                item, kv_head, g0, 1, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
+                part_o_ptr, part_lse_ptr, q_indptr, page_indptr, page_indices, seq_lens, total_q, k_ptr,
+                v_ptr, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
+                item_req, item_q_start, item_kv_start, item_kv_end, item_out, mask_ptr, mask_indptr,
+                blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap, window_left, NUM_Q_HEADS,
+                GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT,
+                IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, RETURN_LSE, HAS_PARTIALS,
+                CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
 
 
 # ---------------------------------------------------------------------------------- launcher
@@ -326,7 +386,7 @@ def tile_shape(group: int, block_m: int):
 
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
            softcap: float, transform=None, custom_mask=None, mask_indptr=None, return_lse: bool = False,
-           part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None):
+           part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None, persistent=None):
     """Run the items of `work` (attn.scheduling.WorkList). out [total_q, q_heads, d] and lse
     [total_q, q_heads] are written for rows whose item is not split; part_o [rows, q_heads, d] and
     part_lse [rows, q_heads] (float32) for the rest. Launch only: no host sync, no allocation.
@@ -334,7 +394,9 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     custom_mask needs mask_indptr (int64 [b], each request's first bit) and mask_blocks
     (blk_indptr int32 [2 * max_items + 1], blk_ids int32: triton_kernels/mask_summary.py), which
     replace the items' KV ranges. rotary: attn.Rotary (q rotated on load; K too with rotate_k).
-    page_map: (page_indptr, page_indices, seq_lens) to use instead of kv's (a plan's copies)."""
+    page_map: (page_indptr, page_indices, seq_lens) to use instead of kv's (a plan's copies).
+    persistent: attn.plan_attention's schedule (prog_indptr, prog_items, item_kind, item_stride,
+    num_programs, block_m_decode): a fixed grid of programs, each looping over its items."""
     total_q, hq, d = q.shape
     group = hq // kv.num_kv_heads
     gh, tq, head_blocks = tile_shape(group, cfg["BLOCK_M"])
@@ -351,11 +413,23 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     else:
         rot = dict(ROT=0, ROT_DIM=0, ROTATE_K=False)
         cs_args = (q_indptr, 0, 0)
+    if persistent is not None:
+        prog_indptr, prog_items, item_kind, item_stride, num_programs, bm_decode = persistent
+        gh_d, tq_d, hb_d = tile_shape(group, bm_decode)
+        if hb_d != head_blocks:
+            raise ValueError(f"the persistent schedule needs one head block per tile; GQA group {group} "
+                             f"is larger than BLOCK_M {bm_decode}")
+        grid = num_programs * kv.num_kv_heads * head_blocks
+        pers = dict(PERSISTENT=True, BLOCK_M_DECODE=bm_decode, GH_DECODE=gh_d, TQ_DECODE=tq_d)
+    else:
+        prog_indptr = prog_items = item_kind = item_stride = q_indptr
+        grid = work.max_items * kv.num_kv_heads * head_blocks
+        pers = dict(PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1)
     has_parts = part_o is not None
     dummy = out
     opts = {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack")
             if k in cfg}
-    attention_kernel[(work.max_items * kv.num_kv_heads * head_blocks,)](
+    attention_kernel[(grid,)](
         q, q.stride(0), q.stride(1), out, out.stride(0), out.stride(1),
         lse if return_lse else dummy, hq,
         part_o if has_parts else dummy, part_lse if has_parts else dummy,
@@ -375,6 +449,7 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         TRANSFORM=transform, RETURN_LSE=bool(return_lse), HAS_PARTIALS=has_parts,
         CACHE=cfg.get("cache_modifier", ""), PRECISION="ieee" if q.dtype.itemsize == 4 else None,
         **rot, **opts,
+        prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride, **pers,
     )
 
 
@@ -391,7 +466,8 @@ _SPEC_POINTERS = dict(q_indptr="*i32", page_indptr="*i32", page_indices="*i32", 
                       item_req="*i32", item_q_start="*i32", item_kv_start="*i32", item_kv_end="*i32",
                       item_out="*i32", num_items_ptr="*i32", mask_indptr="*i64", blk_indptr="*i32",
                       blk_ids="*i32", lse_ptr="*fp32", part_o_ptr="*fp32", part_lse_ptr="*fp32", cs_ptr="*fp32",
-                      mask_ptr="*i1", sm_scale="fp32", softcap="fp32")
+                      mask_ptr="*i1", sm_scale="fp32", softcap="fp32", prog_indptr="*i32", prog_items="*i32",
+                      item_kind="*i32", item_stride="*i32")
 
 
 def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, group: int, head_dim: int,
@@ -405,7 +481,8 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               BLOCK_D=max(triton.next_power_of_2(head_dim), 16), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
               PAGE_SIZE=page_size, K_SPLIT=split, V_SPLIT=1, IDENTITY_PAGES=False, CAUSAL=False, WINDOW=False,
               HAS_MASK=False, SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=False,
-              CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0, ROTATE_K=False)
+              CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0, ROTATE_K=False,
+              PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1)
     cx.update(ones)
     cx.update(features)
     opts = {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack")
