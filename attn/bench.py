@@ -25,7 +25,7 @@ import torch
 
 from attn import benchutil as bu, configs, peers as P, platform
 
-OPS = ("prefill", "extend", "decode", "rotary", "merge")
+OPS = ("prefill", "extend", "decode", "rotary", "merge", "mixed")
 
 
 # ------------------------------------------------------------------------------ suites
@@ -194,8 +194,70 @@ def suite_merge(ctx):
         yield row
 
 
+def _mixed_batch(gen, n_decode, prefill_lens, dec_lo=1024, dec_hi=8192, ps=16, hkv=8, hq=32, d=128):
+    """A mixed serving step over one HND cache: n_decode requests (q_len 1, kv dec_lo..dec_hi) and
+    fresh prefill chunks, interleaved. Returns the whole batch and its two halves as descriptors
+    over the same storage: (kv, q, q_indptr, kv_prefill, q_prefill, q_indptr_prefill, kv_decode, q_decode)."""
+    import attn
+    dec = torch.randint(dec_lo, dec_hi + 1, (n_decode,), generator=gen, device="cuda").tolist()
+    q_lens = [1] * n_decode + list(prefill_lens)
+    kv_lens = dec + list(prefill_lens)
+    need = [(n + ps - 1) // ps for n in kv_lens]
+    pages = sum(need)
+    k = torch.randn(pages, hkv, ps, d, dtype=torch.bfloat16, device="cuda", generator=gen)
+    v = torch.randn_like(k)
+    perm = torch.randperm(pages, device="cuda", generator=gen).to(torch.int32)
+    starts = np.concatenate([[0], np.cumsum(need)])
+
+    def sub(idx):
+        ip = torch.tensor(np.concatenate([[0], np.cumsum([need[i] for i in idx])]), dtype=torch.int32,
+                          device="cuda")
+        pages_of = torch.cat([perm[starts[i]:starts[i + 1]] for i in idx]) if idx else perm[:0]
+        lens = torch.tensor([kv_lens[i] for i in idx], dtype=torch.int32, device="cuda")
+        kv = attn.KVCache.paged(k, v, ip, pages_of, lens, layout="HND")
+        qip = torch.tensor(np.concatenate([[0], np.cumsum([q_lens[i] for i in idx])]), dtype=torch.int32,
+                           device="cuda")
+        q = torch.randn(int(qip[-1]), hq, d, dtype=torch.bfloat16, device="cuda", generator=gen)
+        return kv, q, qip
+
+    order = torch.randperm(len(q_lens), generator=gen, device="cuda").tolist()
+    full = sub(order)
+    pre = sub([i for i in range(len(q_lens)) if i >= n_decode])
+    dec_kv, dec_q, _ = sub(list(range(n_decode)))
+    return full + pre + (dec_kv, dec_q), q_lens, kv_lens
+
+
+def suite_mixed(ctx):
+    """attn.BatchAttention (one persistent launch) vs attn's separate BatchPrefill + BatchDecode
+    launches on the same mixed batch (both graph-captured): the ratio is the persistent speedup."""
+    import attn
+    specs = [("mixed: 64 decode 1k-8k + 4 prefill 512-2048", 64, [512, 1024, 2048, 768]),
+             ("decode-heavy: 128 decode 1k-8k + 1 prefill 512", 128, [512]),
+             ("prefill-heavy: 8 decode 1k-8k + 8 prefill 2048", 8, [2048] * 8)]
+    for label, n_dec, pre in specs:
+        (kv, q, qip, kv_p, q_p, qip_p, kv_d, q_d), q_lens, kv_lens = _mixed_batch(ctx.gen, n_dec, pre)
+        ba = attn.BatchAttention(max_tokens=q.shape[0], max_batch=kv.batch_size).plan(qip, kv, q.shape[1])
+        bp = attn.BatchPrefill(max_tokens=q_p.shape[0], max_batch=kv_p.batch_size, num_q_heads=q.shape[1])
+        bp.plan(qip_p, kv_p)
+        bd = attn.BatchDecode(max_batch=kv_d.batch_size).plan(kv_d, q.shape[1])
+        out = torch.empty_like(q)
+        ref = attn.reference.prefill(q, kv, qip)
+        err = bu.rel_err(ba.run(q, kv, out=out), ref)
+        flops = bu.causal_flops(q_lens, kv_lens, q.shape[1], q.shape[2])
+        row = dict(shape=label, op="mixed", peers={}, notes=[f"rel err {err:.1e}",
+                   f"imbalance {ba.schedule.imbalance():.2f}"], metric="tflops", work=flops, tuned=False)
+        row["attn_ms"], mode = _time([lambda: ba.run(q, kv, out=out)])
+        row["path"] = f"BatchAttention, {mode}"
+
+        def separate():
+            bp.run(q_p, kv_p)
+            bd.run(q_d, kv_d)
+        row["peers"]["attn prefill+decode"], _ = _time([separate])
+        yield row
+
+
 SUITES = {"prefill": suite_prefill, "extend": suite_extend, "decode": suite_decode, "rotary": suite_rotary,
-          "merge": suite_merge}
+          "merge": suite_merge, "mixed": suite_mixed}
 
 
 # ------------------------------------------------------------------------------ report

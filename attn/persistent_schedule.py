@@ -17,18 +17,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Item columns.
-REQ, Q_START, KV_START, KV_END, OUT_SLOT, KIND = range(6)
+# Item columns. A split tile's token t, chunk j writes partial row OUT_SLOT + t * STRIDE with
+# OUT_SLOT = base + j and STRIDE = chunks: token-major, so each token's partials are contiguous.
+REQ, Q_START, KV_START, KV_END, OUT_SLOT, KIND, STRIDE = range(7)
 DECODE, PREFILL = 0, 1
 
 
 @dataclass
 class Schedule:
-    items: np.ndarray          # int64 [n, 6]: req, q_start, kv_start, kv_end, out_slot, kind
+    items: np.ndarray          # int64 [n, 7]: req, q_start, kv_start, kv_end, out_slot, kind, stride
     cost: np.ndarray           # float [n]: estimated cost of each item
     prog_indptr: np.ndarray    # int64 [programs + 1]: program p runs prog_items[prog_indptr[p]:...]
     prog_items: np.ndarray     # int64 [n]: item ids, each exactly once
-    merge: np.ndarray          # int64 [m, 5]: request, token in request, first partial row, count, stride
+    merge: np.ndarray          # int64 [m, 4]: request, token in request, first partial row, count
     num_partial_rows: int
 
     @property
@@ -71,8 +72,8 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, group: int, num_programs: 
             visible = min(lk, lk - lq + last + 1) if causal else lk     # keys the tile's last row sees
             rows.append((b, q0, max(visible, 0), kind, min(tq, lq - q0)))
     if not rows:
-        return Schedule(np.zeros((0, 6), np.int64), np.zeros(0), np.zeros(num_programs + 1, np.int64),
-                        np.zeros(0, np.int64), np.zeros((0, 5), np.int64), 0)
+        return Schedule(np.zeros((0, 7), np.int64), np.zeros(0), np.zeros(num_programs + 1, np.int64),
+                        np.zeros(0, np.int64), np.zeros((0, 4), np.int64), 0)
     tiles = np.array(rows, np.int64)
     bm = np.where(tiles[:, 3] == DECODE, block_m_decode, block_m_prefill)
     tile_cost = item_cost(tiles[:, 4], tiles[:, 2], bm, block_n)
@@ -92,16 +93,16 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, group: int, num_programs: 
         for j in range(n_chunks):
             last = j == n_chunks - 1
             items.append((b, q0, j * step, 2 ** 31 - 1 if last else (j + 1) * step,
-                          -1 if n_chunks == 1 else base + j * ntok, kind))
+                          -1 if n_chunks == 1 else base + j, kind, n_chunks))
             costs.append(item_cost(None, np.array((visible if last else (j + 1) * step) - j * step), m, block_n))
         if n_chunks > 1:
             for t in range(ntok):
-                merge.append((b, q0 + t, base + t, n_chunks, ntok))   # request, token, first row, count, stride
+                merge.append((b, q0 + t, base + t * n_chunks, n_chunks))   # request, token, first row, count
             next_slot += n_chunks * ntok
     items = np.array(items, np.int64)
     cost = np.array(costs, np.float64)
     prog_indptr, prog_items = assign(cost, num_programs)
-    return Schedule(items, cost, prog_indptr, prog_items, np.array(merge, np.int64).reshape(-1, 5), next_slot)
+    return Schedule(items, cost, prog_indptr, prog_items, np.array(merge, np.int64).reshape(-1, 4), next_slot)
 
 
 def assign(cost: np.ndarray, num_programs: int):

@@ -129,6 +129,9 @@ def compile_specs():
         "window_softcap_lse": dict(CAUSAL=True, WINDOW=True, SOFTCAP=True, RETURN_LSE=True),
         "mask": dict(CAUSAL=False, HAS_MASK=True),
         "rotary": dict(CAUSAL=True, ROT=1, ROT_DIM=64),
+        # attn.BatchAttention: the persistent loop with both tiles (the decode tile: 16 rows).
+        "persistent": dict(CAUSAL=True, HAS_PARTIALS=True, PERSISTENT=True, BLOCK_M_DECODE=16, GH_DECODE=4,
+                           TQ_DECODE=4),
     }
     specs = []
     for vendor, targets in (("nvidia", NVIDIA_TARGETS), ("amd", AMD_TARGETS)):

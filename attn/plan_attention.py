@@ -1,0 +1,246 @@
+"""attn.BatchAttention: a mixed batch (decode requests and prefill / extend chunks) in ONE
+persistent launch, so one CUDA graph serves every batch composition within the planned maximum.
+
+plan() (host): cuts every request into work items (attn/persistent_schedule.py: small M tiles for
+decode-like requests, large ones for prefill, long KV ranges in chunks), assigns them to a fixed
+number of programs longest-first so they finish together, and copies items, the assignment, the
+merge offsets and the page map into buffers this object owns. run() (device only): the attention
+kernel in its persistent form (each program loops over its items; triton_kernels/attention.py),
+then the segmented merge of tiles whose KV was split.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from attn import persistent_schedule, platform
+from attn.layouts import validation as V
+from attn.layouts.kvcache import KVCache
+from attn.scheduling import WorkList
+
+
+class BatchAttention:
+    """Mixed prefill + decode attention in one persistent launch.
+
+    Constructor (sizes every buffer):
+        max_tokens        most query tokens a plan may hold (sum of q_len)
+        max_batch         most requests a plan may hold
+        max_pages         most page-map entries (len(kv_indices)); None: grown by plans until
+                          a graph is captured
+        max_partial_rows  most partial rows of split tiles (None: grown until captured)
+        num_programs      persistent programs per kv head (None: one wave, SMs x resident / kv_heads)
+        chunk_kv          KV tokens per chunk of a long tile (None: about one program's fair share)
+        device            where the buffers live (default: the current CUDA device)
+
+    plan(q_indptr, kv, q_heads, causal=True, sm_scale=None, window_left=-1, softcap=0.0,
+         logits_transform=None, return_lse=False) once per batch composition:
+        q_indptr   int [b+1]: request b's queries are rows q_indptr[b]:q_indptr[b+1] of q,
+                   bottom-right aligned to its KV (decode: q_len 1; extend: q_len < kv_len)
+        kv         attn.layouts.KVCache with b requests, any layout
+
+    run(q, kv, out=None, lse=None): q [total_q, q_heads, head_dim] -> out (, lse [total_q, q_heads]).
+
+    describe() prints the schedule: items per program and the estimated load imbalance.
+
+    Example::
+
+        ba = attn.BatchAttention(max_tokens=8192, max_batch=256)
+        ba.plan(q_indptr, kv, q_heads=32)        # 64 decode requests + 4 prefill chunks
+        out = ba.run(q, kv)
+    """
+
+    def __init__(self, max_tokens: int, max_batch: int, *, max_pages: int | None = None,
+                 max_partial_rows: int | None = None, num_programs: int | None = None, device=None,
+                 kernel_config: dict | None = None, chunk_kv: int | None = None):
+        for name, v in (("max_tokens", max_tokens), ("max_batch", max_batch)):
+            if not isinstance(v, int) or v < 1:
+                V.fail(f"{name} must be an int >= 1; got {v!r}")
+        if device is None:
+            device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+        self.device = platform.as_device(device)
+        self.max_tokens, self.max_batch = max_tokens, max_batch
+        self.max_pages, self.max_partial_rows = max_pages, max_partial_rows
+        self.num_programs = num_programs
+        self.chunk_kv = chunk_kv
+        self.kernel_config = dict(kernel_config or {})
+        dev = self.device
+        z = lambda n: torch.zeros(max(n, 1), dtype=torch.int32, device=dev)  # noqa: E731
+        self.q_indptr = z(max_batch + 1)
+        self.page_indptr, self.seq_lens = z(max_batch + 1), z(max_batch)
+        self.page_indices = z(max_pages) if max_pages is not None else None
+        self.merge_indptr = z(max_tokens + 1)
+        self.num_rows = z(1)
+        self.work = self.prog_indptr = self.prog_items = self.item_kind = self.item_stride = None
+        self.part_o = self.part_lse = None
+        self.cfg = None
+        self.schedule = None
+        self._captured = False
+        self._planned = None
+
+    # ------------------------------------------------------------------------------ plan
+    def plan(self, q_indptr, kv: KVCache, q_heads: int, *, causal: bool = True, sm_scale: float | None = None,
+             window_left: int = -1, softcap: float = 0.0, logits_transform=None, return_lse: bool = False):
+        from attn.ops import check_options
+        from attn.transforms import as_transform
+        from attn.triton_kernels import prefill as P
+        from attn.triton_kernels.attention import tile_shape
+        if not isinstance(kv, KVCache):
+            V.fail(f"kv must be an attn.layouts.KVCache; got {type(kv).__name__}", TypeError)
+        if kv.device != self.device:
+            V.fail(f"kv must be on the plan's device {self.device}; got {kv.device}")
+        b = kv.batch_size
+        if b > self.max_batch:
+            V.fail(f"kv holds {b} requests but this BatchAttention was sized for max_batch={self.max_batch}")
+        V.check_index("q_indptr", q_indptr, length=b + 1, device=self.device)
+        V.check_gqa(q_heads, kv.num_kv_heads)
+        V.check_head_dim("head_dim", kv.head_dim)
+        check_options(sm_scale, window_left, softcap)
+        transform = as_transform(logits_transform)
+        if transform is not None and transform.triton_fn is None:
+            V.fail("logits_transform has no 'triton' form: pass attn.LogitsTransform(triton_fn, reference_fn)")
+        q_lens, kv_lens = P.host_lengths(q_indptr, kv)
+        total_q = int(q_lens.sum())
+        if total_q > self.max_tokens:
+            V.fail(f"the batch has {total_q} query tokens but this BatchAttention was sized for "
+                   f"max_tokens={self.max_tokens}")
+        if (q_lens > kv_lens).any():
+            i = int(np.nonzero(q_lens > kv_lens)[0][0])
+            V.fail(f"request {i} has q_len={int(q_lens[i])} > kv_len={int(kv_lens[i])}: queries are bottom-right "
+                   "aligned to the KV and must be among its tokens")
+
+        group = q_heads // kv.num_kv_heads
+        plat = platform.for_tensor(kv.k)
+        if self.cfg is None:
+            self.cfg = P.config_for(plat, kv.head_dim, group, kv.page_size, kv.dtype)
+            self.cfg.update(self.kernel_config)
+            # The small tile holds one decode token's GQA group: at least the MMA's 16 rows.
+            self.block_m_decode = max(16, 1 << (group - 1).bit_length())
+        cfg = self.cfg
+        if group > self.block_m_decode or group > cfg["BLOCK_M"]:
+            V.fail(f"BatchAttention packs a GQA group into one tile; group {group} exceeds BLOCK_M")
+        _, tq_d, _ = tile_shape(group, self.block_m_decode)
+        _, tq_p, _ = tile_shape(group, cfg["BLOCK_M"])
+        if self.num_programs is None:
+            # One wave of resident programs: a program of 8 warps holds a multiprocessor's registers
+            # (the large tile: ~250 registers a thread on sm_90), 4 warps leave room for two. More
+            # programs than fit would run as a second wave and undo the balance.
+            per_sm = max(1, 8 // cfg.get("num_warps", 4))
+            self.num_programs = max(1, plat.num_sms * per_sm // kv.num_kv_heads)
+        sched = persistent_schedule.build(
+            q_lens, kv_lens, group=group, num_programs=self.num_programs, tq_decode=tq_d, tq_prefill=tq_p,
+            block_m_decode=self.block_m_decode, block_m_prefill=cfg["BLOCK_M"], block_n=cfg["BLOCK_N"],
+            causal=causal, chunk_target=self.chunk_kv)
+        self.schedule = sched
+        self._fill(sched, q_indptr, kv, q_lens, q_heads, b, total_q)
+        self._planned = dict(
+            b=b, total_q=total_q, q_heads=q_heads, d=kv.head_dim, dtype=kv.dtype, causal=causal,
+            sm_scale=1.0 / math.sqrt(kv.head_dim) if sm_scale is None else float(sm_scale),
+            window_left=window_left, softcap=float(softcap), transform=transform.triton_fn if transform else None,
+            return_lse=return_lse, identity=kv.page_indices is None)
+        return self
+
+    def _fill(self, sched, q_indptr, kv, q_lens, q_heads, b, total_q):
+        n = len(sched.items)
+        max_items = 2 * self.max_batch + self.max_tokens // 8 + 4 * self.num_programs
+        if self.work is None:
+            self.work = WorkList.empty(max_items, self.device)
+            self.item_kind = torch.zeros(self.work.max_items, dtype=torch.int32, device=self.device)
+            self.item_stride = torch.zeros(self.work.max_items, dtype=torch.int32, device=self.device)
+            self.prog_items = torch.zeros(self.work.max_items, dtype=torch.int32, device=self.device)
+            self.prog_indptr = torch.zeros(self.num_programs + 1, dtype=torch.int32, device=self.device)
+        if n > self.work.max_items:
+            V.fail(f"this batch needs {n} work items but the BatchAttention holds {self.work.max_items}; "
+                   "raise max_tokens / max_batch")
+        it = sched.items
+        self.work.fill(it[:, :5])
+        self.item_kind[:n].copy_(torch.from_numpy(it[:, persistent_schedule.KIND].astype(np.int32)), non_blocking=True)
+        self.item_stride[:n].copy_(torch.from_numpy(it[:, persistent_schedule.STRIDE].astype(np.int32)),
+                                   non_blocking=True)
+        self.prog_items[:n].copy_(torch.from_numpy(sched.prog_items.astype(np.int32)), non_blocking=True)
+        self.prog_indptr.copy_(torch.from_numpy(sched.prog_indptr.astype(np.int32)), non_blocking=True)
+        # merge_segments reads query row r's partials at merge_indptr[r]:merge_indptr[r+1]; rows of
+        # unsplit tiles have none. Split tiles are laid out in row order, so the offsets ascend.
+        counts = np.zeros(self.max_tokens, np.int64)
+        if len(sched.merge):
+            q_ip = np.concatenate([[0], np.cumsum(q_lens)])
+            counts[q_ip[sched.merge[:, 0]] + sched.merge[:, 1]] = sched.merge[:, 3]
+        mi = np.zeros(self.max_tokens + 1, np.int64)
+        mi[1:] = np.cumsum(counts)
+        self.merge_indptr.copy_(torch.from_numpy(mi.astype(np.int32)), non_blocking=True)
+        self.num_rows.fill_(total_q)
+        base = sched.num_partial_rows
+        rows = max(base, 1)
+        if self.part_o is None or self.part_o.shape[0] < rows or self.part_o.shape[1:] != (q_heads, kv.head_dim):
+            if self._captured or self.max_partial_rows is not None:
+                have = 0 if self.part_o is None else self.part_o.shape[0]
+                limit = self.max_partial_rows if self.max_partial_rows is not None else have
+                if rows > limit or self._captured:
+                    V.fail(f"this batch needs {rows} partial rows but the BatchAttention holds {have}"
+                           + (" and was captured in a graph" if self._captured else "")
+                           + "; construct it with a larger max_partial_rows")
+                rows = limit
+            self.part_o = torch.empty(rows, q_heads, kv.head_dim, dtype=torch.float32, device=self.device)
+            self.part_lse = torch.empty(rows, q_heads, dtype=torch.float32, device=self.device)
+        # The page map and q_indptr into owned buffers: a replayed graph reads the latest plan's.
+        self.q_indptr[:b + 1].copy_(q_indptr, non_blocking=True)
+        ip, idx, lens = kv.page_map()
+        self.page_indptr[:b + 1].copy_(ip[:b + 1], non_blocking=True)
+        self.seq_lens[:b].copy_(lens[:b], non_blocking=True)
+        if kv.page_indices is not None:
+            m = idx.shape[0]
+            if self.page_indices is None or m > self.page_indices.shape[0]:
+                if self._captured or self.max_pages is not None:
+                    V.fail(f"the page map has {m} entries but this BatchAttention holds "
+                           f"{0 if self.page_indices is None else self.page_indices.shape[0]}; "
+                           "construct it with a larger max_pages")
+                self.page_indices = torch.zeros(m, dtype=torch.int32, device=self.device)
+            self.page_indices[:m].copy_(idx, non_blocking=True)
+
+    # ------------------------------------------------------------------------------ run
+    def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):
+        from dataclasses import replace
+
+        from attn.triton_kernels.attention import launch
+        from attn.triton_kernels.merge import merge_segments
+        p = self._planned
+        if p is None:
+            V.fail("BatchAttention.run() before plan()", RuntimeError)
+        if q.dim() != 3 or q.shape[0] < p["total_q"] or q.shape[1:] != (p["q_heads"], p["d"]):
+            V.fail(f"q must be [>= {p['total_q']}, {p['q_heads']}, {p['d']}] as planned; got {list(q.shape)}")
+        if q.dtype != p["dtype"] or kv.dtype != p["dtype"]:
+            V.fail(f"q and kv must have the planned dtype {p['dtype']}; got {q.dtype} and {kv.dtype}", TypeError)
+        if out is None:
+            out = torch.empty_like(q)
+        if p["return_lse"] and lse is None:
+            lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            self._captured = True
+        view = replace(kv, page_indptr=self.page_indptr, seq_lens=self.seq_lens,
+                       page_indices=None if p["identity"] else self.page_indices)
+        launch(q, view, self.q_indptr, self.work, out, lse, self.cfg, causal=p["causal"], sm_scale=p["sm_scale"],
+               window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
+               return_lse=p["return_lse"], part_o=self.part_o, part_lse=self.part_lse,
+               persistent=(self.prog_indptr, self.prog_items, self.item_kind, self.item_stride, self.num_programs,
+                           self.block_m_decode))
+        merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
+                       lse if p["return_lse"] else None, max_rows=self.max_tokens)
+        return (out, lse) if p["return_lse"] else out
+
+    # ------------------------------------------------------------------------------ inspection
+    def describe(self) -> str:
+        """The schedule of the last plan: items and estimated load per program, imbalance."""
+        s = self.schedule
+        if s is None:
+            return "BatchAttention: not planned"
+        loads = s.program_loads()
+        counts = np.diff(s.prog_indptr)
+        kinds = np.bincount(s.items[:, persistent_schedule.KIND], minlength=2) if len(s.items) else [0, 0]
+        lines = [f"BatchAttention: {len(s.items)} items ({kinds[0]} decode-tile, {kinds[1]} prefill-tile) on "
+                 f"{s.num_programs} programs per kv head; {len(s.merge)} query rows merged from "
+                 f"{s.num_partial_rows} partial rows",
+                 f"items per program: min {counts.min()} / mean {counts.mean():.1f} / max {counts.max()}",
+                 f"estimated load per program (KV blocks x tile weight): min {loads.min():.0f} / mean "
+                 f"{loads.mean():.0f} / max {loads.max():.0f}; imbalance (max/mean) {s.imbalance():.3f}"]
+        return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""attn.BatchAttention: mixed decode + prefill batches in one persistent launch (issue 9).
+
+CPU tier: the Triton interpreter on small random mixed batches against attn.reference, with NaN
+in unowned slots and poisoned outputs; the scheduler's coverage and balance. GPU tier: bf16/fp16
+batches and one CUDA graph replayed over 20 random batch compositions."""
+import numpy as np
+import pytest
+import torch
+
+import attn
+from attn import persistent_schedule as S
+from kvgen import assert_close, make_kv, poison, ragged_q
+
+
+def _batch(gen, n_decode, prefill, layout, page_size, device, dtype, kv_heads=2, q_heads=8, head_dim=64,
+           max_kv=90):
+    """n_decode requests with q_len 1 and one prefill/extend request per (q_len, prefix) pair."""
+    dec_kv = torch.randint(1, max_kv, (n_decode,), generator=gen).tolist()
+    q_lens = [1] * n_decode + [q for q, _ in prefill]
+    kv_lens = dec_kv + [q + p for q, p in prefill]
+    order = torch.randperm(len(q_lens), generator=gen).tolist()       # decode and prefill interleaved
+    q_lens = [q_lens[i] for i in order]
+    kv_lens = [kv_lens[i] for i in order]
+    case = make_kv(kv_lens, layout=layout, page_size=page_size, kv_heads=kv_heads, head_dim=head_dim,
+                   dtype=dtype, device=device, gen=gen)
+    q, q_indptr = ragged_q(q_lens, q_heads, head_dim, dtype, device, gen)
+    return case, q, q_indptr
+
+
+def _check(ba, case, q, q_indptr, what, **opts):
+    ba.plan(q_indptr, case.kv, q.shape[1], return_lse=True, **opts)
+    out = poison(torch.empty_like(q))
+    lse = poison(torch.empty(q.shape[:2], dtype=torch.float32, device=q.device))
+    out, lse = ba.run(q, case.kv, out=out, lse=lse)
+    ref, ref_lse = attn.reference.prefill(q, case.kv, q_indptr, return_lse=True, **opts)
+    assert_close(out, ref, what=f"{what} {case.describe()}")
+    assert_close(lse, ref_lse, dtype=torch.float32, what=f"lse {what}", factor=100)
+
+
+@pytest.mark.parametrize("layout,page_size", [("HND", 16), ("NHD", 3), ("vllm", 4), ("ragged", 1),
+                                              ("token_pool", 1)])
+def test_mixed_batch_matches_reference(layout, page_size, gen, device):
+    case, q, q_indptr = _batch(gen, 5, [(20, 0), (7, 30), (33, 5)], layout, page_size, device, torch.float32)
+    # Few programs: long tiles are cut into KV chunks, so partial rows and the merge are exercised.
+    ba = attn.BatchAttention(max_tokens=128, max_batch=16, num_programs=3, device=device, chunk_kv=32)
+    _check(ba, case, q, q_indptr, f"mixed {layout}/{page_size}")
+    assert ba.schedule.num_partial_rows > 0, "the batch should have split tiles"
+
+
+@pytest.mark.parametrize("kind", ["decode_only", "prefill_only", "empty_requests"])
+def test_pure_batches(kind, gen, device):
+    mix = {"decode_only": (7, []), "prefill_only": (0, [(40, 0), (9, 9)]),
+           "empty_requests": (2, [(0, 5), (12, 0), (0, 0)])}[kind]
+    case, q, q_indptr = _batch(gen, *mix, "HND", 16, device, torch.float16)
+    ba = attn.BatchAttention(max_tokens=128, max_batch=16, num_programs=4, device=device)
+    _check(ba, case, q, q_indptr, kind)
+
+
+def test_options_window_softcap_noncausal(gen, device):
+    case, q, q_indptr = _batch(gen, 3, [(25, 10)], "NHD", 16, device, torch.float32)
+    ba = attn.BatchAttention(max_tokens=64, max_batch=8, num_programs=2, device=device, chunk_kv=32)
+    _check(ba, case, q, q_indptr, "window+softcap", window_left=9, softcap=20.0)
+    _check(ba, case, q, q_indptr, "non-causal", causal=False)
+
+
+def test_replan_reuses_buffers(gen, device):
+    ba = attn.BatchAttention(max_tokens=128, max_batch=16, num_programs=3, device=device, chunk_kv=48)
+    for i in range(3):
+        case, q, q_indptr = _batch(gen, 2 + i, [(10 + 9 * i, 4 * i)], "HND", 16, device, torch.float32)
+        _check(ba, case, q, q_indptr, f"plan {i}")
+
+
+def test_schedule_covers_every_item_once_and_balances():
+    rng = np.random.default_rng(0)
+    q_lens = np.r_[np.ones(64, int), [512, 1024, 2048, 768], [0, 0]]
+    kv_lens = np.r_[rng.integers(1024, 8192, 64), [512, 1536, 2048, 4000], [0, 7]]
+    s = S.build(q_lens, kv_lens, group=4, num_programs=33, tq_decode=4, tq_prefill=32, block_m_decode=16,
+                block_m_prefill=128, block_n=64, causal=True)
+    assert sorted(s.prog_items.tolist()) == list(range(len(s.items)))
+    assert s.prog_indptr[-1] == len(s.items)
+    assert s.imbalance() < 1.2, s.imbalance()
+    # Every query token is covered by exactly one tile; every KV block of a tile by one chunk.
+    tiles = {}
+    for it in s.items:
+        tiles.setdefault((it[S.REQ], it[S.Q_START]), []).append(it)
+    covered = np.zeros(int(q_lens.sum()), int)
+    q_ip = np.r_[0, np.cumsum(q_lens)]
+    for (b, q0), chunks in tiles.items():
+        tq = 4 if chunks[0][S.KIND] == S.DECODE else 32
+        covered[q_ip[b] + q0: q_ip[b] + min(q0 + tq, q_lens[b])] += 1
+        starts = sorted(c[S.KV_START] for c in chunks)
+        assert starts[0] == 0 and all(c[S.STRIDE] == len(chunks) for c in chunks)
+    assert (covered == 1).all()
+
+
+def test_schedule_splits_long_tiles_when_programs_are_few():
+    s = S.build(np.array([1, 1]), np.array([6400, 64]), group=4, num_programs=8, tq_decode=4, tq_prefill=32,
+                block_m_decode=16, block_m_prefill=128, block_n=64, causal=True)
+    assert len(s.items) > 2 and s.num_partial_rows > 0
+    assert s.imbalance() < 1.6
+
+
+def test_describe_and_errors(gen, device):
+    case, q, q_indptr = _batch(gen, 3, [(10, 0)], "HND", 16, device, torch.float32)
+    ba = attn.BatchAttention(max_tokens=8, max_batch=8, device=device)
+    with pytest.raises(ValueError, match="max_tokens=8"):
+        ba.plan(q_indptr, case.kv, 8)
+    ba = attn.BatchAttention(max_tokens=64, max_batch=8, device=device)
+    ba.plan(q_indptr, case.kv, 8)
+    text = ba.describe()
+    assert "imbalance" in text and "items" in text
+    with pytest.raises(ValueError, match="q must be"):
+        ba.run(q[:, :4], case.kv)
+    with pytest.raises(ValueError, match="max_batch must be"):
+        attn.BatchAttention(max_tokens=8, max_batch=0)
+
+
+# ----------------------------------------------------------------------------------- GPU tier
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_gpu_mixed_batches(dtype, gen):
+    case, q, q_indptr = _batch(gen, 48, [(300, 0), (129, 700), (1000, 24)], "HND", 16, "cuda", dtype,
+                               kv_heads=8, q_heads=32, head_dim=128, max_kv=3000)
+    ba = attn.BatchAttention(max_tokens=4096, max_batch=64)
+    _check(ba, case, q, q_indptr, f"gpu mixed {dtype}")
+
+
+@pytest.mark.gpu
+def test_gpu_one_graph_replays_20_batch_compositions(gen):
+    torch.cuda.synchronize()
+    max_tokens, max_batch, pages = 2048, 48, 4096
+    ba = attn.BatchAttention(max_tokens=max_tokens, max_batch=max_batch, max_pages=pages, max_partial_rows=16384)
+    ps, hkv, hq, d, dtype = 16, 8, 32, 128, torch.bfloat16
+    k_store = torch.randn(pages, hkv, ps, d, dtype=dtype, device="cuda")
+    v_store = torch.randn_like(k_store)
+    q_buf = torch.zeros(max_tokens, hq, d, dtype=dtype, device="cuda")
+    out = torch.zeros_like(q_buf)
+
+    def batch():
+        n_dec = int(torch.randint(0, 40, (1,), generator=gen))
+        n_pre = int(torch.randint(0 if n_dec else 1, 4, (1,), generator=gen))
+        q_lens = [1] * n_dec + torch.randint(1, 400, (n_pre,), generator=gen).tolist()
+        kv_lens = [q + int(torch.randint(0, 1200, (1,), generator=gen)) for q in q_lens]
+        need = [(n + ps - 1) // ps for n in kv_lens]
+        perm = torch.randperm(pages, generator=gen)[:sum(need)].to(torch.int32)
+        ip = torch.tensor([0] + need).cumsum(0).to(torch.int32)
+        kv = attn.KVCache.paged(k_store, v_store, ip.cuda(), perm.cuda(),
+                                torch.tensor(kv_lens, dtype=torch.int32, device="cuda"), layout="HND")
+        q_ip = torch.tensor([0] + q_lens).cumsum(0).to(torch.int32).cuda()
+        return kv, q_ip, sum(q_lens)
+
+    kv, q_ip, n = batch()
+    ba.plan(q_ip, kv, hq)
+    q_buf.normal_()
+    ba.run(q_buf, kv, out=out)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        ba.run(q_buf, kv, out=out)
+    for step in range(20):
+        kv, q_ip, n = batch()
+        ba.plan(q_ip, kv, hq)
+        q_buf.normal_()
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        ref = attn.reference.prefill(q_buf[:n], kv, q_ip)
+        assert_close(out[:n], ref, what=f"graph replay step {step} ({kv.batch_size} requests, {n} tokens)")
