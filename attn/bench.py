@@ -346,7 +346,7 @@ def plot(path, op, rows):
 
 # ------------------------------------------------------------------------------ CLI
 def add_arguments(parser):
-    parser.add_argument("--op", default="all", choices=OPS + ("all",))
+    parser.add_argument("--op", default="all", help=f"all, or a comma list of {', '.join(OPS)}")
     parser.add_argument("--peers", action="store_true", help="time SDPA, FlexAttention and installed peer kernels")
     parser.add_argument("--shapes", default=None, help="comma-separated BxLEN (prefill, decode); default: issue shapes")
     parser.add_argument("--out", default=None, help="markdown file (default <out-dir>/<device>.md)")
@@ -367,7 +367,12 @@ def run(args) -> int:
     ceil = bu.ceilings()
     print(f"{plat.device_name}: copy {ceil['copy_gbs']:.0f} GB/s, bf16 matmul {ceil['matmul_tflops']:.0f} TFLOP/s")
     ctx = Ctx(args, ceil, plat)
-    ops = OPS if args.op == "all" else (args.op,)
+    ops = OPS if args.op == "all" else tuple(args.op.split(","))
+    unknown = [o for o in ops if o not in SUITES]
+    if unknown:
+        print(f"--op must be 'all' or a comma list of {', '.join(OPS)}; got {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    md = Path(args.out) if args.out else Path(args.out_dir) / f"{plat.config_key}.md"
     rows_by_op = {}
     bar = tqdm(desc="bench", unit="row", disable=args.no_progress, file=sys.stderr)
     for op in ops:
@@ -382,10 +387,9 @@ def run(args) -> int:
             traceback.print_exc()
             print(f"{op}: suite failed: {type(e).__name__}: {e}", file=sys.stderr)
         torch.cuda.empty_cache()
+        # After every op: a run stopped at its time limit keeps what it measured.
+        write_report(md, rows_by_op, ceil, plat, time.monotonic() - start)
     bar.close()
-    out_dir = Path(args.out_dir)
-    md = Path(args.out) if args.out else out_dir / f"{plat.config_key}.md"
-    write_report(md, rows_by_op, ceil, plat, time.monotonic() - start)
     print(f"wrote {md}")
     if not args.no_plot:
         for op, rows in rows_by_op.items():
