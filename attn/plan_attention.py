@@ -18,6 +18,7 @@ import torch
 from attn import persistent_schedule, platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
+from attn.plans import check_plan_kv
 from attn.scheduling import WorkList
 
 
@@ -86,16 +87,8 @@ class BatchAttention:
         from attn.transforms import as_transform
         from attn.triton_kernels import prefill as P
         from attn.triton_kernels.attention import tile_shape
-        if not isinstance(kv, KVCache):
-            V.fail(f"kv must be an attn.layouts.KVCache; got {type(kv).__name__}", TypeError)
-        if kv.device != self.device:
-            V.fail(f"kv must be on the plan's device {self.device}; got {kv.device}")
-        b = kv.batch_size
-        if b > self.max_batch:
-            V.fail(f"kv holds {b} requests but this BatchAttention was sized for max_batch={self.max_batch}")
+        b = check_plan_kv(kv, self.device, self.max_batch, "BatchAttention", q_heads)
         V.check_index("q_indptr", q_indptr, length=b + 1, device=self.device)
-        V.check_gqa(q_heads, kv.num_kv_heads)
-        V.check_head_dim("head_dim", kv.head_dim)
         check_options(sm_scale, window_left, softcap)
         transform = as_transform(logits_transform)
         if transform is not None and transform.triton_fn is None:

@@ -18,6 +18,7 @@ import torch
 from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
+from attn.plans import check_plan_kv
 from attn.scheduling import WorkList, decode_items
 
 
@@ -110,16 +111,7 @@ class BatchDecode:
         from attn.ops import check_options
         from attn.transforms import as_transform
         from attn.triton_kernels.decode import choose_splits, config_for
-        if not isinstance(kv, KVCache):
-            V.fail(f"kv must be an attn.layouts.KVCache; got {type(kv).__name__}", TypeError)
-        if kv.device != self.device:
-            V.fail(f"kv must be on the plan's device {self.device}; got {kv.device}")
-        b = kv.batch_size
-        if b > self.max_batch:
-            V.fail(f"kv holds {b} sequences but this BatchDecode was sized for max_batch={self.max_batch}")
-        if not isinstance(q_heads, int):
-            V.fail(f"q_heads must be an int; got {q_heads!r}", TypeError)
-        V.check_gqa(q_heads, kv.num_kv_heads)
+        b = check_plan_kv(kv, self.device, self.max_batch, "BatchDecode", q_heads)
         V.check_head_dim("head_dim", kv.head_dim)
         check_options(sm_scale, window_left, softcap)
         for name, st in (("k_cache", kv.k_strides), ("v_cache", kv.v_strides)):
