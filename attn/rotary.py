@@ -169,7 +169,13 @@ def apply(q, k, positions=None, cos_sin_cache=None, style: str = "neox", rotary_
     >>> q, k = attn.rotary.apply(q, k, positions, cache, style="neox")
     >>> q, k = attn.rotary.apply(q, k, cos_sin_cache=cache, offsets=kv_lens - q_lens, indptr=q_indptr)
     """
-    pos = _check_apply(q, k, positions, cos_sin_cache, style, rotary_dim, offsets, indptr)
+    key = _memo_key("apply", q, k, positions, cos_sin_cache, offsets, indptr, style, rotary_dim)
+    if key is not None and key in _VALIDATED:
+        pos = ({"positions": positions} if positions is not None else
+               {"offsets": offsets} if indptr is None else {"offsets": offsets, "indptr": indptr})
+    else:
+        pos = _check_apply(q, k, positions, cos_sin_cache, style, rotary_dim, offsets, indptr)
+        _remember(key)
     r = cos_sin_cache.shape[1] if rotary_dim is None else rotary_dim
     if _backend(backend, q, "apply") == "torch":
         from attn.reference.rotary import apply as ref
@@ -204,11 +210,18 @@ def apply_and_write_kv(q, k_new, v_new, positions=None, cos_sin_cache=None, kv=N
     from attn.layouts.kvcache import KVCache
     if not isinstance(kv, KVCache):
         V.fail(f"kv must be an attn.layouts.KVCache; got {type(kv).__name__}", TypeError)
-    if V.enabled():
-        if q.dim() != 3:
-            V.fail(f"q must have 3 dims [tokens, q_heads, head_dim] for apply_and_write_kv; got shape {list(q.shape)}")
-        check_write_args(kv, k_new, v_new, slot_mapping)
-    pos = _check_apply(q, k_new, positions, cos_sin_cache, style, rotary_dim, offsets, indptr, k_name="k_new")
+    key = _memo_key("write", q, k_new, positions, cos_sin_cache, offsets, indptr, style, rotary_dim,
+                    v_new, slot_mapping, kv.k, kv.v, kv.layout.name, kv.page_size, kv.num_kv_heads, kv.head_dim)
+    if key is not None and key in _VALIDATED:
+        pos = ({"positions": positions} if positions is not None else
+               {"offsets": offsets} if indptr is None else {"offsets": offsets, "indptr": indptr})
+    else:
+        if V.enabled():
+            if q.dim() != 3:
+                V.fail(f"q must have 3 dims [tokens, q_heads, head_dim] for apply_and_write_kv; got shape {list(q.shape)}")
+            check_write_args(kv, k_new, v_new, slot_mapping)
+        pos = _check_apply(q, k_new, positions, cos_sin_cache, style, rotary_dim, offsets, indptr, k_name="k_new")
+        _remember(key)
     r = cos_sin_cache.shape[1] if rotary_dim is None else rotary_dim
     if _backend(backend, q, "apply_and_write_kv") == "torch":
         from attn.reference.rotary import apply_and_write_kv as ref
@@ -221,6 +234,31 @@ def apply_and_write_kv(q, k_new, v_new, positions=None, cos_sin_cache=None, kv=N
 
 
 # ------------------------------------------------------------------------------------ checks
+
+# The "cheap" checks read metadata only (shapes, strides, dtypes, devices): a call whose metadata
+# matches one that passed them passes them too, so a serving loop pays for them once per shape.
+# Value checks ("full") always run.
+_VALIDATED: set = set()
+_MEMO_MAX = 1024
+
+
+def _meta(t):
+    if isinstance(t, torch.Tensor):
+        return (t.shape, t.stride(), t.dtype, t.device)
+    return t if t is None or isinstance(t, (int, str)) else (type(t), id(t))
+
+
+def _memo_key(*parts):
+    if V.get_validation() != "cheap":
+        return None
+    return tuple(_meta(p) for p in parts)
+
+
+def _remember(key):
+    if key is not None:
+        if len(_VALIDATED) >= _MEMO_MAX:
+            _VALIDATED.clear()
+        _VALIDATED.add(key)
 
 def _check_style(style):
     if style not in STYLES:

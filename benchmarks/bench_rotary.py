@@ -4,7 +4,9 @@
 Reports GPU time (triton.testing.do_bench, median), bytes moved / time, and the fraction of the
 copy bandwidth measured in this run (a large device-to-device copy, read + write bytes counted).
 For the decode-step shape (64 tokens, launch-bound) it also reports the time per launch replayed
-from a CUDA graph (no Python) and the host wall time per eager call.
+from a CUDA graph (no Python) and the host wall time per eager call. Last, while the run is under
+--sweep-budget seconds, the kernel alone at the largest token count with launch shapes other than
+the default (SWEEP), beside the default. About 40-60 s on an H100.
 
     python benchmarks/bench_rotary.py --out benchmarks/results/rotary_H100.md
 """
@@ -127,7 +129,58 @@ def make_cache(layout, n_tokens, dtype, page_size=16):
     return kv, slots
 
 
+# Launch-shape alternatives to the vendor default (triton_kernels/rotary.py _CONFIGS), timed at the
+# largest token count: the kernel alone (outputs preallocated), so the rows compare tile shapes only.
+SWEEP = (
+    ("apply neox", None, dict(tile=4096, num_warps=4, max_heads=8)),
+    ("apply neox", None, dict(tile=16384, num_warps=8)),
+    ("apply neox", None, dict(tile=8192, num_warps=4)),
+    ("apply_and_write_kv NHD", "NHD", dict(tile=16384, num_warps=8)),
+    ("apply_and_write_kv HND", "HND", dict(run_tokens=8)),
+    ("apply_and_write_kv HND", "HND", dict(tile=16384, num_warps=8)),
+    ("apply_and_write_kv vllm", "vllm", dict(run_tokens=8)),
+    ("apply_and_write_kv vllm", "vllm", dict(tile=16384, num_warps=8)),
+)
+
+
+def sweep(args, dtype, cache, row, t_start):
+    from attn.platform import for_tensor
+    from attn.triton_kernels import rotary as K
+    n = max(args.tokens)
+    el = torch.empty((), dtype=dtype).element_size()
+    q = torch.randn(n, HQ, D, dtype=dtype, device="cuda")
+    k = torch.randn(n, HK, D, dtype=dtype, device="cuda")
+    v = torch.randn(n, HK, D, dtype=dtype, device="cuda")
+    qo, ko = torch.empty_like(q), torch.empty_like(k)
+    pos = torch.randint(0, args.max_position, (n,), device="cuda", dtype=torch.int32)
+    side = n * 4 + n * D * cache.element_size()
+    plat = for_tensor(q)
+    for op, layout, over in (("apply neox", None, {}),) + SWEEP + tuple(
+            (f"apply_and_write_kv {lay}", lay, {}) for lay in args.layouts):
+        if time.perf_counter() - t_start > args.sweep_budget:
+            print("sweep stopped: time budget")
+            break
+        label = "kernel only, " + (", ".join(f"{a}={b}" for a, b in over.items()) or "default config")
+        if layout is None:
+            cfg = K.launch_config(n, HQ, HK, D, plat.vendor, plat.num_sms, overrides=tuple(over.items()))
+            f = lambda: K.rotary(q, k, qo, ko, cache, D, True, positions=pos, config=cfg)   # noqa: E731
+            nbytes = 2 * n * (HQ + HK) * D * el + side
+        else:
+            kv, slots = make_cache(layout, n, dtype)
+            ks, vs = kv.k_strides, kv.v_strides
+            cfg = K.launch_config(n, HQ, HK, D, plat.vendor, plat.num_sms, True,
+                                  ks.slot < ks.head or vs.slot < vs.head, kv.page_size, tuple(over.items()))
+            f = lambda: K.rotary(q, k, qo, None, cache, D, True, positions=pos, kv=kv, v=v,  # noqa: E731
+                                 slot_mapping=slots, config=cfg)
+            nbytes = 2 * n * HQ * D * el + 4 * n * HK * D * el + side + n * 8
+        try:
+            row(op, n, f"{label} {cfg}", bench(f), nbytes, 1)
+        except Exception as e:   # noqa: BLE001
+            print(f"sweep {op} {over} skipped: {type(e).__name__}: {e}")
+
+
 def run(args):
+    t_start = time.perf_counter()
     dev = torch.cuda.get_device_name()
     dtype = getattr(torch, args.dtype)
     el = torch.empty((), dtype=dtype).element_size()
@@ -188,6 +241,9 @@ def run(args):
                 write_kv(kv, ko, v, slots, backend="torch")
             row(f"apply_and_write_kv {layout}", n, "torch ops + torch write", bench(torch_sep), fused_bytes, "many")
 
+    if args.sweep and time.perf_counter() - t_start < args.sweep_budget:
+        sweep(args, dtype, cache, row, t_start)
+
     lines = [f"# rotary on {dev}", "",
              f"dtype {args.dtype}, q_heads {HQ}, kv_heads {HK}, head_dim {D}; measured copy bandwidth "
              f"{bw / 1e9:.0f} GB/s (device-to-device copy of 2 GiB, read + write bytes). Times: do_bench median "
@@ -214,6 +270,10 @@ def main():
     ap.add_argument("--layouts", nargs="+", default=["NHD", "HND", "vllm"])
     ap.add_argument("--max-position", type=int, default=32768)
     ap.add_argument("--out", default=None, help="write the markdown table here")
+    ap.add_argument("--no-sweep", dest="sweep", action="store_false",
+                    help="skip the launch-shape sweep at the largest token count")
+    ap.add_argument("--sweep-budget", type=float, default=40.0,
+                    help="seconds since start after which the sweep stops (keeps the run under a minute)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_rotary needs a GPU")

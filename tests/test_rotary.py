@@ -177,8 +177,8 @@ def test_kernel_poisoned_outputs_and_blockings(style, d, r):
     cache = attn.rotary.cos_sin_cache(maxp, r, device=DEV)
     q, k = _inputs((n,), hq, hk, d, torch.float32)
     pos = torch.randint(0, maxp, (n,), device=DEV)
-    for cfg in (dict(BLOCK_T=1, BLOCK_HQ=2, BLOCK_HK=2, num_warps=1),
-                dict(BLOCK_T=4, BLOCK_HQ=8, BLOCK_HK=1, num_warps=2)):
+    for cfg in (dict(BLOCK_TQ=1, BLOCK_TK=2, BLOCK_HQ=2, BLOCK_HK=2, num_warps=1),
+                dict(BLOCK_TQ=4, BLOCK_TK=1, BLOCK_HQ=8, BLOCK_HK=1, num_warps=2)):
         qo, ko = torch.full_like(q, float("nan")), torch.full_like(k, float("nan"))
         K.rotary(q, k, qo, ko, cache, r, style == "neox", positions=pos, config=cfg)
         what = f"style={style} d={d} r={r} cfg={cfg} seed={seed}"
@@ -369,6 +369,75 @@ def test_apply_and_write_kv(layout, page_size, style, d, r, dtype):
         untouched[off.reshape(-1)] = False
         torch.testing.assert_close(flat[untouched], flat_old[untouched], rtol=0, atol=0, equal_nan=True,
                                    msg=lambda m: f"{name} slots not written changed, {what}: {m}")
+
+
+@pytest.mark.parametrize("layout", ["vllm", "HND", "NHD"])
+def test_write_kv_page_runs(layout):
+    """Forced blockings of 4 tokens over pages of 8: blocks whose slots are one aligned run of a
+    page (vLLM: the slot-contiguous store path) and blocks that are not (a sequence starting mid-page,
+    a block straddling two sequences, padding) in one launch; unwritten slots keep their contents."""
+    seed = fresh_seed()
+    hq, hk, d, r, dtype, ps = 4, 2, 64, 64, torch.float32, 8
+    kv, pos, slots = _server_step(layout, ps, hk, d, dtype, [0, 8, 3], [16, 13, 9], pad_tokens=0)
+    pad = torch.tensor([-1], device=DEV)
+    pos, slots = torch.cat([pos, pos[:1]]), torch.cat([slots, pad])       # a padding token at the end
+    n = pos.shape[0]
+    k_old, v_old = kv.k.clone(), kv.v.clone()
+    cache = attn.rotary.cos_sin_cache(64, r, device=DEV)
+    q = torch.randn(n, hq, d, dtype=dtype, device=DEV)
+    k_new = torch.randn(n, hk, d, dtype=dtype, device=DEV)
+    v_new = torch.randn(n, hk, d, dtype=dtype, device=DEV)
+    for cfg in (dict(BLOCK_TQ=2, BLOCK_TK=4, BLOCK_HQ=2, BLOCK_HK=1, num_warps=1),
+                dict(BLOCK_TQ=8, BLOCK_TK=8, BLOCK_HQ=4, BLOCK_HK=2, num_warps=2)):
+        kv.k.copy_(k_old)
+        kv.v.copy_(v_old)
+        qo = torch.full_like(q, float("nan"))
+        K.rotary(q, k_new, qo, None, cache, r, True, positions=pos, kv=kv, v=v_new, slot_mapping=slots, config=cfg)
+        what = f"layout={layout} cfg={cfg} seed={seed}"
+        w = inv_freq_plain(r, 1e4)
+        close(qo, oracle(q, pos, w, "neox", r), dtype, "q " + what)
+        live = slots >= 0
+        for name, store, old, strides, want in (("k", kv.k, k_old, kv.k_strides, oracle(k_new, pos, w, "neox", r)[live.cpu()]),
+                                                ("v", kv.v, v_old, kv.v_strides, v_new[live].double().cpu())):
+            off = _written_offsets(store, strides, slots, kv.page_size, hk, d)
+            flat, flat_old = flat_view(store).cpu(), flat_view(old).cpu()
+            close(flat[off], want, dtype, f"{name} written slots, {what}")
+            untouched = torch.ones_like(flat, dtype=torch.bool)
+            untouched[off.reshape(-1)] = False
+            torch.testing.assert_close(flat[untouched], flat_old[untouched], rtol=0, atol=0, equal_nan=True,
+                                       msg=lambda m: f"{name} slots not written changed, {what}: {m}")
+
+
+def test_launch_config():
+    """Tiles fill the vendor's tile; writes to head-major caches take page runs that divide the page;
+    decode-sized batches shrink the token blocks until the grid fills the machine."""
+    lc = K.launch_config
+    big = lc(8192, 32, 8, 128, "nvidia", 132)
+    assert big["BLOCK_HQ"] * big["BLOCK_TQ"] * 128 == K._CONFIGS["nvidia"]["tile"]
+    hnd = lc(8192, 32, 8, 128, "nvidia", 132, True, True, 0)
+    assert hnd["BLOCK_TK"] == K._CONFIGS["nvidia"]["run_tokens"] and hnd["BLOCK_HK"] < 8
+    assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 8)["BLOCK_TK"] == 8
+    assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 3)["BLOCK_TK"] == K._CONFIGS["nvidia"]["run_tokens"]
+    small = lc(64, 32, 8, 128, "nvidia", 132)
+    assert small["BLOCK_TQ"] == 1 and small["BLOCK_TK"] == 1
+    assert lc(8192, 32, 8, 128, "nvidia", 132, overrides=(("tile", 4096),))["BLOCK_TQ"] == big["BLOCK_TQ"] // 2
+
+
+def test_validation_memo_still_rejects():
+    """Cheap checks are remembered per metadata: a call with other metadata is still checked, and
+    "full" checks values every time."""
+    cache = attn.rotary.cos_sin_cache(32, 64, device=DEV)
+    q, k = _inputs((4,), 4, 2, 64, torch.float32)
+    pos = torch.arange(4, device=DEV)
+    attn.rotary.apply(q, k, pos, cache, backend="triton")
+    attn.rotary.apply(q, k, pos, cache, backend="triton")
+    _err(TypeError, "positions must have dtype", attn.rotary.apply, q, k, pos.float(), cache, backend="triton")
+    _err(ValueError, "positions must have 4 entries; got 3", attn.rotary.apply, q, k, pos[:3], cache, backend="triton")
+    set_validation("full")
+    try:
+        _err(ValueError, "positions must be in", attn.rotary.apply, q, k, pos + 100, cache, backend="triton")
+    finally:
+        set_validation("cheap")
 
 
 def test_apply_and_write_kv_torch_backend_and_inplace():

@@ -1,17 +1,24 @@
 """Rotary embedding: q and k rotated in one launch, optionally with the rotated k and v written
 straight into a KV cache of any layout (vLLM's rotary_embedding + reshape_and_cache, fused).
 
-Grid: (token blocks, q head blocks + k head blocks). A program owns BLOCK_T tokens x BLOCK_H heads
-of either q or k: it loads the tokens' cos/sin rows once and reuses them across its heads. The op
-reads and writes each element once, so it is bound by memory bandwidth; tiles are sized to a few
-thousand elements so that every thread issues several 16-byte loads, and the token block shrinks
-for small batches so that the decode step still fills the machine.
+Grid: 1-D over chunks of tokens; each chunk has k programs (BLOCK_TK tokens x BLOCK_HK heads) and q
+programs (BLOCK_TQ x BLOCK_HQ). A program loads its tokens' cos/sin rows once and reuses them across
+its heads. The op reads and writes each element once, so it is bound by memory bandwidth; tiles
+are sized to several thousand elements so that every thread issues several 16-byte loads, and the
+token blocks shrink for small batches so that the decode step still fills the machine.
+
+Writing a cache whose slots of one head are adjacent (HND, vllm), a k program takes a run of
+BLOCK_TK slots of fewer heads: when the block's slots are consecutive inside one page (prefill),
+each head's k and v go out as one contiguous run, and vLLM's V ([pages, heads, head_dim, page_size],
+contiguous along the slots) is stored as 16-byte vectors along the slots instead of 2-byte scalars.
 """
+import functools
+
 import torch
 import triton
 import triton.language as tl
 
-from .addressing import kv_offset
+from .addressing import dim_offset, kv_offset
 
 # Position sources (POS_MODE).
 POS_TENSOR = 0      # positions[t]
@@ -43,73 +50,92 @@ def _positions(t, n_tokens, positions, offsets, indptr, n_seqs, search_steps, SE
 
 
 @triton.jit
-def _rotate_heads(
-    x, s_xb, s_xs, s_xh,               # source [tokens or (b, s), heads, d], unit stride along d
-    y, s_yb, s_ys, s_yh,               # destination when not writing a cache
-    cache, c_page, c_head, c_slot, c_dhi, c_dlo,   # destination when TO_CACHE
-    v, s_vb, s_vs, s_vh, v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
-    tb, ts, t_live, page, in_page, cos, sin, h0, H,
-    D: tl.constexpr, R2: tl.constexpr,
-    BLOCK_H: tl.constexpr, BLOCK_R2: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr,
-    IS_NEOX: tl.constexpr, HAS_PASS: tl.constexpr, TO_CACHE: tl.constexpr,
-    K_SPLIT: tl.constexpr, V_SPLIT: tl.constexpr,
-):
-    """Rotate heads h0..h0+BLOCK_H of BLOCK_T tokens; store to y, or (TO_CACHE) to the cache at
-    (page, in_page) and copy v beside it. tb, ts, t_live, page, in_page: [BLOCK_T, 1, 1]."""
-    h = h0 + tl.arange(0, BLOCK_H)[None, :, None]
-    i = tl.arange(0, BLOCK_R2)[None, None, :]
-    m = t_live & (h < H) & (i < R2)
-    src = x + tb * s_xb + ts * s_xs + h * s_xh
+def _cos_sin(t, t_live, positions, offsets, indptr, n_tokens, n_seqs, search_steps, SEQ,
+             cos_sin, s_cs, sin_off, max_pos, R2: tl.constexpr, BLOCK_R2: tl.constexpr, POS_MODE: tl.constexpr):
+    """cos, sin [BLOCK_T, 1, BLOCK_R2] float32 of tokens t [BLOCK_T]."""
+    pos = _positions(t, n_tokens, positions, offsets, indptr, n_seqs, search_steps, SEQ, POS_MODE)
+    # Out-of-range positions are rejected by validation "full"; clamp so that no input reads
+    # outside the cache.
+    pos = tl.minimum(tl.maximum(pos, 0), max_pos - 1)
+    i = tl.arange(0, BLOCK_R2)[None, :]
+    cmask = t_live[:, None] & (i < R2)
+    c_ptr = cos_sin + pos[:, None] * s_cs + i
+    cos = tl.load(c_ptr, mask=cmask, other=0.0).to(tl.float32)[:, None, :]
+    sin = tl.load(c_ptr + sin_off, mask=cmask, other=0.0).to(tl.float32)[:, None, :]
+    return cos, sin
+
+
+@triton.jit
+def _load_rotated(src, live, cos, sin, R2: tl.constexpr, BLOCK_R2: tl.constexpr, IS_NEOX: tl.constexpr):
+    """Rows src [BT, BH, 1] (pointers to dim 0, unit stride along d) rotated, float32: neox: (first
+    half, second half) [BT, BH, BLOCK_R2] each; gptj: the rotated dims interleaved [BT, BH, 2*BLOCK_R2]
+    (twice)."""
     if IS_NEOX:
         # Halves: contiguous runs, so each half is one vectorized load.
-        d1 = i
-        d2 = i + R2
-        x1 = tl.load(src + d1, mask=m).to(tl.float32)
-        x2 = tl.load(src + d2, mask=m).to(tl.float32)
+        i = tl.arange(0, BLOCK_R2)[None, None, :]
+        m = live & (i < R2)
+        x1 = tl.load(src + i, mask=m).to(tl.float32)
+        x2 = tl.load(src + i + R2, mask=m).to(tl.float32)
+        oa = x1 * cos - x2 * sin
+        ob = x2 * cos + x1 * sin
     else:
         # Interleaved pairs: one contiguous (vectorized) load of the rotated dims, pairs split in
         # registers, rather than two stride-2 loads.
         d12 = tl.arange(0, 2 * BLOCK_R2)[None, None, :]
-        m12 = t_live & (h < H) & (d12 < 2 * R2)
-        x12 = tl.load(src + d12, mask=m12).to(tl.float32)
-        x1, x2 = tl.split(tl.reshape(x12, (x12.shape[0], BLOCK_H, BLOCK_R2, 2)))
-    o1 = x1 * cos - x2 * sin
-    o2 = x2 * cos + x1 * sin
-    if not IS_NEOX:
-        o12 = tl.reshape(tl.join(o1, o2), (x12.shape[0], BLOCK_H, 2 * BLOCK_R2))
+        x12 = tl.load(src + d12, mask=live & (d12 < 2 * R2)).to(tl.float32)
+        x1, x2 = tl.split(tl.reshape(x12, (x12.shape[0], x12.shape[1], BLOCK_R2, 2)))
+        oa = tl.reshape(tl.join(x1 * cos - x2 * sin, x2 * cos + x1 * sin), (x12.shape[0], x12.shape[1], 2 * BLOCK_R2))
+        ob = oa
+    return oa, ob
+
+
+@triton.jit
+def _store_rotated(dst, row, live, oa, ob, s_dhi, s_dlo, SPLIT: tl.constexpr, R2: tl.constexpr,
+                   BLOCK_R2: tl.constexpr, IS_NEOX: tl.constexpr):
+    """Store _load_rotated's result at dst + row [BT, BH, 1] + the dims' offsets (dim_offset)."""
+    ety = dst.dtype.element_ty
+    if IS_NEOX:
+        i = tl.arange(0, BLOCK_R2)[None, None, :]
+        m = live & (i < R2)
+        tl.store(dst + row + dim_offset(i, s_dhi, s_dlo, SPLIT), oa.to(ety), mask=m)
+        tl.store(dst + row + dim_offset(i + R2, s_dhi, s_dlo, SPLIT), ob.to(ety), mask=m)
+    else:
+        d12 = tl.arange(0, 2 * BLOCK_R2)[None, None, :]
+        tl.store(dst + row + dim_offset(d12, s_dhi, s_dlo, SPLIT), oa.to(ety), mask=live & (d12 < 2 * R2))
+
+
+@triton.jit
+def _rotate_rows(src, dst, live, cos, sin, D: tl.constexpr, R2: tl.constexpr, BLOCK_R2: tl.constexpr,
+                 BLOCK_P: tl.constexpr, IS_NEOX: tl.constexpr, HAS_PASS: tl.constexpr):
+    """Rows src -> rows dst ([BT, BH, 1] pointers), rotated; pass-through dims copied when HAS_PASS."""
+    oa, ob = _load_rotated(src, live, cos, sin, R2, BLOCK_R2, IS_NEOX)
+    _store_rotated(dst, 0, live, oa, ob, 1, 0, 1, R2, BLOCK_R2, IS_NEOX)
     if HAS_PASS:
         p = 2 * R2 + tl.arange(0, BLOCK_P)[None, None, :]
-        mp = t_live & (h < H) & (p < D)
-        xp = tl.load(src + p, mask=mp)
-    if TO_CACHE:
-        ety = cache.dtype.element_ty
-        if IS_NEOX:
-            tl.store(cache + kv_offset(page, h, in_page, d1, c_page, c_head, c_slot, c_dhi, c_dlo, K_SPLIT),
-                     o1.to(ety), mask=m)
-            tl.store(cache + kv_offset(page, h, in_page, d2, c_page, c_head, c_slot, c_dhi, c_dlo, K_SPLIT),
-                     o2.to(ety), mask=m)
-        else:
-            tl.store(cache + kv_offset(page, h, in_page, d12, c_page, c_head, c_slot, c_dhi, c_dlo, K_SPLIT),
-                     o12.to(ety), mask=m12)
-        if HAS_PASS:
-            tl.store(cache + kv_offset(page, h, in_page, p, c_page, c_head, c_slot, c_dhi, c_dlo, K_SPLIT),
-                     xp.to(ety), mask=mp)
-        # v: the whole head, copied beside k.
-        dv = tl.arange(0, BLOCK_D)[None, None, :]
-        mv = t_live & (h < H) & (dv < D)
-        vv = tl.load(v + tb * s_vb + ts * s_vs + h * s_vh + dv, mask=mv)
-        tl.store(v_cache + kv_offset(page, h, in_page, dv, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo, V_SPLIT),
-                 vv.to(v_cache.dtype.element_ty), mask=mv)
-    else:
-        dst = y + tb * s_yb + ts * s_ys + h * s_yh
-        ety = y.dtype.element_ty
-        if IS_NEOX:
-            tl.store(dst + d1, o1.to(ety), mask=m)
-            tl.store(dst + d2, o2.to(ety), mask=m)
-        else:
-            tl.store(dst + d12, o12.to(ety), mask=m12)
-        if HAS_PASS:
-            tl.store(dst + p, xp, mask=mp)
+        mp = live & (p < D)
+        tl.store(dst + p, tl.load(src + p, mask=mp), mask=mp)
+
+
+@triton.jit
+def _write_cache(k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
+                 v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
+                 page, in_page, h, live, oka, okb, kp, vv,
+                 D: tl.constexpr, R2: tl.constexpr, BLOCK_R2: tl.constexpr, BLOCK_P: tl.constexpr,
+                 BLOCK_D: tl.constexpr, IS_NEOX: tl.constexpr, K_PASS: tl.constexpr,
+                 K_SPLIT: tl.constexpr, V_SPLIT: tl.constexpr):
+    """Rotated k (oka, okb; pass-through dims kp) and v (vv [BT, BH, BLOCK_D]) into the cache at
+    (page, h, in_page). `live` must not vary along the axis the store is contiguous in (the dims;
+    the tokens for a page run of vLLM's V), or the stores split into scalars."""
+    row_k = kv_offset(page, h, in_page, 0, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo, K_SPLIT)
+    _store_rotated(k_cache, row_k, live, oka, okb, kc_dhi, kc_dlo, K_SPLIT, R2, BLOCK_R2, IS_NEOX)
+    if K_PASS:
+        p = 2 * R2 + tl.arange(0, BLOCK_P)[None, None, :]
+        tl.store(k_cache + row_k + dim_offset(p, kc_dhi, kc_dlo, K_SPLIT), kp.to(k_cache.dtype.element_ty),
+                 mask=live & (p < D))
+    dv = tl.arange(0, BLOCK_D)[None, None, :]
+    row_v = kv_offset(page, h, in_page, 0, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo, V_SPLIT)
+    tl.store(v_cache + row_v + dim_offset(dv, vc_dhi, vc_dlo, V_SPLIT), vv.to(v_cache.dtype.element_ty),
+             mask=live & (dv < D))
 
 
 @triton.jit
@@ -122,134 +148,288 @@ def _rotary_kernel(
     slot_mapping, page_size, n_slots,
     cos_sin, s_cs, sin_off, max_pos,
     positions, offsets, indptr, n_seqs, search_steps,
-    n_tokens, SEQ, HQ, HK, D: tl.constexpr, R2: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_HQ: tl.constexpr, BLOCK_HK: tl.constexpr, BLOCK_R2: tl.constexpr,
-    BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr,
+    n_tokens, SEQ, HQ, HK,
+    D: tl.constexpr, R2: tl.constexpr, CHUNK: tl.constexpr,
+    BLOCK_TQ: tl.constexpr, BLOCK_TK: tl.constexpr, BLOCK_HQ: tl.constexpr, BLOCK_HK: tl.constexpr,
+    BLOCK_R2: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr,
     IS_NEOX: tl.constexpr, Q_PASS: tl.constexpr, K_PASS: tl.constexpr, WRITE_KV: tl.constexpr,
-    K_SPLIT: tl.constexpr, V_SPLIT: tl.constexpr, POS_MODE: tl.constexpr,
+    K_SPLIT: tl.constexpr, V_SPLIT: tl.constexpr, POS_MODE: tl.constexpr, RUNS: tl.constexpr,
 ):
-    hb = tl.program_id(1)
-    t = tl.program_id(0).to(tl.int64) * BLOCK_T + tl.arange(0, BLOCK_T)
-    t_live = t < n_tokens
-    pos = _positions(t, n_tokens, positions, offsets, indptr, n_seqs, search_steps, SEQ, POS_MODE)
-    # Out-of-range positions are rejected by validation "full"; clamp so that no input reads
-    # outside the cache.
-    pos = tl.minimum(tl.maximum(pos, 0), max_pos - 1)
-    i = tl.arange(0, BLOCK_R2)[None, :]
-    cmask = t_live[:, None] & (i < R2)
-    c_ptr = cos_sin + pos[:, None] * s_cs + i
-    cos = tl.load(c_ptr, mask=cmask, other=0.0).to(tl.float32)[:, None, :]
-    sin = tl.load(c_ptr + sin_off, mask=cmask, other=0.0).to(tl.float32)[:, None, :]
-    tb = (t // SEQ)[:, None, None]
-    ts = (t % SEQ)[:, None, None]
-    live3 = t_live[:, None, None]
+    """1-D grid over chunks of CHUNK tokens; a chunk's programs: first its k programs (BLOCK_TK
+    tokens x BLOCK_HK heads each), then its q programs (BLOCK_TQ x BLOCK_HQ), so that q and k of
+    the same tokens run together and share the cos/sin rows in L2."""
     n_qb = tl.cdiv(HQ, BLOCK_HQ)
-    if hb < n_qb:
-        _rotate_heads(q, s_qb, s_qs, s_qh, q_out, s_qob, s_qos, s_qoh,
-                      k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
-                      v, s_vb, s_vs, s_vh, v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
-                      tb, ts, live3, tb, ts, cos, sin, hb * BLOCK_HQ, HQ, D, R2,
-                      BLOCK_HQ, BLOCK_R2, BLOCK_P, BLOCK_D, IS_NEOX, Q_PASS, False, K_SPLIT, V_SPLIT)
+    n_kb = tl.cdiv(HK, BLOCK_HK)
+    n_kp = (CHUNK // BLOCK_TK) * n_kb
+    ppc = n_kp + (CHUNK // BLOCK_TQ) * n_qb
+    pid = tl.program_id(0)
+    chunk = pid // ppc
+    r = pid % ppc
+    if r < n_kp:
+        t0 = chunk * CHUNK + (r // n_kb) * BLOCK_TK
+        if t0 < n_tokens:
+            t = t0.to(tl.int64) + tl.arange(0, BLOCK_TK)
+            t_live = t < n_tokens
+            cos, sin = _cos_sin(t, t_live, positions, offsets, indptr, n_tokens, n_seqs, search_steps, SEQ,
+                                cos_sin, s_cs, sin_off, max_pos, R2, BLOCK_R2, POS_MODE)
+            tb = (t // SEQ)[:, None, None]
+            ts = (t % SEQ)[:, None, None]
+            h = (r % n_kb) * BLOCK_HK + tl.arange(0, BLOCK_HK)[None, :, None]
+            hl = h < HK
+            src = k + tb * s_kb + ts * s_ks + h * s_kh
+            if WRITE_KV:
+                slot = tl.load(slot_mapping + t, mask=t_live, other=-1).to(tl.int64)
+                # Negative slots are padding (vLLM); slots past the cache are rejected by validation
+                # "full" and skipped here, never written out of bounds.
+                w_live = (t_live & (slot >= 0) & (slot < n_slots))[:, None, None] & hl
+                oka, okb = _load_rotated(src, w_live, cos, sin, R2, BLOCK_R2, IS_NEOX)
+                kp = oka
+                if K_PASS:
+                    p = 2 * R2 + tl.arange(0, BLOCK_P)[None, None, :]
+                    kp = tl.load(src + p, mask=w_live & (p < D))
+                dv = tl.arange(0, BLOCK_D)[None, None, :]
+                vv = tl.load(v + tb * s_vb + ts * s_vs + h * s_vh + dv, mask=w_live & (dv < D))
+                if RUNS:
+                    # A page run: the block's slots are consecutive, start on a multiple of BLOCK_TK
+                    # in one page (page_size % BLOCK_TK == 0). Then the slots are arange() to the
+                    # compiler, and stores along the slot axis (vLLM's V) become 16-byte vectors.
+                    s0 = tl.load(slot_mapping + t0).to(tl.int64)
+                    in0 = s0 % page_size
+                    hits = tl.sum((slot == s0 + tl.arange(0, BLOCK_TK)).to(tl.int32), axis=0)
+                    if (hits == BLOCK_TK) & (s0 >= 0) & (s0 + BLOCK_TK <= n_slots) & (in0 % BLOCK_TK == 0):
+                        in_page = tl.multiple_of(in0.to(tl.int32), BLOCK_TK) + tl.arange(0, BLOCK_TK)[:, None, None]
+                        _write_cache(k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
+                                     v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
+                                     s0 // page_size, in_page, h, hl, oka, okb, kp, vv,
+                                     D, R2, BLOCK_R2, BLOCK_P, BLOCK_D, IS_NEOX, K_PASS, K_SPLIT, V_SPLIT)
+                    else:
+                        _write_cache(k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
+                                     v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
+                                     (slot // page_size)[:, None, None], (slot % page_size)[:, None, None], h,
+                                     w_live, oka, okb, kp, vv,
+                                     D, R2, BLOCK_R2, BLOCK_P, BLOCK_D, IS_NEOX, K_PASS, K_SPLIT, V_SPLIT)
+                else:
+                    _write_cache(k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
+                                 v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
+                                 (slot // page_size)[:, None, None], (slot % page_size)[:, None, None], h,
+                                 w_live, oka, okb, kp, vv,
+                                 D, R2, BLOCK_R2, BLOCK_P, BLOCK_D, IS_NEOX, K_PASS, K_SPLIT, V_SPLIT)
+            else:
+                _rotate_rows(src, k_out + tb * s_kob + ts * s_kos + h * s_koh, t_live[:, None, None] & hl,
+                             cos, sin, D, R2, BLOCK_R2, BLOCK_P, IS_NEOX, K_PASS)
     else:
-        h0 = (hb - n_qb) * BLOCK_HK
-        if WRITE_KV:
-            slot = tl.load(slot_mapping + t, mask=t_live, other=-1).to(tl.int64)
-            # Negative slots are padding (vLLM); slots past the cache are rejected by validation
-            # "full" and skipped here, never written out of bounds.
-            w_live = (t_live & (slot >= 0) & (slot < n_slots))[:, None, None]
-            page = (slot // page_size)[:, None, None]
-            in_page = (slot % page_size)[:, None, None]
-            _rotate_heads(k, s_kb, s_ks, s_kh, k_out, s_kob, s_kos, s_koh,
-                          k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
-                          v, s_vb, s_vs, s_vh, v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
-                          tb, ts, w_live, page, in_page, cos, sin, h0, HK, D, R2,
-                          BLOCK_HK, BLOCK_R2, BLOCK_P, BLOCK_D, IS_NEOX, K_PASS, True, K_SPLIT, V_SPLIT)
-        else:
-            _rotate_heads(k, s_kb, s_ks, s_kh, k_out, s_kob, s_kos, s_koh,
-                          k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
-                          v, s_vb, s_vs, s_vh, v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
-                          tb, ts, live3, tb, ts, cos, sin, h0, HK, D, R2,
-                          BLOCK_HK, BLOCK_R2, BLOCK_P, BLOCK_D, IS_NEOX, K_PASS, False, K_SPLIT, V_SPLIT)
+        r -= n_kp
+        t0 = chunk * CHUNK + (r // n_qb) * BLOCK_TQ
+        if t0 < n_tokens:
+            t = t0.to(tl.int64) + tl.arange(0, BLOCK_TQ)
+            t_live = t < n_tokens
+            cos, sin = _cos_sin(t, t_live, positions, offsets, indptr, n_tokens, n_seqs, search_steps, SEQ,
+                                cos_sin, s_cs, sin_off, max_pos, R2, BLOCK_R2, POS_MODE)
+            tb = (t // SEQ)[:, None, None]
+            ts = (t % SEQ)[:, None, None]
+            h = (r % n_qb) * BLOCK_HQ + tl.arange(0, BLOCK_HQ)[None, :, None]
+            _rotate_rows(q + tb * s_qb + ts * s_qs + h * s_qh, q_out + tb * s_qob + ts * s_qos + h * s_qoh,
+                         t_live[:, None, None] & (h < HQ), cos, sin, D, R2, BLOCK_R2, BLOCK_P, IS_NEOX, Q_PASS)
 
 
-# Per-vendor launch shape, measured choices (see benchmarks/bench_rotary.py):
-#   tile             elements (all heads of the block x head_dim x tokens) one program moves
+# Per-vendor launch shape (see benchmarks/bench_rotary.py, which sweeps these at 8192 tokens):
+#   tile             elements (tokens x heads x head_dim) one program rotates: of q, or of k (then also
+#                    the same number of v elements when writing the cache)
 #   max_heads        heads per program at most
-#   programs_per_sm  the token block shrinks until the grid has this many programs per SM
+#   run_tokens       tokens per k program when writing a cache whose slots of one head are adjacent
+#                    (HND, vllm): a page run of that many slots is one contiguous store per head
+#   programs_per_sm  token blocks shrink until the grid has this many programs per SM
 #                    (decode-sized batches); 0: never shrink (the interpreter: fewer programs, faster)
 _CONFIGS = {
-    "nvidia": dict(num_warps=4, tile=4096, max_heads=8, programs_per_sm=4),
-    "amd": dict(num_warps=4, tile=8192, max_heads=8, programs_per_sm=4),
-    "cpu": dict(num_warps=1, tile=1 << 14, max_heads=64, programs_per_sm=0),
+    "nvidia": dict(num_warps=8, tile=8192, max_heads=16, run_tokens=16, programs_per_sm=4),
+    "amd": dict(num_warps=4, tile=8192, max_heads=16, run_tokens=16, programs_per_sm=4),
+    "cpu": dict(num_warps=1, tile=1 << 14, max_heads=64, run_tokens=16, programs_per_sm=0),
 }
 
 
-def launch_config(n_tokens: int, hq: int, hk: int, d: int, platform) -> dict:
-    cfg = _CONFIGS.get(platform.vendor, _CONFIGS["nvidia"])
-    bhq = min(triton.next_power_of_2(hq), cfg["max_heads"])
-    bhk = min(triton.next_power_of_2(hk), cfg["max_heads"])
-    per_token = max(bhq, bhk) * triton.next_power_of_2(d)
-    bt = max(1, min(64, triton.next_power_of_2(max(1, cfg["tile"] // per_token))))
-    bt = min(bt, triton.next_power_of_2(max(n_tokens, 1)))
-    n_hb = triton.cdiv(hq, bhq) + triton.cdiv(hk, bhk)
-    want = cfg["programs_per_sm"] * platform.num_sms
-    while bt > 1 and triton.cdiv(n_tokens, bt) * n_hb < want:
-        bt //= 2
-    return dict(BLOCK_T=bt, BLOCK_HQ=bhq, BLOCK_HK=bhk, num_warps=cfg["num_warps"])
+def _np2(x: int) -> int:
+    """Next power of 2 >= x (>= 1); plain Python (triton.next_power_of_2 is slow to call on a hot path)."""
+    return 1 << max(int(x) - 1, 0).bit_length()
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@functools.lru_cache(maxsize=4096)
+def launch_config(n_tokens: int, hq: int, hk: int, d: int, vendor: str, num_sms: int,
+                  write: bool = False, head_major: bool = False, page_size: int = 1,
+                  overrides: tuple = ()) -> dict:
+    """Block sizes and num_warps for one launch. write: k and v go into a cache; head_major: into
+    one where one head's consecutive slots are adjacent (HND, vllm): k programs take a run of slots;
+    page_size: where stores run along the slots (vLLM's V), the page size, so that a run never
+    straddles a page; else 0.
+    Pure function of its arguments (the launcher and compile_specs() both call it); overrides:
+    ((key, value), ...) replacing entries of the vendor's _CONFIGS row."""
+    cfg = dict(_CONFIGS.get(vendor, _CONFIGS["nvidia"]), **dict(overrides))    # overrides: benchmarks' sweeps
+    bd = _np2(d)
+    bhq = min(_np2(hq), cfg["max_heads"])
+    btq = max(1, min(64, _np2(max(1, cfg["tile"] // (bhq * bd)))))
+    # A k program writing the cache moves k and v: half the tile of each.
+    tile_k = cfg["tile"] // 2 if write else cfg["tile"]
+    if head_major:
+        btk = cfg["run_tokens"]
+        if page_size and page_size % btk and page_size & -page_size > 1:
+            btk = page_size & -page_size   # page runs start on multiples of btk: btk divides page_size
+        bhk = min(_np2(hk), cfg["max_heads"], max(1, tile_k // (btk * bd)))
+    else:
+        bhk = min(_np2(hk), cfg["max_heads"])
+        btk = max(1, min(64, _np2(max(1, tile_k // (bhk * bd)))))
+    cap = _np2(max(n_tokens, 1))
+    btq, btk = min(btq, cap), min(btk, cap)
+    n_qb, n_kb = _cdiv(hq, bhq), _cdiv(hk, bhk)
+    want = cfg["programs_per_sm"] * num_sms
+
+    def programs(btq, btk):
+        chunk = max(btq, btk)
+        return _cdiv(n_tokens, chunk) * ((chunk // btq) * n_qb + (chunk // btk) * n_kb)
+    while max(btq, btk) > 1 and programs(btq, btk) < want:
+        if btq >= btk:
+            btq //= 2
+        if btk > btq:
+            btk //= 2
+    return dict(BLOCK_TQ=btq, BLOCK_TK=btk, BLOCK_HQ=bhq, BLOCK_HK=bhk, num_warps=cfg["num_warps"])
+
+
+@functools.lru_cache(maxsize=64)
+def _platform_key(device: torch.device):
+    from attn.platform import for_tensor
+    p = for_tensor(_Probe(device))
+    return p.vendor, p.num_sms
+
+
+class _Probe:
+    """Enough of a tensor for attn.platform.for_tensor (no allocation)."""
+    def __init__(self, device):
+        self.device = device
 
 
 def _bsh(t: torch.Tensor):
     """(stride over batch, stride over seq, stride over heads) of [tokens, h, d] or [b, s, h, d]."""
-    if t.dim() == 4:
-        return t.stride(0), t.stride(1), t.stride(2)
-    return t.stride(0), 0, t.stride(1)
+    s = t.stride()
+    if len(s) == 4:
+        return s[0], s[1], s[2]
+    return s[0], 0, s[1]
+
+
+_NO_CACHE = (0, 0, 0, 1, 0, 1)
 
 
 def rotary(q, k, q_out, k_out, cos_sin_cache, rotary_dim: int, is_neox: bool, *, positions=None,
            offsets=None, indptr=None, kv=None, v=None, slot_mapping=None, config=None) -> None:
     """One launch. q [T, HQ, D] or [b, s, HQ, D] into q_out (may be q); k likewise into k_out, or,
     with kv given, k rotated and v into kv's storage at slot_mapping. Inputs validated by the caller;
-    exactly one of positions [T] / offsets [b] (+ indptr [b+1] for 3-D inputs) is given."""
-    from attn.platform import for_tensor
-    dense = q.dim() == 4
-    n_tokens = q.shape[0] * q.shape[1] if dense else q.shape[0]
-    hq, d = q.shape[-2], q.shape[-1]
-    hk = k.shape[-2]
+    exactly one of positions [T] / offsets [b] (+ indptr [b+1] for 3-D inputs) is given.
+    config: override launch_config()'s dict (BLOCK_TQ, BLOCK_TK, BLOCK_HQ, BLOCK_HK, num_warps)."""
+    qs = q.shape
+    dense = len(qs) == 4
+    n_tokens = qs[0] * qs[1] if dense else qs[0]
     if n_tokens == 0:
         return
-    cfg = dict(config or launch_config(n_tokens, hq, hk, d, for_tensor(q)))
+    hq, d = qs[-2], qs[-1]
+    hk = k.shape[-2]
     write_kv = kv is not None
+    if write_kv:
+        ks, vs = kv.k_strides, kv.v_strides
+        page_size = kv.page_size
+        head_major = ks.slot < ks.head or vs.slot < vs.head
+        # Page runs pay off where a store is contiguous along the slots only (vLLM's V).
+        slot_minor = (vs.split == 1 and vs.dhi != 1) or (ks.split == 1 and ks.dhi != 1)
+    else:
+        ks = vs = _NO_CACHE
+        page_size, head_major, slot_minor = 1, False, False
+    if config is None:
+        vendor, sms = _platform_key(q.device)
+        cfg = launch_config(n_tokens, hq, hk, d, vendor, sms, write_kv, head_major, page_size if slot_minor else 0)
+    else:
+        cfg = config
+    btq, btk = cfg["BLOCK_TQ"], cfg["BLOCK_TK"]
+    chunk = max(btq, btk)
+    n_qb, n_kb = _cdiv(hq, cfg["BLOCK_HQ"]), _cdiv(hk, cfg["BLOCK_HK"])
+    grid = (_cdiv(n_tokens, chunk) * ((chunk // btq) * n_qb + (chunk // btk) * n_kb),)
     r2 = rotary_dim // 2
     if positions is not None:
-        pos_mode, pos_t, off_t, ip_t, n_seqs = POS_TENSOR, positions, positions, positions, 1
+        pos_mode, pos_t, off_t, ip_t, n_seqs, steps = POS_TENSOR, positions, positions, positions, 1, 0
     elif dense:
-        pos_mode, pos_t, off_t, ip_t, n_seqs = POS_DENSE, offsets, offsets, offsets, offsets.shape[0]
+        pos_mode, pos_t, off_t, ip_t, n_seqs, steps = POS_DENSE, offsets, offsets, offsets, offsets.shape[0], 0
     else:
-        pos_mode, pos_t, off_t, ip_t, n_seqs = POS_RAGGED, offsets, offsets, indptr, offsets.shape[0]
-    steps = max(1, (n_seqs - 1).bit_length()) if pos_mode == POS_RAGGED else 0
+        n_seqs = offsets.shape[0]
+        pos_mode, pos_t, off_t, ip_t, steps = POS_RAGGED, offsets, offsets, indptr, max(1, (n_seqs - 1).bit_length())
     if write_kv:
-        kc, vc, ks, vs = kv.k, kv.v, kv.k_strides, kv.v_strides
-        page_size, n_slots = kv.page_size, kv.num_pages * kv.page_size
+        kc, vc = kv.k, kv.v
+        n_slots = kv.num_pages * page_size
         vst = _bsh(v)
+        runs = slot_minor and btk > 1 and page_size % btk == 0
+        ko = k
     else:
-        kc, vc, ks, vs = q, q, (0, 0, 0, 0, 0, 1), (0, 0, 0, 0, 0, 1)
-        page_size, n_slots, vst, v, slot_mapping = 1, 0, (0, 0, 0), q, positions if positions is not None else offsets
-    ko = k if k_out is None else k_out
-    grid = (triton.cdiv(n_tokens, cfg["BLOCK_T"]), triton.cdiv(hq, cfg["BLOCK_HQ"]) + triton.cdiv(hk, cfg["BLOCK_HK"]))
+        kc = vc = q
+        n_slots, vst, v, slot_mapping, runs = 0, (0, 0, 0), q, pos_t, False
+        ko = k if k_out is None else k_out
+    partial = rotary_dim < d
     _rotary_kernel[grid](
         q, *_bsh(q), q_out, *_bsh(q_out),
         k, *_bsh(k), ko, *_bsh(ko),
         v, *vst,
-        kc, *ks[:5], vc, *vs[:5],
+        kc, ks[0], ks[1], ks[2], ks[3], ks[4], vc, vs[0], vs[1], vs[2], vs[3], vs[4],
         slot_mapping, page_size, n_slots,
         cos_sin_cache, cos_sin_cache.stride(0), cos_sin_cache.shape[1] // 2, cos_sin_cache.shape[0],
         pos_t, off_t, ip_t, n_seqs, steps,
-        n_tokens, q.shape[1] if dense else 1, hq, hk, d, r2,
-        BLOCK_T=cfg["BLOCK_T"], BLOCK_HQ=cfg["BLOCK_HQ"], BLOCK_HK=cfg["BLOCK_HK"],
-        BLOCK_R2=triton.next_power_of_2(r2), BLOCK_P=triton.next_power_of_2(max(d - rotary_dim, 1)),
-        BLOCK_D=triton.next_power_of_2(d),
-        IS_NEOX=is_neox, Q_PASS=rotary_dim < d and q_out.data_ptr() != q.data_ptr(),
-        K_PASS=rotary_dim < d and (write_kv or ko.data_ptr() != k.data_ptr()), WRITE_KV=write_kv,
-        K_SPLIT=ks[5], V_SPLIT=vs[5], POS_MODE=pos_mode,
+        n_tokens, qs[1] if dense else 1, hq, hk,
+        D=d, R2=r2, CHUNK=chunk, BLOCK_TQ=btq, BLOCK_TK=btk, BLOCK_HQ=cfg["BLOCK_HQ"], BLOCK_HK=cfg["BLOCK_HK"],
+        BLOCK_R2=_np2(r2), BLOCK_P=_np2(max(d - rotary_dim, 1)), BLOCK_D=_np2(d),
+        IS_NEOX=is_neox, Q_PASS=partial and q_out.data_ptr() != q.data_ptr(),
+        K_PASS=partial and (write_kv or ko.data_ptr() != k.data_ptr()), WRITE_KV=write_kv,
+        K_SPLIT=ks[5], V_SPLIT=vs[5], POS_MODE=pos_mode, RUNS=runs,
         num_warps=cfg["num_warps"],
     )
+
+
+# Every variant the launcher can pick, at its largest tiles (the decode-sized launches shrink the
+# token blocks: fewer registers): per vendor config x {apply, write to a token-major cache (NHD,
+# ragged), to a head-major one (HND), to vLLM's (split K, V along the slots: page runs)} x style,
+# plus head dims 64 / 256, partial rotary, the other position forms and dtypes on a few of them.
+# What the JIT specializes is a constexpr here too: 3-D inputs have SEQ == 1, unit head-dim strides
+# of the cache (or of the unused cache arguments of apply), vLLM's unit x / slot strides.
+def compile_specs():
+    from .specs import AMD_TARGETS, NVIDIA_TARGETS, KernelSpec, signature, spec_platform
+    specs = []
+    strides = ("s_qb", "s_qh", "s_qob", "s_qoh", "s_kb", "s_kh", "s_kob", "s_koh", "s_vb", "s_vh",
+               "kc_page", "kc_head", "kc_slot", "kc_dhi", "vc_page", "vc_head", "vc_slot", "vc_dhi", "s_cs", "sin_off")
+    variants = []
+    for mode in ("apply", "NHD|ragged", "HND", "vllm"):
+        for style in ("neox", "gptj"):
+            variants.append((mode, style, 128, 128, "bf16", POS_TENSOR))
+    variants += [("apply", "neox", 64, 64, "fp16", POS_TENSOR), ("vllm", "neox", 64, 64, "fp16", POS_TENSOR),
+                 ("apply", "neox", 256, 256, "bf16", POS_TENSOR), ("HND", "gptj", 256, 256, "bf16", POS_TENSOR),
+                 ("vllm", "neox", 256, 256, "bf16", POS_TENSOR),
+                 ("apply", "gptj", 128, 64, "bf16", POS_RAGGED), ("NHD|ragged", "neox", 128, 64, "bf16", POS_TENSOR),
+                 ("vllm", "gptj", 128, 64, "fp16", POS_TENSOR), ("apply", "neox", 128, 128, "fp32", POS_DENSE)]
+    for vendor, targets in (("nvidia", NVIDIA_TARGETS), ("amd", AMD_TARGETS)):
+        plat = spec_platform(vendor)
+        for mode, style, d, r, dt, pos_mode in variants:
+            write = mode != "apply"
+            head_major = mode in ("HND", "vllm")
+            cfg = launch_config(1 << 14, 32, 8, d, vendor, plat.num_sms, write, head_major, 16)
+            btq, btk = cfg["BLOCK_TQ"], cfg["BLOCK_TK"]
+            cx = dict(D=d, R2=r // 2, CHUNK=max(btq, btk), BLOCK_TQ=btq, BLOCK_TK=btk, BLOCK_HQ=cfg["BLOCK_HQ"],
+                      BLOCK_HK=cfg["BLOCK_HK"], BLOCK_R2=_np2(r // 2), BLOCK_P=_np2(max(d - r, 1)),
+                      BLOCK_D=_np2(d), IS_NEOX=style == "neox", Q_PASS=r < d, K_PASS=r < d, WRITE_KV=write,
+                      K_SPLIT=(16 // (4 if dt == "fp32" else 2)) if mode == "vllm" else 1, V_SPLIT=1,
+                      POS_MODE=pos_mode, RUNS=mode == "vllm" and btk > 1)
+            if pos_mode != POS_DENSE:
+                cx["SEQ"] = 1
+            cx.update(dict(kc_dlo=1, vc_slot=1) if mode == "vllm" else dict(kc_dhi=1, vc_dhi=1))
+            idx = "*i64" if write else "*i32"
+            sig = signature(_rotary_kernel, cx, **{a: f"*{dt}" for a in ("q", "q_out", "k", "k_out", "v",
+                                                                        "k_cache", "v_cache")},
+                            cos_sin="*fp32", positions=idx, offsets=idx, indptr=idx, slot_mapping=idx)
+            aligned = tuple(a for a in strides if a not in cx and not (mode == "vllm" and a == "kc_slot"))
+            specs.append(KernelSpec(
+                "rotary", f"{vendor}/{mode}/{style}/{dt}/d{d}/r{r}/pos{pos_mode}", _rotary_kernel, sig, cx,
+                options=dict(num_warps=cfg["num_warps"]), targets=targets, aligned=aligned))
+    return specs
