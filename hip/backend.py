@@ -151,14 +151,46 @@ def _check_kv(kv) -> tuple[str, tuple, tuple]:
     return ("vllm" if name == "vllm" else "strided"), kargs, vargs
 
 
+def _resident_blocks(index: int, inst: hc.Instance) -> int:
+    """Decode work-groups resident per multiprocessor (the driver's occupancy calculator; 1 if unknown)."""
+    key = ("occupancy", index, inst)
+    n = _kernels.get(key)
+    if n is None:
+        n = _get_kernels(index, inst)["attn_paged_decode"].max_active_blocks(hc.THREADS) or 1
+        _kernels[key] = n
+    return n
+
+
+def choose_splits(groups: int, max_len: int, slots: int, chunk: int, max_splits: int = 256) -> int:
+    """KV partitions per sequence for `groups` work-groups per partition (batch x kv heads x GQA
+    tiles), sequences of up to max_len tokens, `slots` work-groups resident on the whole device,
+    partitions a multiple of `chunk` tokens. Models the run time as waves x (tokens per partition +
+    a fixed cost of two chunks per work-group) and takes the cheapest, fewer splits on a tie: a wave
+    only part full (64 x 4096 on 132 SMs x 3 resident) costs as much as a full one."""
+    max_len = max(int(max_len), 1)
+    top = max(1, min(max_splits, -(-max_len // max(chunk, 128))))   # >= 128 tokens a partition
+    best, best_cost = 1, None
+    for s in range(1, top + 1):
+        per = -(-(-(-max_len // s)) // chunk) * chunk
+        parts = -(-max_len // per)
+        if parts < s:               # the same partitions as a smaller split count
+            continue
+        waves = -(-groups * parts // max(slots, 1))
+        cost = waves * (per + 2 * chunk)
+        if best_cost is None or cost < best_cost * 0.98:
+            best, best_cost = s, cost
+    return best
+
+
 def plan(kv, q_heads: int, *, sm_scale: float | None = None, window_left: int = -1, softcap: float = 0.0,
          return_lse: bool = False, num_splits: int | None = None, max_batch: int | None = None,
          max_seq_len: int | None = None) -> DecodePlan:
     """Host-side work for decode over `kv` with `q_heads` query heads: picks the kernel instance and
     the split count, compiles/loads the kernel, allocates the split-KV workspace for max_batch.
 
-    num_splits   KV partitions per sequence; None: from the batch, the longest sequence and the
-                 device (max_seq_len, else kv.max_pages_hint, else one host sync on kv.seq_lens)
+    num_splits   KV partitions per sequence; None: choose_splits() from the batch, the longest
+                 sequence (max_seq_len, else kv.max_pages_hint, else one host sync on kv.seq_lens)
+                 and the work-groups the device holds at once (SMs x the kernel's occupancy)
     max_batch    sequences the workspace holds (default: kv's batch); run() accepts up to that
     """
     if kv.device.type != "cuda":
@@ -178,10 +210,8 @@ def plan(kv, q_heads: int, *, sm_scale: float | None = None, window_left: int = 
         if window_left >= 0:
             max_seq_len = min(max_seq_len, window_left + 1 + inst.tokens_per_lane)
         from attn import platform
-        blocks = max(1, b * kv.num_kv_heads * tiles)
-        want = -(-2 * platform.get(idx).num_sms // blocks)         # fill the device twice over
-        by_len = -(-max(max_seq_len, 1) // max(inst.chunk_tokens, 256))   # >= 256 tokens a split
-        num_splits = max(1, min(want, by_len, 256))
+        slots = platform.get(idx).num_sms * _resident_blocks(idx, inst)
+        num_splits = choose_splits(b * kv.num_kv_heads * tiles, max_seq_len, slots, inst.chunk_tokens)
     elif not isinstance(num_splits, int) or num_splits < 1:
         _fail(f"num_splits must be an int >= 1 or None; got {num_splits!r}")
     if num_splits > 65535:

@@ -45,7 +45,7 @@ GQA_TILES = (1, 2, 4, 8)          # query heads per work-group; larger ratios us
 DTYPES = ("fp16", "bf16")
 KINDS = ("strided", "vllm")
 TARGETS = ("gfx90a", "sm_80", "sm_90")
-THREADS = 256
+THREADS = 128           # 4 warps / 2 waves: with ~160 registers, 3 work-groups per SM on sm_90
 REDUCE_THREADS = 128
 KERNELS = ("attn_paged_decode", "attn_paged_decode_reduce")
 
@@ -68,13 +68,31 @@ class Instance:
     kind: str             # "strided" or "vllm"
 
     @property
+    def head_split(self) -> int:
+        """HS: lane sets a GQA tile's query heads are split over, so that a lane holds at most 4
+        (vllm, which takes 8 tokens a step: 2) query heads with their accumulators in registers; only
+        where the HS sets still fit one warp, since they load the same K/V addresses in one
+        instruction."""
+        hs = max(1, self.gqa // (2 if self.kind == "vllm" else 4))   # vllm: 8 tokens a step, 2 heads
+        while hs > 1 and self.group_lanes * hs > self.warp:
+            hs //= 2
+        return hs
+
+    @property
+    def heads_per_lane(self) -> int:
+        return self.gqa // self.head_split
+
+    @property
     def tokens_per_lane(self) -> int:
         """TU: consecutive tokens a thread group loads per step (16-byte loads in flight: 2*TU).
-        vLLM's V is read 8 slots per vector; otherwise fewer tokens for wide GQA tiles keep the
-        registers (q, accumulators, scores) under the budget."""
+        vLLM's V is read 8 slots per vector; otherwise fewer tokens for more query heads per lane
+        keep the registers (q, accumulators, scores) under the budget."""
         if self.kind == "vllm":
             return 8
-        return {1: 8, 2: 8, 4: 4, 8: 2}[self.gqa]
+        tu = {1: 8, 2: 8, 4: 4, 8: 2}[self.heads_per_lane]
+        if self.page_size < tu and self.heads_per_lane > 1:
+            tu = min(tu, 4)     # a page per token: TU 64-bit page numbers are held a chunk ahead
+        return tu
 
     @property
     def key(self) -> str:
@@ -86,6 +104,7 @@ class Instance:
             "ATTN_DTYPE": DTYPES.index(self.dtype), "ATTN_WARP": self.warp,
             "ATTN_VLLM": int(self.kind == "vllm"), "ATTN_THREADS": THREADS,
             "ATTN_REDUCE_THREADS": REDUCE_THREADS, "ATTN_TU": self.tokens_per_lane,
+            "ATTN_HSPLIT": self.head_split,
         }
 
     @property
@@ -96,7 +115,7 @@ class Instance:
     @property
     def chunk_tokens(self) -> int:
         """Tokens one work-group covers per loop step; a partition is a multiple of this."""
-        return (THREADS // self.group_lanes) * self.tokens_per_lane
+        return (THREADS // (self.group_lanes * self.head_split)) * self.tokens_per_lane
 
 
 @dataclass

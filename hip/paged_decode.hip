@@ -2,10 +2,15 @@
 // a reduce kernel across partitions. Compiled by hiprtc (AMD) and NVRTC (NVIDIA) from this one
 // source; attn/hip/compile.py defines the ATTN_* constants of one instance.
 //
-// Work split inside a work-group: a "thread group" of TG lanes owns one token at a time, lane i
-// holding head dims [8i, 8i+8) (one 16-byte vector of K and one of V). Each thread group streams
-// its own chunks of TU consecutive tokens with its own online softmax, so the main loop has no
-// barrier; the NG thread groups are merged through LDS once at the end.
+// Work split inside a work-group: a "thread group" of TG x HS lanes owns one token at a time, lane i
+// of each of its HS lane sets holding head dims [8i, 8i+8) (one 16-byte vector of K and one of V)
+// and GL = G / HS of the tile's query heads (HS > 1 for wide GQA tiles: fewer query and
+// accumulator registers per lane; the HS lane sets load the same addresses in the same
+// instruction, which the memory pipeline merges). Each thread group streams its own chunks of TU
+// consecutive tokens with its own online softmax, so the main loop has no barrier; the NG thread
+// groups are merged through LDS once at the end. Every register array is indexed by compile-time
+// constants only (fully unrolled loops, no early exits), so nothing lives in scratch memory; the
+// page numbers of a chunk are loaded one chunk ahead.
 //
 // Address math is the layout descriptor's (attn.layouts.descriptors):
 //   K: page*k_sp + head*k_sh + slot*k_ss + (d / X)*k_sdhi + d % X   (X = 8 for vLLM's K, else 1)
@@ -57,7 +62,22 @@ ATTN_DEVICE void split_range(int len, int window_left, int num_splits, int& lo, 
     n_parts = (span + part_len - 1) / part_len;
 }
 
-template <int D, int PS, int G, int DT, int WARP, bool VLLM, int NT, int TU>
+// Physical pages of the chunk [t, t + TU): one page when a chunk never crosses pages (slots past
+// the sequence stay unread), else one per token (0 for tokens outside [lo, t_end), never read).
+template <int PS, int TU, bool ONE_PAGE>
+ATTN_DEVICE void chunk_pages(const PageMap& pm, i64 first, int t, int lo, int t_end, i64* pg) {
+    if (ONE_PAGE) {
+        pg[0] = t < t_end ? pm.page(first, t / PS) : 0;
+    } else {
+#pragma unroll
+        for (int u = 0; u < TU; ++u) {
+            const int tu = t + u;
+            pg[u] = (tu >= lo && tu < t_end) ? pm.page(first, tu / PS) : 0;
+        }
+    }
+}
+
+template <int D, int PS, int G, int HS, int DT, int WARP, bool VLLM, int NT, int TU>
 __device__ void paged_decode_partition(
     const u16* __restrict__ q, i64 q_sb, i64 q_sh,
     const u16* __restrict__ k, i64 k_sp, i64 k_sh, i64 k_ss, i64 k_sdhi,
@@ -68,9 +88,10 @@ __device__ void paged_decode_partition(
     float* __restrict__ part_out, float* __restrict__ part_lse) {
     constexpr int NV = D / VEC;                  // vectors per head row
     constexpr int TG = ATTN_LANES(NV);            // lanes per token (80, 96: 10, 12 of 16 busy)
-    constexpr int NG = NT / TG;                  // thread groups per work-group
+    constexpr int GL = G / HS;                   // query heads per lane: HS lane sets split the tile
+    constexpr int NG = NT / (TG * HS);           // thread groups per work-group
     constexpr int CHUNK = NG * TU;               // tokens per work-group iteration
-    static_assert(D % VEC == 0 && TG <= 32 && TG <= WARP, "head_dim");
+    static_assert(D % VEC == 0 && TG <= 32 && TG * HS <= WARP && G % HS == 0, "head_dim / head split");
     static_assert(!VLLM || (TU == VEC && PS % VEC == 0), "vllm V is read 8 slots at a time");
     constexpr bool ONE_PAGE = PS % TU == 0;      // a chunk never crosses a page
 
@@ -81,7 +102,9 @@ __device__ void paged_decode_partition(
     const int part = blockIdx.z;
     const int tid = threadIdx.x;
     const int lane = tid % TG;
-    const int grp = tid / TG;
+    const int hs = (tid / TG) % HS;              // which GL heads of the tile this lane holds
+    const int grp = tid / (TG * HS);
+    const int gl0 = g0 + hs * GL;                // first query head of this lane within the kv head
     const bool lane_on = lane < NV;
 
     const int len = pm.seq_len(b);
@@ -94,18 +117,18 @@ __device__ void paged_decode_partition(
 
     // Queries of this tile, pre-scaled so that scores come out in log2 units.
     const float qscale = softcap > 0.f ? sm_scale : sm_scale * LOG2E;
-    float qr[G][VEC];
+    float qr[GL][VEC];
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-        const bool on = lane_on && g0 + g < gqa;
-        const u16* qp = q + b * q_sb + (i64)(kvh * gqa + g0 + g) * q_sh + lane * VEC;
+    for (int g = 0; g < GL; ++g) {
+        const bool on = lane_on && gl0 + g < gqa;
+        const u16* qp = q + b * q_sb + (i64)(kvh * gqa + (on ? gl0 + g : 0)) * q_sh + lane * VEC;
 #pragma unroll
         for (int e = 0; e < VEC; ++e) qr[g][e] = on ? attn_to_float<DT>(qp[e]) * qscale : 0.f;
     }
 
-    float acc[G][VEC], m[G], l[G];
+    float acc[GL][VEC], m[GL], l[GL];
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
+    for (int g = 0; g < GL; ++g) {
         m[g] = -attn_inf();
         l[g] = 0.f;
 #pragma unroll
@@ -118,48 +141,61 @@ __device__ void paged_decode_partition(
     const float cap_log2 = softcap * LOG2E;
     const float inv_cap = softcap > 0.f ? 1.f / softcap : 0.f;
 
-    for (int t0 = t_begin + grp * TU; t0 < t_end; t0 += CHUNK) {
+    // Page numbers are loaded one chunk ahead, so a chunk's K/V loads never wait on its page lookup.
+    constexpr int NPG = ONE_PAGE ? 1 : TU;
+    i64 pg[NPG];
+    int t0 = t_begin + grp * TU;
+    chunk_pages<PS, TU, ONE_PAGE>(pm, first, t0, lo, t_end, pg);
+    for (; t0 < t_end; t0 += CHUNK) {
         attn_u32x4 kv_k[TU], kv_v[TU];
         bool valid[TU];
-        i64 pg[ONE_PAGE ? 1 : TU];
-        if (ONE_PAGE) pg[0] = pm.page(first, t0 / PS);     // t0 < len: an owned page
 #pragma unroll
         for (int u = 0; u < TU; ++u) {
             const int t = t0 + u;
             valid[u] = t >= lo && t < t_end;
-            if (!ONE_PAGE) pg[ONE_PAGE ? 0 : u] = valid[u] ? pm.page(first, t / PS) : 0;
         }
+        const attn_u32x4 z = {0u, 0u, 0u, 0u};
+        if (ONE_PAGE) {
+            // One page holds the chunk: one 64-bit base per tensor, slots step by the slot stride.
+            const int slot0 = t0 % PS;
+            const int d = lane * VEC;
+            const u16* kb = kh + pg[0] * k_sp + (i64)slot0 * k_ss + (VLLM ? (i64)lane * k_sdhi : (i64)d);
+            const u16* vb = VLLM ? vh + pg[0] * v_sp + (i64)d * v_sd + slot0 : vh + pg[0] * v_sp + (i64)slot0 * v_ss + d;
 #pragma unroll
-        for (int u = 0; u < TU; ++u) {
-            const int slot = (t0 + u) % PS;
-            const i64 p = pg[ONE_PAGE ? 0 : u];
-            attn_u32x4 z = {0u, 0u, 0u, 0u};
-            kv_k[u] = z;
-            if (valid[u] && lane_on) {
-                const int d = lane * VEC;
-                kv_k[u] = *(const attn_u32x4*)(kh + p * k_sp + (i64)slot * k_ss +
-                                               (VLLM ? (i64)(d / VEC) * k_sdhi : (i64)d));
+            for (int u = 0; u < TU; ++u) {
+                kv_k[u] = z;
+                if (valid[u] && lane_on) kv_k[u] = *(const attn_u32x4*)(kb + (i64)u * k_ss);
+                kv_v[u] = z;
+                if (VLLM) {
+                    // Row d = lane*8 + u of V, slots [slot0, slot0 + 8) of the chunk's page.
+                    if (lane_on) kv_v[u] = *(const attn_u32x4*)(vb + (i64)u * v_sd);
+                } else {
+                    if (valid[u] && lane_on) kv_v[u] = *(const attn_u32x4*)(vb + (i64)u * v_ss);
+                }
             }
-            if (!VLLM) {
+        } else {
+#pragma unroll
+            for (int u = 0; u < TU; ++u) {
+                const int slot = (t0 + u) % PS;
+                const i64 p = pg[u];
+                kv_k[u] = z;
                 kv_v[u] = z;
-                if (valid[u] && lane_on)
+                if (valid[u] && lane_on) {
+                    kv_k[u] = *(const attn_u32x4*)(kh + p * k_sp + (i64)slot * k_ss + lane * VEC);
                     kv_v[u] = *(const attn_u32x4*)(vh + p * v_sp + (i64)slot * v_ss + lane * VEC);
-            } else {
-                // Row d = lane*8 + u of V, slots [slot0, slot0 + 8) of the chunk's page.
-                kv_v[u] = z;
-                if (lane_on)
-                    kv_v[u] = *(const attn_u32x4*)(vh + p * v_sp + (i64)(lane * VEC + u) * v_sd + (t0 % PS));
+                }
             }
         }
+        chunk_pages<PS, TU, ONE_PAGE>(pm, first, t0 + CHUNK, lo, t_end, pg);
 
         // Scores: per-lane partial dot products, summed over the TG lanes of the token.
-        float s[G][TU];
+        float s[GL][TU];
 #pragma unroll
         for (int u = 0; u < TU; ++u) {
             float kf[VEC];
             attn_unpack8<DT>(kv_k[u], kf);
 #pragma unroll
-            for (int g = 0; g < G; ++g) {
+            for (int g = 0; g < GL; ++g) {
                 float a = 0.f;
 #pragma unroll
                 for (int e = 0; e < VEC; ++e) a += qr[g][e] * kf[e];
@@ -173,7 +209,7 @@ __device__ void paged_decode_partition(
         // Online softmax of this thread group. A chunk holds at least one valid token, so the
         // running max is finite after it and exp2(-inf - m) is 0 for masked tokens.
 #pragma unroll
-        for (int g = 0; g < G; ++g) {
+        for (int g = 0; g < GL; ++g) {
             float mx = m[g];
 #pragma unroll
             for (int u = 0; u < TU; ++u) mx = attn_fmax(mx, s[g][u]);
@@ -194,7 +230,7 @@ __device__ void paged_decode_partition(
                 float vf[VEC];
                 attn_unpack8<DT>(kv_v[u], vf);
 #pragma unroll
-                for (int g = 0; g < G; ++g)
+                for (int g = 0; g < GL; ++g)
 #pragma unroll
                     for (int e = 0; e < VEC; ++e) acc[g][e] += s[g][u] * vf[e];
             }
@@ -207,28 +243,30 @@ __device__ void paged_decode_partition(
 #pragma unroll
                 for (int u = 0; u < TU; ++u) vf[u] = valid[u] ? vf[u] : 0.f;
 #pragma unroll
-                for (int g = 0; g < G; ++g)
+                for (int g = 0; g < GL; ++g)
 #pragma unroll
                     for (int u = 0; u < TU; ++u) acc[g][e] += s[g][u] * vf[u];
             }
         }
     }
 
-    // Merge the NG thread groups: global max, rescale, tree-sum through LDS.
+    // Merge the NG thread groups: global max, rescale, tree-sum through LDS. Head hs*GL + g of the
+    // tile lives in lane set hs (an LDS index known only at run time; registers stay compile-time).
     __shared__ float sm_m[NG][G];
     __shared__ float sm_l[NG][G];
     __shared__ float sm_acc[NG / 2 > 0 ? NG / 2 : 1][G][TG * VEC];
     if (lane == 0)
 #pragma unroll
-        for (int g = 0; g < G; ++g) { sm_m[grp][g] = m[g]; sm_l[grp][g] = l[g]; }
+        for (int g = 0; g < GL; ++g) { sm_m[grp][hs * GL + g] = m[g]; sm_l[grp][hs * GL + g] = l[g]; }
     __syncthreads();
-    float L[G], M[G];
+    float L[GL], M[GL];
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
+    for (int g = 0; g < GL; ++g) {
+        const int h = hs * GL + g;
         float mx = -attn_inf();
-        for (int r = 0; r < NG; ++r) mx = attn_fmax(mx, sm_m[r][g]);
+        for (int r = 0; r < NG; ++r) mx = attn_fmax(mx, sm_m[r][h]);
         float sum = 0.f;
-        for (int r = 0; r < NG; ++r) sum += sm_m[r][g] == -attn_inf() ? 0.f : sm_l[r][g] * attn_exp2(sm_m[r][g] - mx);
+        for (int r = 0; r < NG; ++r) sum += sm_m[r][h] == -attn_inf() ? 0.f : sm_l[r][h] * attn_exp2(sm_m[r][h] - mx);
         M[g] = mx;
         L[g] = sum;
         const float sc = m[g] == -attn_inf() ? 0.f : attn_exp2(m[g] - mx);
@@ -239,40 +277,43 @@ __device__ void paged_decode_partition(
     for (int half = NG / 2; half > 0; half /= 2) {
         if (grp >= half && grp < 2 * half)
 #pragma unroll
-            for (int g = 0; g < G; ++g)
+            for (int g = 0; g < GL; ++g)
 #pragma unroll
-                for (int e = 0; e < VEC; ++e) sm_acc[grp - half][g][lane * VEC + e] = acc[g][e];
+                for (int e = 0; e < VEC; ++e) sm_acc[grp - half][hs * GL + g][lane * VEC + e] = acc[g][e];
         __syncthreads();
         if (grp < half)
 #pragma unroll
-            for (int g = 0; g < G; ++g)
+            for (int g = 0; g < GL; ++g)
 #pragma unroll
-                for (int e = 0; e < VEC; ++e) acc[g][e] += sm_acc[grp][g][lane * VEC + e];
+                for (int e = 0; e < VEC; ++e) acc[g][e] += sm_acc[grp][hs * GL + g][lane * VEC + e];
         __syncthreads();
     }
     if (grp != 0 || !lane_on) return;
 
+    // No early exit from this loop (heads past gqa are skipped, not broken out of): a loop with a
+    // break is not always fully unrolled, and then acc[g] would live in scratch memory.
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-        if (g0 + g >= gqa) break;
-        const int qh = kvh * gqa + g0 + g;
-        const bool empty = L[g] == 0.f;          // no token (seq_len 0): out 0, lse -inf
-        const float inv = empty ? 0.f : 1.f / L[g];
-        const float lse2 = empty ? -attn_inf() : M[g] + attn_log2(L[g]);
-        if (direct) {
-            u16 o[VEC];
+    for (int g = 0; g < GL; ++g) {
+        if (gl0 + g < gqa) {
+            const int qh = kvh * gqa + gl0 + g;
+            const bool empty = L[g] == 0.f;          // no token (seq_len 0): out 0, lse -inf
+            const float inv = empty ? 0.f : 1.f / L[g];
+            const float lse2 = empty ? -attn_inf() : M[g] + attn_log2(L[g]);
+            if (direct) {
+                u16 o[VEC];
 #pragma unroll
-            for (int e = 0; e < VEC; ++e) o[e] = attn_from_float<DT>(acc[g][e] * inv);
-            attn_u32x4 w = {o[0] | ((u32)o[1] << 16), o[2] | ((u32)o[3] << 16),
-                            o[4] | ((u32)o[5] << 16), o[6] | ((u32)o[7] << 16)};
-            *(attn_u32x4*)(out + b * o_sb + qh * o_sh + lane * VEC) = w;
-            if (lse && lane == 0) lse[(i64)b * kv_heads * gqa + qh] = lse2 * LN2;
-        } else {
-            const i64 row = ((i64)b * kv_heads * gqa + qh) * num_splits + part;
-            float* po = part_out + row * D + lane * VEC;
+                for (int e = 0; e < VEC; ++e) o[e] = attn_from_float<DT>(acc[g][e] * inv);
+                attn_u32x4 w = {o[0] | ((u32)o[1] << 16), o[2] | ((u32)o[3] << 16),
+                                o[4] | ((u32)o[5] << 16), o[6] | ((u32)o[7] << 16)};
+                *(attn_u32x4*)(out + b * o_sb + qh * o_sh + lane * VEC) = w;
+                if (lse && lane == 0) lse[(i64)b * kv_heads * gqa + qh] = lse2 * LN2;
+            } else {
+                const i64 row = ((i64)b * kv_heads * gqa + qh) * num_splits + part;
+                float* po = part_out + row * D + lane * VEC;
 #pragma unroll
-            for (int e = 0; e < VEC; ++e) po[e] = acc[g][e] * inv;
-            if (lane == 0) part_lse[row] = lse2;
+                for (int e = 0; e < VEC; ++e) po[e] = acc[g][e] * inv;
+                if (lane == 0) part_lse[row] = lse2;
+            }
         }
     }
 }
@@ -307,7 +348,7 @@ __device__ void paged_decode_reduce(PageMap pm, int q_heads, int num_splits, int
     if (lse && threadIdx.x == 0) lse[(i64)b * q_heads + qh] = empty ? -attn_inf() : (mx + attn_log2(sum)) * LN2;
 }
 
-#define ATTN_NG (ATTN_THREADS / ATTN_LANES(ATTN_HEAD_DIM / VEC))
+#define ATTN_NG (ATTN_THREADS / (ATTN_LANES(ATTN_HEAD_DIM / VEC) * ATTN_HSPLIT))
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS) attn_paged_decode(
     const u16* q, i64 q_sb, i64 q_sh,
@@ -317,7 +358,7 @@ extern "C" __global__ void __launch_bounds__(ATTN_THREADS) attn_paged_decode(
     int kv_heads, int gqa, int num_splits, float sm_scale, float softcap, int window_left,
     u16* out, i64 o_sb, i64 o_sh, float* lse, float* part_out, float* part_lse) {
     PageMap pm{page_indptr, page_indices, seq_lens, idx_flags};
-    paged_decode_partition<ATTN_HEAD_DIM, ATTN_PAGE_SIZE, ATTN_GQA, ATTN_DTYPE, ATTN_WARP, ATTN_VLLM != 0,
+    paged_decode_partition<ATTN_HEAD_DIM, ATTN_PAGE_SIZE, ATTN_GQA, ATTN_HSPLIT, ATTN_DTYPE, ATTN_WARP, ATTN_VLLM != 0,
                            ATTN_THREADS, ATTN_TU>(
         q, q_sb, q_sh, k, k_sp, k_sh, k_ss, k_sdhi, v, v_sp, v_sh, v_ss, v_sd, pm, kv_heads, gqa, num_splits,
         sm_scale, softcap, window_left, out, o_sb, o_sh, lse, part_out, part_lse);

@@ -209,6 +209,23 @@ class Kernel:
                 raise RuntimeError(f"cuLaunchKernel({self.name}) failed: {err}")
 
 
+    def max_active_blocks(self, block_threads: int) -> int:
+        """Work-groups of block_threads that fit on one multiprocessor at once (registers, shared
+        memory), from the driver's occupancy calculator; 0 when the driver cannot say."""
+        try:
+            if self.vendor == "amd":
+                hip, _ = _hip_python()
+                err, n = hip.hipModuleOccupancyMaxActiveBlocksPerMultiprocessor(self.fn, block_threads, 0)
+                ok = err == hip.hipError_t.hipSuccess
+            else:
+                driver, _ = _cuda_python()
+                err, n = driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(self.fn, block_threads, 0)
+                ok = err == driver.CUresult.CUDA_SUCCESS
+            return int(n) if ok else 0
+        except Exception:  # an old binding without the call: the caller assumes one
+            return 0
+
+
 def load_module(vendor: str, binary: bytes, names, device_index: int) -> dict[str, Kernel]:
     """Load a code object / cubin into the current context of device_index; return its kernels."""
     if vendor == "amd":

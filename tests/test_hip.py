@@ -4,8 +4,11 @@ CPU tier: the one source compiles for gfx90a through hip-python's hiprtc (Debian
 and for sm_80 / sm_90 through NVRTC, for a representative subset of instances per run (every head
 dim, GQA tile, kind and dtype, page sizes rotated; ATTN_HIP_COMPILE_ALL=1 compiles every instance;
 ci/compile_matrix.py covers all of them). A missing compiler fails under CI=true and skips otherwise.
-GPU tier (@pytest.mark.gpu): every layout x page size x head dim x GQA x dtype against the reference,
-NaN in unowned slots, poisoned outputs, lengths 0/1/odd/long, options, CUDA-graph replay.
+The CPU tier also asserts no spills and no scratch for those instances.
+GPU tier (@pytest.mark.gpu): every layout x page size x head dim x GQA x dtype against the reference
+(so every instance), NaN in unowned slots, poisoned outputs, lengths 0/1/odd (up to ~700: modest,
+so the tier runs in about two minutes with `pytest -n 14`), one 128k sequence, options, CUDA-graph
+replay.
 """
 from __future__ import annotations
 
@@ -76,6 +79,11 @@ def test_compiles(target, fresh_cache):
         assert magic == b"\x7fELF", f"{inst.key} for {target}: not an ELF binary ({magic!r})"
         res = c.resources.get("attn_paged_decode")
         assert res, f"{inst.key} for {target}: no resource report (log: {c.log[:300]})"
+        # No spills and no scratch: register arrays are indexed by compile-time constants only.
+        for name, r in c.resources.items():
+            spill = (r.get("spill_store_bytes", 0) + r.get("stack_bytes", 0) if target.startswith("sm_")
+                     else r.get("vgpr_spills", 0) + r.get("sgpr_spills", 0) + r.get("scratch_bytes", 0))
+            assert spill == 0, f"{inst.key} {name} for {target}: spills / scratch {r}"
 
 
 def test_disk_cache(fresh_cache):
@@ -124,6 +132,29 @@ def test_dispatch_picks_listed_instances():
         hc.instance_for(128, 3, 1, "fp16", "HND", 32)
 
 
+def test_instance_shapes():
+    for inst in hc.instances():
+        hs, tu = inst.head_split, inst.tokens_per_lane
+        assert inst.gqa % hs == 0 and inst.group_lanes * hs <= inst.warp, inst
+        assert inst.heads_per_lane <= 4 or inst.group_lanes * 2 > inst.warp, inst
+        assert (hc.THREADS // (inst.group_lanes * hs)) >= 1 and inst.chunk_tokens % tu == 0, inst
+        if inst.kind == "vllm":
+            assert tu == 8, inst
+
+
+def test_choose_splits():
+    # 132 SMs x 3 resident work-groups, 32-token chunks (d128, GQA tile 4, 128 threads)
+    slots, chunk = 396, 32
+    for groups, length in ((512, 4096), (64, 32768), (8, 131072), (1024, 1024), (3, 100), (1, 1), (5000, 70000)):
+        s = hb.choose_splits(groups, length, slots, chunk)
+        assert 1 <= s <= 256, (groups, length, s)
+        assert s == 1 or -(-length // s) >= 128, (groups, length, s)     # >= 128 tokens a partition
+    assert hb.choose_splits(8, 131072, slots, chunk) > 16                # fill the device
+    assert hb.choose_splits(64, 32768, slots, chunk) > 1
+    assert hb.choose_splits(4096, 512, slots, chunk) == 1                # enough work-groups already
+    assert hb.choose_splits(1, 0, slots, chunk) == 1
+
+
 def test_import_attn_loads_no_toolchain():
     # torch itself imports cuda.bindings when it is installed: count only what attn adds.
     code = ("import sys, torch; before = set(sys.modules); import attn; attn.decode; "
@@ -163,11 +194,13 @@ FORMS = ("NHD", "HND", "vllm", "ragged", "token_pool")
 
 
 def _cases():
+    """Every layout x page size x head dim x GQA ratio x dtype: every instance the dispatcher can pick
+    (GQA 1, 2, 4, 8: each GQA tile; vllm runs 8 as two tiles of 4) under every layout that uses it."""
     for form in FORMS:
         sizes = (1,) if form in ("ragged", "token_pool") else ((8, 16, 32) if form == "vllm" else (1, 8, 16, 32))
         for ps in sizes:
             for d in hc.HEAD_DIMS:
-                for gqa in (1, 4, 8):
+                for gqa in (1, 2, 4, 8):
                     for dt in (torch.float16, torch.bfloat16):
                         yield form, ps, d, gqa, dt
 
@@ -225,9 +258,8 @@ def test_odd_gqa_ratios(gqa, gen):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("form", ["HND", "vllm"])
-def test_long_sequence(form, gen):
-    lens = [131072, 3, 65537]
+@pytest.mark.parametrize("form,lens", [("HND", [131072, 3, 65537]), ("vllm", [40000, 3, 17])])
+def test_long_sequence(form, lens, gen):
     case = kvgen.make_kv(lens, layout=form, page_size=16, kv_heads=1, head_dim=128, dtype=torch.bfloat16,
                          device="cuda", gen=gen)
     q = kvgen.randn((3, 8, 128), torch.bfloat16, "cuda", gen)
