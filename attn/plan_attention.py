@@ -106,7 +106,10 @@ class BatchAttention:
         group = q_heads // kv.num_kv_heads
         plat = platform.for_tensor(kv.k)
         if self.cfg is None:
-            self.cfg = P.config_for(plat, kv.head_dim, group, kv.page_size, kv.dtype)
+            self.cfg = P.config_for(plat, kv.head_dim, group, kv.page_size, kv.dtype,
+                                    features=P.features_of(window_left=window_left, softcap=softcap,
+                                                           logits_transform=logits_transform, return_lse=return_lse,
+                                                           persistent=True))
             self.cfg.update(self.kernel_config)
             # The small tile holds one decode token's GQA group: at least the MMA's 16 rows.
             self.block_m_decode = max(16, 1 << (group - 1).bit_length())

@@ -101,6 +101,7 @@ class BatchDecode:
         self.part_o = self.part_lse = None
         self.cfg: dict | None = None
         self._key = None
+        self._feats = frozenset()
         self._captured = False
         self._planned = None
 
@@ -110,7 +111,7 @@ class BatchDecode:
              num_splits: int | None = None, seq_lens_host=None) -> "BatchDecode":
         from attn.ops import check_options
         from attn.transforms import as_transform
-        from attn.triton_kernels.decode import choose_splits, config_for
+        from attn.triton_kernels.decode import choose_splits, config_for, features_of
         b = check_plan_kv(kv, self.device, self.max_batch, "BatchDecode", q_heads)
         V.check_head_dim("head_dim", kv.head_dim)
         check_options(sm_scale, window_left, softcap)
@@ -143,17 +144,23 @@ class BatchDecode:
         # Tuned entries are bucketed by batch and mean length too: the first plan's pick them.
         shape = dict(batch=b, kv_len=max(1, int(lens.sum()) // max(b, 1)))
         key = (q_heads, kv.num_kv_heads, d, kv.page_size, kv.dtype, kv.layout.name)
+        # Feature branches can narrow the config (attn.triton_kernels.decode.choose_config); a
+        # captured graph keeps the binary (and options) it was captured with.
+        feats = features_of(window_left=window_left, softcap=softcap, logits_transform=fn, return_lse=return_lse)
         if self.cfg is None:
-            self.cfg = config_for(self.device, kv, q_heads, **shape)
+            self.cfg = config_for(self.device, kv, q_heads, feats, **shape)
             self.cfg.update(self.kernel_config)
-            self._key = key
+            self._key, self._feats, self._shape = key, feats, shape
         elif key != self._key and self._captured:
             V.fail(f"this BatchDecode was planned and captured for (q_heads, kv_heads, head_dim, page_size, "
                    f"dtype, layout)={self._key}; got {key}: build a new BatchDecode for another model")
-        elif key != self._key:
-            self.cfg = config_for(self.device, kv, q_heads, **shape)
+        elif key != self._key or (feats != self._feats and not self._captured):
+            # Other features alone: the first plan's shape still picks the tuned bucket.
+            self.cfg = config_for(self.device, kv, q_heads, feats, **(shape if key != self._key else self._shape))
             self.cfg.update(self.kernel_config)
-            self._key = key
+            if key != self._key:
+                self._shape = shape
+            self._key, self._feats = key, feats
         cfg = self.cfg
         block_n = cfg["BLOCK_N"]
 

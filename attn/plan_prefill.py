@@ -117,7 +117,10 @@ class BatchPrefill:
                    "aligned to the KV and must be among its tokens")
         d = kv.head_dim
         group = hq // kv.num_kv_heads
-        cfg = P.config_for(platform.for_tensor(kv.k), d, group, kv.page_size, kv.dtype, masked=custom_mask is not None)
+        cfg = P.config_for(platform.for_tensor(kv.k), d, group, kv.page_size, kv.dtype,
+                           features=P.features_of(custom_mask=custom_mask, window_left=window_left, softcap=softcap,
+                                                  logits_transform=logits_transform, return_lse=return_lse,
+                                                  rotary=rotary))
         _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
 
         # Work list: sized once for the worst batch of max_tokens / max_batch with this tile shape.

@@ -22,12 +22,40 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def config_for(device, kv, q_heads: int, **shape) -> dict:
-    """The kernel configuration for a decode over kv (attn.configs' "decode" entry)."""
+#: Feature branches that can change the decode config (config_for's `features`).
+FEATURES = frozenset({"window", "softcap", "transform", "lse"})
+
+
+def features_of(*, window_left=-1, softcap=0.0, logits_transform=None, return_lse=False) -> frozenset:
+    """The config features of a decode's options."""
+    return frozenset(name for name, on in (
+        ("window", window_left is not None and window_left >= 0), ("softcap", bool(softcap)),
+        ("transform", logits_transform is not None), ("lse", bool(return_lse))) if on)
+
+
+def choose_config(plat, head_dim: int, group: int, page_size: int, dtype: str, features=frozenset(),
+                  **shape) -> dict:
+    """attn.configs' "decode" entry for this shape, narrowed for the feature branches that spill
+    with it (numbers from ci/compile_matrix.py, Triton 3.9): shared by config_for and
+    compile_specs(), so what the compile matrix checks is what runs."""
+    features = frozenset(features)
+    unknown = features - FEATURES
+    if unknown:
+        raise ValueError(f"unknown decode features {sorted(unknown)}; known: {sorted(FEATURES)}")
+    cfg = configs.lookup("decode", plat, head_dim=head_dim, group=group, page_size=page_size, dtype=dtype, **shape)
+    if plat.vendor == "amd" and features & {"window", "softcap", "transform"}:
+        # Window + softcap + lse spilled 39-56 VGPRs at BLOCK_N 64 and 2-13 at 32 (gfx90a-gfx950,
+        # head_dim 64-256); none at 16.
+        cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 16)
+    return cfg
+
+
+def config_for(device, kv, q_heads: int, features=frozenset(), **shape) -> dict:
+    """The kernel configuration for a decode over kv (attn.configs' "decode" entry, per features)."""
     dev = torch.device(device)
     plat = platform.get(dev.index) if dev.type == "cuda" else platform.get_cpu()
-    return configs.lookup("decode", plat, head_dim=kv.head_dim, group=q_heads // kv.num_kv_heads,
-                          page_size=kv.page_size, dtype=_dtype_name(kv.dtype), **shape)
+    return choose_config(plat, kv.head_dim, q_heads // kv.num_kv_heads, kv.page_size, _dtype_name(kv.dtype),
+                         features, **shape)
 
 
 def choose_splits(kv_lens: np.ndarray, num_kv_heads: int, num_sms: int, cfg: dict,
@@ -81,28 +109,30 @@ def compile_specs():
     and the option branches a user reaches (lse; window + softcap + lse). BatchDecode always
     launches with partials (HAS_PARTIALS); the functional decode of an unsplit batch without."""
     from .attention import SPEC_LAYOUTS, compile_spec
-    from .specs import AMD_TARGETS, NVIDIA_TARGETS, spec_platform
+    from .specs import per_target
 
     variants = {"plain": {}, "lse": dict(RETURN_LSE=True),
                 "window_softcap_lse": dict(WINDOW=True, SOFTCAP=True, RETURN_LSE=True)}
+    features = {"plain": frozenset(), "lse": frozenset({"lse"}),
+                "window_softcap_lse": frozenset({"window", "softcap", "lse"})}
     specs = []
-    for vendor, targets in (("nvidia", NVIDIA_TARGETS), ("amd", AMD_TARGETS)):
-        for dt in ("fp16", "bf16"):
-            tdt = "float16" if dt == "fp16" else "bfloat16"
-            for hd in (64, 80, 96, 128, 192, 256):
-                for group in (1, 4, 8):
-                    for ps in (16, 1):
-                        for lay in SPEC_LAYOUTS:
-                            full = hd == 128 and group == 4
-                            if (ps == 1 or lay == "vllm") and not (hd == 128 and dt == "bf16"):
-                                continue
-                            if lay == "vllm" and ps == 1:
-                                continue
-                            cfg = configs.lookup("decode", spec_platform(vendor), head_dim=hd, group=group,
-                                                 page_size=ps, dtype=tdt)
-                            names = list(variants) if full and ps == 16 and lay != "vllm" else ["plain"]
-                            for name in names:
-                                specs.append(compile_spec("decode", f"{vendor}/{dt}/d{hd}/g{group}/p{ps}/{name}",
+    for dt in ("fp16", "bf16"):
+        tdt = "float16" if dt == "fp16" else "bfloat16"
+        for hd in (64, 80, 96, 128, 192, 256):
+            for group in (1, 4, 8):
+                for ps in (16, 1):
+                    for lay in SPEC_LAYOUTS:
+                        full = hd == 128 and group == 4
+                        if (ps == 1 or lay == "vllm") and not (hd == 128 and dt == "bf16"):
+                            continue
+                        if lay == "vllm" and ps == 1:
+                            continue
+                        names = list(variants) if full and ps == 16 and lay != "vllm" else ["plain"]
+                        for name in names:
+                            # One spec per distinct config: configs are chosen per arch and device.
+                            for prefix, targets, cfg in per_target(
+                                    lambda plat: choose_config(plat, hd, group, ps, tdt, features[name])):
+                                specs.append(compile_spec("decode", f"{prefix}/{dt}/d{hd}/g{group}/p{ps}/{name}",
                                                           targets, dt, cfg, group=group, head_dim=hd, page_size=ps,
                                                           layout=lay, HAS_PARTIALS=True, **variants[name]))
     return specs

@@ -122,7 +122,9 @@ def _block_d(d: int) -> int:
 
 
 def _warps(block_d: int) -> int:
-    return 4 if block_d >= 128 else 2
+    # 256 wide (head_dim 192 / 256) at 4 warps spilled 16 bytes on sm_90 (fp16 merge_states,
+    # compile matrix); 8 warps none.
+    return 8 if block_d >= 256 else 4 if block_d >= 128 else 2
 
 
 def merge_segments(part_o, part_lse, merge_indptr, num_rows, out, lse, *, max_rows: int):

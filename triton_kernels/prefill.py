@@ -18,14 +18,49 @@ from .mask_summary import block_lists
 
 
 # ------------------------------------------------------------------------------ planning
-def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dtype, masked: bool = False) -> dict:
-    """The launch config (attn/configs): shared by the launcher, BatchPrefill and compile_specs()."""
+#: Feature branches that take registers beyond the plain causal tile (config_for's `features`).
+FEATURES = frozenset({"mask", "window", "softcap", "transform", "lse", "rotary", "persistent"})
+
+
+def features_of(*, custom_mask=None, window_left=-1, softcap=0.0, logits_transform=None, return_lse=False,
+                rotary=None, persistent=False) -> frozenset:
+    """The config_for features of a call's options."""
+    return frozenset(name for name, on in (
+        ("mask", custom_mask is not None), ("window", window_left is not None and window_left >= 0),
+        ("softcap", bool(softcap)), ("transform", logits_transform is not None), ("lse", bool(return_lse)),
+        ("rotary", rotary is not None), ("persistent", bool(persistent))) if on)
+
+
+def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dtype, masked: bool = False,
+               features=frozenset()) -> dict:
+    """The launch config (attn/configs): shared by the launcher, BatchPrefill, BatchAttention and
+    compile_specs(), so what the compile matrix checks is what runs. `features` (a subset of
+    FEATURES; masked=True adds "mask") narrow the KV block where a branch's registers made the
+    tile spill (numbers from ci/compile_matrix.py, Triton 3.9)."""
+    features = frozenset(features) | ({"mask"} if masked else frozenset())
+    unknown = features - FEATURES
+    if unknown:
+        raise ValueError(f"unknown prefill features {sorted(unknown)}; known: {sorted(FEATURES)}")
     cfg = configs.lookup("prefill", plat, head_dim=head_dim, group=group, page_size=page_size,
                          dtype=str(dtype).replace("torch.", ""))
-    if masked:
+    block_n = cfg["BLOCK_N"]
+    if "mask" in features:
         # The custom mask's per-element loads and block lists take the registers of half a KV
-        # block: 128x64 spilled 704 bytes on sm_90 (compile matrix), 128x32 none.
-        cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 32)
+        # block: 128x64 spilled 704 bytes on sm_90, 128x32 none.
+        block_n = min(block_n, 32)
+    if plat.vendor == "amd" and features & {"mask", "window", "softcap", "transform", "lse", "persistent"}:
+        # 64x32 spilled 2-18 VGPRs with a mask, window + softcap + lse, or the persistent loop (two
+        # tiles in one kernel) on gfx90a-gfx950; 64x16 none.
+        block_n = min(block_n, 16)
+    if plat.vendor == "nvidia" and head_dim > 128:
+        if "mask" in features:
+            # head_dim 192 / 256 at 64x32 / 8 warps: the mask spilled 32 bytes on sm_80; 64x16 none.
+            block_n = min(block_n, 16)
+        if "persistent" in features:
+            # The persistent loop spilled 8-72 bytes at 64x32 and 8-168 at 64x16 (sm_80, sm_90);
+            # a 32-row tile none.
+            cfg["BLOCK_M"] = min(cfg["BLOCK_M"], 32)
+    cfg["BLOCK_N"] = block_n
     return cfg
 
 
@@ -93,7 +128,9 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     if int(q_lens.sum()) != total_q:
         V.fail(f"q_indptr[-1] must equal q's rows {total_q}; got {int(q_lens.sum())}")
     group = hq // kv.num_kv_heads
-    cfg = config_for(platform.for_tensor(q), d, group, kv.page_size, q.dtype, masked=custom_mask is not None)
+    cfg = config_for(platform.for_tensor(q), d, group, kv.page_size, q.dtype,
+                     features=features_of(custom_mask=custom_mask, window_left=window_left, softcap=softcap,
+                                          logits_transform=logits_transform, return_lse=return_lse, rotary=rotary))
     _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
     items = ordered_items(q_lens, kv_lens, tq, causal, window_left)
     work = WorkList.build(items, q.device)
@@ -122,7 +159,7 @@ def compile_specs():
     4, 8, and the feature branches a user reaches (causal; window + softcap + lse; custom mask;
     rotary; the vllm split layout)."""
     from .attention import compile_spec
-    from .specs import AMD_TARGETS, NVIDIA_TARGETS, spec_platform
+    from .specs import per_target
 
     variants = {
         "causal": dict(CAUSAL=True),
@@ -133,19 +170,23 @@ def compile_specs():
         "persistent": dict(CAUSAL=True, HAS_PARTIALS=True, PERSISTENT=True, BLOCK_M_DECODE=16, GH_DECODE=4,
                            TQ_DECODE=4),
     }
+    # Each variant's features, as the launcher derives them from the call's options.
+    features = {"causal": frozenset(), "window_softcap_lse": frozenset({"window", "softcap", "lse"}),
+                "mask": frozenset({"mask"}), "rotary": frozenset({"rotary"}),
+                "persistent": frozenset({"persistent"})}
     specs = []
-    for vendor, targets in (("nvidia", NVIDIA_TARGETS), ("amd", AMD_TARGETS)):
-        for dt in ("fp16", "bf16"):
-            for hd in (64, 80, 96, 128, 192, 256):
-                for group in (1, 4, 8):
-                    names = list(variants) if (group == 4 and dt == "bf16") else ["causal"]
-                    for name in names:
-                        cfg = config_for(spec_platform(vendor), hd, group, 16,
-                                         getattr(torch, {"fp16": "float16", "bf16": "bfloat16"}[dt]),
-                                         masked=name == "mask")
+    for dt in ("fp16", "bf16"):
+        tdt = getattr(torch, {"fp16": "float16", "bf16": "bfloat16"}[dt])
+        for hd in (64, 80, 96, 128, 192, 256):
+            for group in (1, 4, 8):
+                names = list(variants) if (group == 4 and dt == "bf16") else ["causal"]
+                for name in names:
+                    # One spec per distinct config: the launcher picks per arch (sm_80 != sm_90).
+                    for prefix, targets, cfg in per_target(
+                            lambda plat: config_for(plat, hd, group, 16, tdt, features=features[name])):
                         for layout in (("NHD|HND|ragged", "vllm") if name == "causal" and group == 4
                                        else ("NHD|HND|ragged",)):
-                            specs.append(compile_spec("prefill", f"{vendor}/{dt}/d{hd}/g{group}/{name}", targets, dt,
+                            specs.append(compile_spec("prefill", f"{prefix}/{dt}/d{hd}/g{group}/{name}", targets, dt,
                                                       cfg, group=group, head_dim=hd, page_size=16, layout=layout,
                                                       **variants[name]))
     return specs

@@ -220,9 +220,44 @@ def all_specs() -> list:
     return c.specs
 
 
+#: The device each target's configs are looked up for (heuristics by arch; tuned files by name).
+_TARGET_DEVICES = {
+    "sm_80": ("nvidia", 32, 108, "NVIDIA A100-SXM4-80GB"),
+    "sm_90": ("nvidia", 32, 132, "NVIDIA H100 80GB HBM3"),
+    "gfx90a": ("amd", 64, 110, "AMD Instinct MI250X"),
+    "gfx942": ("amd", 64, 304, "AMD Instinct MI300X"),
+    "gfx950": ("amd", 64, 256, "AMD Instinct MI355X"),
+}
+
+
+def target_platform(target: str):
+    """The attn.platform.Platform a launcher would see on `target` ("sm_80" -> an A100, ...)."""
+    from attn.platform import Platform
+    vendor, warp, sms, name = _TARGET_DEVICES[target]
+    return Platform(vendor, target, warp, sms, name)
+
+
 def spec_platform(vendor: str):
     """The platform a spec's heuristic config is looked up for: an H100 or an MI300X."""
-    from attn.platform import Platform
-    if vendor == "nvidia":
-        return Platform("nvidia", "sm_90", 32, 132, "NVIDIA H100 80GB HBM3")
-    return Platform("amd", "gfx942", 64, 304, "AMD Instinct MI300X")
+    return target_platform("sm_90" if vendor == "nvidia" else "gfx942")
+
+
+def per_target(config_of) -> list:
+    """[(prefix, targets, cfg)]: `config_of(platform)` for every target, targets with equal configs
+    together. prefix names the group: the vendor ("nvidia", "amd") when all its targets share the
+    config, else the targets ("sm_80", "gfx90a+gfx942"). Launchers choose configs per arch
+    (attn.configs.heuristic), so a spec per distinct config per target is what runs."""
+    out = []
+    for vendor, targets in (("nvidia", NVIDIA_TARGETS), ("amd", AMD_TARGETS)):
+        groups: list = []
+        for t in targets:
+            cfg = config_of(target_platform(t))
+            for g in groups:
+                if g[1] == cfg:
+                    g[0].append(t)
+                    break
+            else:
+                groups.append(([t], cfg))
+        for ts, cfg in groups:
+            out.append((vendor if len(groups) == 1 else "+".join(ts), tuple(ts), cfg))
+    return out

@@ -174,16 +174,33 @@ def override(op: str, cfg: dict):
 
 
 # ------------------------------------------------------------------------------ heuristics
+def hopper(plat: Platform) -> bool:
+    """NVIDIA sm_90 or newer (warpgroup MMA, 227 KB shared memory); sm_80 / sm_86 / sm_89 are not."""
+    if plat.vendor != "nvidia" or not plat.arch.startswith("sm_"):
+        return False
+    digits = "".join(c for c in plat.arch[3:] if c.isdigit())
+    return bool(digits) and int(digits) >= 90
+
+
 def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
     """Untuned defaults, sane on both vendors (measured on neither device in particular)."""
     amd = plat.vendor == "amd"
     if op in ("prefill", "extend"):
-        if head_dim <= 64:
-            cfg = dict(BLOCK_M=128, BLOCK_N=64, num_warps=4, num_stages=3)
-        elif head_dim <= 128:
-            cfg = dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3)
+        # Chosen so that no variant spills (ci/compile_matrix.py; docs/compile_matrix.md has the
+        # registers). Hopper (sm_90: wgmma, accumulators spread over a warpgroup) keeps the tile
+        # measured on the H100 for head_dim 128, and takes it for 64 too (4 warps spilled 24-32
+        # bytes there); Ampere / Ada (mma.sync: each warp holds its
+        # rows' Q, S and O) spilled 40-96 bytes at 128x64 / 8 warps / 3 stages and 16-24 at
+        # 128x32 / 2 stages; 128x16 / 2 stages leaves room for every feature branch.
+        # Head dims 192 / 256 spilled on both at 64x32 / 4 warps: 8 warps halve each thread's
+        # accumulator.
+        if head_dim <= 128:
+            if hopper(plat):
+                cfg = dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=3)
+            else:
+                cfg = dict(BLOCK_M=128, BLOCK_N=16, num_warps=8, num_stages=2)
         else:
-            cfg = dict(BLOCK_M=64, BLOCK_N=32, num_warps=4, num_stages=2)
+            cfg = dict(BLOCK_M=64, BLOCK_N=32, num_warps=8, num_stages=2)
     elif op == "decode":
         # Memory-bound. The M tile holds one kv head's GQA group (at least the MMA's 16 rows), so
         # K/V are read once per kv head. NVIDIA streams K/V with .cg (cached in L2 only: each element
@@ -193,6 +210,9 @@ def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
         cfg = dict(BLOCK_M=min(max(16, 1 << (group - 1).bit_length()), 64), BLOCK_N=64 if head_dim <= 128 else 32,
                    num_warps=4, num_stages=3, cache_modifier="" if amd else ".cg",
                    programs_per_sm=4, min_chunk_blocks=4)
+        if plat.vendor == "nvidia" and not hopper(plat) and shape.get("page_size") == 1:
+            # A page number per key: 3 stages spilled 8-16 bytes on sm_80 (head_dim 128); 2 none.
+            cfg["num_stages"] = 2
     else:
         cfg = {}
     if op in ("prefill", "extend", "decode"):
@@ -205,8 +225,9 @@ def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
             cfg["num_warps"] = 4
         if op in ("prefill", "extend"):
             # 256 VGPRs a lane at waves_per_eu=2: a 128x64 tile spilled on gfx942 (compile matrix);
-            # 64x32 leaves room for the mask, softcap and rotary branches.
-            cfg.update(BLOCK_M=64, BLOCK_N=32)
+            # 64x32 fits head_dim <= 128; 192 / 256 spilled 4-34 VGPRs at 64x32 on gfx90a-gfx950
+            # and none at 64x16. (Feature branches: triton_kernels/prefill.py config_for.)
+            cfg.update(BLOCK_M=64, BLOCK_N=32 if head_dim <= 128 else 16)
     if plat.vendor == "cpu" and op in ("prefill", "extend", "decode"):
         # The interpreter: small tiles exercise several blocks on the tests' short sequences.
         cfg.update(BLOCK_M=16, BLOCK_N=16, num_warps=1, num_stages=1)
