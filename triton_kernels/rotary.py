@@ -245,7 +245,10 @@ def _rotary_kernel(
 # slots 82.3% vs 77.8% with 16 (vLLM's: 75.9% vs 76.4%, even). Writes keep 8 warps (measured so).
 _CONFIGS = {
     "nvidia": dict(num_warps=4, write_num_warps=8, tile=8192, max_heads=16, run_tokens=8, programs_per_sm=4),
-    "amd": dict(num_warps=4, tile=8192, max_heads=16, run_tokens=16, programs_per_sm=4),
+    # AMD: the cache write takes 8 warps and runs of 8 slots: at 4 warps the vLLM layout's address
+    # math spilled 40-50 SGPRs on gfx90a/gfx942/gfx950, at 8 warps with runs of 16 still 2 on gfx90a
+    # (compile matrix); this shape none.
+    "amd": dict(num_warps=4, write_num_warps=8, tile=8192, max_heads=16, run_tokens=8, programs_per_sm=4),
     "cpu": dict(num_warps=1, tile=1 << 14, max_heads=64, run_tokens=16, programs_per_sm=0),
 }
 
