@@ -87,9 +87,9 @@ def ceilings(device="cuda") -> dict:
     and the bf16 matmul rate (TFLOP/s) on random 8192^3 operands."""
     x = torch.randn(2 ** 29, dtype=torch.bfloat16, device=device)
     y = torch.empty_like(x)
-    # Timed eagerly: captured in a CUDA graph, the copy becomes a memcpy node (served, we believe, by the copy
-    # engines): it measured 2441 GB/s on the H100 against 3019 GB/s for the eager copy in
-    # the same run; kernels are bounded by the latter.
+    # Timed eagerly: captured in a CUDA graph the copy becomes a memcpy node (served, we believe,
+    # by the copy engines), which measured 2441 GB/s on the H100 against 3019 GB/s for the eager
+    # copy in the same run; kernels are bounded by the latter.
     ms, _ = gpu_time([lambda: y.copy_(x)], reps=10, graph=False)
     copy = 2 * x.numel() * x.element_size() / ms / 1e6
     x = y = None                                      # free the 2 GiB before the matmul
