@@ -184,6 +184,44 @@ def markdown(env: dict, records: list, pytest_args: list, rc: int, wall: float) 
     return "\n".join(lines)
 
 
+def records_from_junit(paths: list) -> list:
+    """Records from pytest --junitxml files (runs made without this script, e.g. with xdist and a
+    time limit); parameters are not in the XML, so only the file axis is labelled."""
+    import xml.etree.ElementTree as ET
+    records = {}
+    for path in paths:
+        for tc in ET.parse(path).iter("testcase"):
+            cls, name = tc.get("classname"), tc.get("name")
+            if not cls or not name:
+                continue
+            nodeid = cls.replace(".", "/") + ".py::" + name
+            outcome, msg = "passed", ""
+            for child in tc:
+                if child.tag in ("failure", "error", "skipped"):
+                    outcome = {"failure": "failed"}.get(child.tag, child.tag)
+                    msg = (child.get("message") or "")[:300]
+            records[nodeid] = {"nodeid": nodeid, "outcome": outcome, "seconds": float(tc.get("time") or 0),
+                               "message": msg, **labels(nodeid, {})}
+    return sorted(records.values(), key=lambda r: r["nodeid"])
+
+
+def write_report(out: str, env: dict, records: list, shown_args: list, rc: int, wall: float, note: str = "") -> str:
+    os.makedirs(out, exist_ok=True)
+    key = env.get("device_key") or "cpu"
+    md_path = os.path.join(out, f"{key}.md")
+    with open(md_path, "w") as f:
+        md = markdown(env, records, shown_args, rc, wall)
+        if note:
+            md = md.replace("\n\n**Total:**", f"\n\n{note}\n\n**Total:**", 1)
+        f.write(md)
+    with open(os.path.join(out, f"{key}.json"), "w") as f:
+        json.dump({"environment": env, "pytest_exit": rc, "wall_seconds": round(wall, 1),
+                   "totals": dict(Counter(r["outcome"] for r in records)),
+                   **{f"by_{ax}": {k: dict(v) for k, v in tally(records, ax).items()} for ax in AXES},
+                   "tests": records}, f, indent=1)
+    return md_path
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog="Unknown arguments are passed to pytest.")
@@ -192,7 +230,25 @@ def main(argv=None) -> int:
     ap.add_argument("--allow-no-gpu", action="store_true",
                     help="run even without a GPU (to check this script; the report says 'cpu')")
     ap.add_argument("-m", dest="marker", default="gpu", help="pytest marker expression (default gpu)")
+    ap.add_argument("--from-junit", nargs="+", metavar="XML",
+                    help="report on these pytest --junitxml files instead of running pytest")
+    ap.add_argument("--env-json", help="with --from-junit: the environment of those runs (device, "
+                                       "driver, torch, triton, commit, date, ...) as a JSON file")
+    ap.add_argument("--note", default="", help="a line added under the report's header (e.g. what was not run)")
     a, rest = ap.parse_known_args(argv)
+    if a.from_junit:
+        env = json.load(open(a.env_json)) if a.env_json else {}
+        env.setdefault("torch", "?")
+        env.setdefault("triton", "?")
+        env.setdefault("python", "?")
+        env.setdefault("commit", "?")
+        env.setdefault("date", "?")
+        records = records_from_junit(a.from_junit)
+        shown = ["--from-junit"] + [os.path.relpath(x, REPO) for x in a.from_junit]
+        rc = 1 if any(r["outcome"] in ("failed", "error") for r in records) else 0
+        md_path = write_report(a.out, env, records, shown, rc, sum(r["seconds"] for r in records), a.note)
+        print(f"gpu_tier: report written to {md_path}", file=sys.stderr)
+        return rc
 
     import pytest
     import torch
@@ -215,18 +271,7 @@ def main(argv=None) -> int:
     wall = time.time() - t0
     records = sorted(col.records.values(), key=lambda r: r["nodeid"])
 
-    os.makedirs(a.out, exist_ok=True)
-    key = env.get("device_key") or "cpu"
-    shown_args = ["-m", a.marker] + rest
-    md = markdown(env, records, shown_args, rc, wall)
-    md_path = os.path.join(a.out, f"{key}.md")
-    with open(md_path, "w") as f:
-        f.write(md)
-    with open(os.path.join(a.out, f"{key}.json"), "w") as f:
-        json.dump({"environment": env, "pytest_exit": rc, "wall_seconds": round(wall, 1),
-                   "totals": dict(Counter(r["outcome"] for r in records)),
-                   **{f"by_{ax}": {k: dict(v) for k, v in tally(records, ax).items()} for ax in AXES},
-                   "tests": records}, f, indent=1)
+    md_path = write_report(a.out, env, records, ["-m", a.marker] + rest, rc, wall)
     print(f"gpu_tier: report written to {md_path}", file=sys.stderr)
     return rc
 

@@ -167,3 +167,24 @@ def test_gpu_tier_refuses_without_gpu(tmp_path):
                        capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 2 and "no CUDA or ROCm GPU" in p.stderr, (p.returncode, p.stderr[-1000:])
     assert not list(tmp_path.iterdir())
+
+
+def test_gpu_tier_report_from_junit(tmp_path):
+    """--from-junit reports recorded runs: counts per file and the failures with their messages."""
+    xml = tmp_path / "run.xml"
+    xml.write_text(
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_decode" name="test_a[x]" time="1.5"/>'
+        '<testcase classname="tests.test_decode" name="test_b" time="0.5"><failure message="boom: rel_err 3"/></testcase>'
+        '<testcase classname="tests.test_hip" name="test_c" time="2"><skipped message="no gpu"/></testcase>'
+        '</testsuite></testsuites>')
+    env = tmp_path / "env.json"
+    env.write_text(json.dumps({"device": "Fake GPU", "device_key": "Fake_GPU", "vendor": "nvidia", "arch": "sm_90"}))
+    out = tmp_path / "reports"
+    rc = subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--from-junit", str(xml),
+                         "--env-json", str(env), "--out", str(out), "--note", "partial"],
+                        capture_output=True, text=True).returncode
+    assert rc == 1                                             # a failure recorded: non-zero
+    md = (out / "Fake_GPU.md").read_text()
+    assert "**Total:** 1 passed, 1 failed, 1 skipped" in md, md
+    assert "| tests/test_decode.py | 1 | 1 | 0 |" in md and "boom: rel_err 3" in md and "partial" in md
