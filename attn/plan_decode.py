@@ -18,7 +18,7 @@ import torch
 from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv
+from attn.plans import check_plan_kv, prepare_run
 from attn.scheduling import WorkList, decode_items
 
 
@@ -232,18 +232,7 @@ class BatchDecode:
         from attn.triton_kernels.attention import launch
         from attn.triton_kernels.merge import merge_segments
         p = self._planned
-        if p is None:
-            V.fail("BatchDecode.run() before plan()", RuntimeError)
-        if q.dim() != 3 or q.shape[0] < p["b"] or q.shape[1] != p["q_heads"] or q.shape[2] != p["d"]:
-            V.fail(f"q must be [>= {p['b']}, {p['q_heads']}, {p['d']}] as planned; got {list(q.shape)}")
-        if q.dtype != p["dtype"] or kv.dtype != p["dtype"]:
-            V.fail(f"q and kv must have the planned dtype {p['dtype']}; got {q.dtype} and {kv.dtype}", TypeError)
-        if q.stride(-1) != 1:
-            V.fail(f"q must have unit stride along head_dim; got strides {q.stride()}")
-        if out is None:
-            out = torch.empty_like(q)
-        if p["return_lse"] and lse is None:
-            lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
+        out, lse = prepare_run(p, q, kv, p["b"] if p else 0, out, lse, "BatchDecode")
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             self._captured = True
         ip, idx, lens = p["page_map"]

@@ -19,6 +19,28 @@ def check_plan_kv(kv, device, max_batch: int, owner: str, q_heads) -> int:
     return kv.batch_size
 
 
+def prepare_run(planned: dict | None, q, kv, rows: int, out, lse, owner: str):
+    """The checks every run() makes of q against its plan, and the outputs (allocated when not
+    given): returns (out, lse or None)."""
+    import torch
+
+    from attn.layouts import validation as V
+    if planned is None:
+        V.fail(f"{owner}.run() before plan()", RuntimeError)
+    want = (planned["q_heads"], planned["d"])
+    if q.dim() != 3 or q.shape[0] < rows or tuple(q.shape[1:]) != want:
+        V.fail(f"q must be [>= {rows}, {want[0]}, {want[1]}] as planned; got {list(q.shape)}")
+    if q.dtype != planned["dtype"] or kv.dtype != planned["dtype"]:
+        V.fail(f"q and kv must have the planned dtype {planned['dtype']}; got {q.dtype} and {kv.dtype}", TypeError)
+    if q.stride(-1) != 1:
+        V.fail(f"q must have unit stride along head_dim; got strides {q.stride()}")
+    if out is None:
+        out = torch.empty_like(q)
+    if planned["return_lse"] and lse is None:
+        lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
+    return out, lse
+
+
 def __getattr__(name):
     if name == "BatchDecode":
         from attn.plan_decode import BatchDecode
