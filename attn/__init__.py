@@ -41,6 +41,9 @@ __all__ = [
 
 def __getattr__(name):
     # Plan/run wrappers load their kernels' modules; keep `import attn` light.
+    if name == "compat":
+        import importlib
+        return importlib.import_module("attn.compat")
     if name in ("BatchDecode", "BatchPrefill", "BatchAttention"):
         from attn import plans
         return getattr(plans, name)
