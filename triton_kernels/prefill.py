@@ -13,7 +13,7 @@ import torch
 from attn import configs, platform
 from attn.layouts import validation as V
 from attn.scheduling import WorkList, prefill_items
-from .attention import attention_kernel, launch, tile_shape
+from .attention import launch, tile_shape
 from .mask_summary import block_lists
 
 
