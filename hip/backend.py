@@ -115,6 +115,7 @@ class DecodePlan:
     max_batch: int
     part_out: torch.Tensor | None     # float32 [max_batch * q_heads * num_splits * head_dim]
     part_lse: torch.Tensor | None     # float32 [max_batch * q_heads * num_splits]
+    kernels: dict                     # name -> runtime.Kernel, loaded by plan()
 
 
 def _fail(msg: str):
@@ -220,10 +221,9 @@ def plan(kv, q_heads: int, *, sm_scale: float | None = None, window_left: int = 
     if num_splits > 1:
         part_out = torch.empty(b * q_heads * num_splits * kv.head_dim, dtype=torch.float32, device=kv.device)
         part_lse = torch.empty(b * q_heads * num_splits, dtype=torch.float32, device=kv.device)
-    _get_kernels(idx, inst)
     scale = 1.0 / math.sqrt(kv.head_dim) if sm_scale is None else float(sm_scale)
     return DecodePlan(inst, idx, num_splits, q_heads, kv.num_kv_heads, gqa, tiles, scale, float(softcap),
-                      int(window_left), bool(return_lse), b, part_out, part_lse)
+                      int(window_left), bool(return_lse), b, part_out, part_lse, _get_kernels(idx, inst))
 
 
 def run(p: DecodePlan, q: torch.Tensor, kv, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):
@@ -236,15 +236,22 @@ def run(p: DecodePlan, q: torch.Tensor, kv, out: torch.Tensor | None = None, lse
     if q.shape[1] != p.q_heads or q.shape[2] != p.instance.head_dim or q.stride(2) != 1:
         _fail(f"q must be [b, {p.q_heads}, {p.instance.head_dim}] with unit stride along head_dim; "
               f"got shape {list(q.shape)}, strides {q.stride()}")
-    _, kargs, vargs = _check_kv(kv)
+    kind, kargs, vargs = _check_kv(kv)
+    inst = p.instance
+    if (kind != inst.kind or kv.head_dim != inst.head_dim or kv.page_size != inst.page_size
+            or kv.num_kv_heads != p.kv_heads or _DTYPES[kv.dtype] != inst.dtype or q.dtype != kv.dtype):
+        _fail(f"q and kv must match the plan ({inst.kind} layout, page_size {inst.page_size}, head_dim "
+              f"{inst.head_dim}, {p.kv_heads} kv heads, {inst.dtype}); got {kv.layout.name} layout, page_size "
+              f"{kv.page_size}, head_dim {kv.head_dim}, {kv.num_kv_heads} kv heads, kv {kv.dtype}, q {q.dtype}")
     if out is None:
         out = torch.empty_like(q, memory_format=torch.contiguous_format)
     if p.return_lse and lse is None:
         lse = torch.empty(b, p.q_heads, dtype=torch.float32, device=q.device)
     if b == 0:
         return (out, lse) if p.return_lse else out
-    if out.stride(2) != 1 or (out.stride(0) % 8) or (out.stride(1) % 8) or out.data_ptr() % 16:
-        _fail(f"out must have unit stride along head_dim, 16-byte aligned rows; got strides {out.stride()}")
+    if out.dtype != q.dtype or out.stride(2) != 1 or (out.stride(0) % 8) or (out.stride(1) % 8) or out.data_ptr() % 16:
+        _fail(f"out must have q's dtype, unit stride along head_dim, 16-byte aligned rows; got {out.dtype}, "
+              f"strides {out.stride()}")
     indptr, indices, seq_lens = kv.page_indptr, kv.page_indices, kv.seq_lens
     flags = (int(indptr.dtype == torch.int64) | (int(indices is not None and indices.dtype == torch.int64) << 1)
              | (int(seq_lens.dtype == torch.int64) << 2))
@@ -254,7 +261,7 @@ def run(p: DecodePlan, q: torch.Tensor, kv, out: torch.Tensor | None = None, lse
     ptr = lambda t: P(t.data_ptr() if t is not None else 0)  # noqa: E731
     lse_p = ptr(lse if p.return_lse else None)
     split = p.num_splits > 1
-    ks = _get_kernels(p.device_index, p.instance)
+    ks = p.kernels
     stream = torch.cuda.current_stream(q.device).cuda_stream
     args = [ptr(q), i64(q.stride(0)), i64(q.stride(1)),
             ptr(kv.k), *(i64(s) for s in kargs), ptr(kv.v), *(i64(s) for s in vargs),
