@@ -82,17 +82,21 @@ def _graph_time(calls, reps, inner):
     return statistics.median(a.elapsed_time(b) for a, b in evs) / (inner * len(calls))
 
 
-def ceilings(device="cuda") -> dict:
-    """The device's measured ceilings: copy bandwidth (GB/s, read + write counted) over 1 GiB,
-    and the bf16 matmul rate (TFLOP/s) on random 8192^3 operands."""
-    x = torch.randn(2 ** 29, dtype=torch.bfloat16, device=device)
+def copy_gbs(device="cuda", nbytes: int = 2 ** 30) -> float:
+    """The device's copy bandwidth: GB/s of an nbytes device-to-device copy, read + write counted."""
+    x = torch.randn(nbytes // 2, dtype=torch.bfloat16, device=device)
     y = torch.empty_like(x)
     # Timed eagerly: captured in a CUDA graph the copy becomes a memcpy node (served, we believe,
     # by the copy engines), which measured 2441 GB/s on the H100 against 3019 GB/s for the eager
     # copy in the same run; kernels are bounded by the latter.
     ms, _ = gpu_time([lambda: y.copy_(x)], reps=10, graph=False)
-    copy = 2 * x.numel() * x.element_size() / ms / 1e6
-    x = y = None                                      # free the 2 GiB before the matmul
+    return 2 * x.numel() * x.element_size() / ms / 1e6
+
+
+def ceilings(device="cuda") -> dict:
+    """The device's measured ceilings: copy bandwidth (GB/s, read + write counted) over 1 GiB
+    (copy_gbs), and the bf16 matmul rate (TFLOP/s) on random 8192^3 operands."""
+    copy = copy_gbs(device)                           # its 2 GiB are freed before the matmul
     n = 8192
     a = torch.randn(n, n, dtype=torch.bfloat16, device=device)
     b = torch.randn(n, n, dtype=torch.bfloat16, device=device)

@@ -12,8 +12,9 @@ read at least 4x the L2 cache (50 MB on an H100) between two reads of one copy: 
 
 GB/s = bytes of K+V read (live tokens only; q, out and split partials are not counted) / time.
 "of copy" = that / the device's copy bandwidth measured in the same run (a 2 GiB device-to-device
-copy in a CUDA graph, read + write bytes). rel_err = ||out - ref|| / ||ref|| on the first
-sequences against attn's float32 reference. Runs in well under a minute on an H100.
+copy timed eagerly, read + write bytes: attn.benchutil.copy_gbs; captured in a graph it reads ~20%
+lower on the H100). rel_err = ||out - ref|| / ||ref|| on the first sequences against attn's float32
+reference. Runs in well under a minute on an H100.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from dataclasses import replace
 import torch
 
 import attn
+from attn import benchutil as bu
 from attn.layouts import KVCache
 from attn.layouts.descriptors import get_layout
 
@@ -66,14 +68,6 @@ def graph_time(calls, iters: int) -> float:
         best = min(best, e0.elapsed_time(e1) / 1e3 / iters)
     del g
     return best
-
-
-def copy_bandwidth() -> float:
-    """GB/s of a 2 GiB device-to-device copy (read + write bytes), timed in a CUDA graph."""
-    src = torch.empty(2 << 30, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    t = graph_time([lambda: dst.copy_(src)], iters=5)
-    return 2 * (2 << 30) / t / 1e9
 
 
 def make(batch, seq, layout, ps, kv_heads, q_heads, d, dtype, copies):
@@ -118,7 +112,7 @@ def main():
     ok, why = hb.status()
     dev = torch.cuda.get_device_name()
     print(f"device: {dev}  hip backend: {ok} ({why})")
-    bw = copy_bandwidth()
+    bw = bu.copy_gbs(nbytes=2 << 30)
     print(f"measured copy bandwidth (2 GiB D2D, read + write): {bw:.0f} GB/s")
     head = f"{'shape':>12} {'backend':>8} {'splits':>6} {'us':>9} {'GB/s':>8} {'of copy':>8} {'rel_err':>8}"
     print(head)

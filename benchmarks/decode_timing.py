@@ -6,15 +6,16 @@ bandwidth, with PyTorch SDPA on a dense padded cache (cuDNN / flash / efficient)
     python decode_timing.py --shapes b64x4096 --layouts HND/16 --config BLOCK_N=128,num_warps=8
 
 GB/s = bytes of live K+V / time (the q, out and partials traffic is not counted).
-Copy bandwidth = 2 * bytes / time of a 1 GiB device-to-device copy (read + write), as the issue asks.
+Copy bandwidth = 2 * bytes / time of a 1 GiB device-to-device copy (read + write), as the issue asks,
+timed eagerly (attn.benchutil.copy_gbs: a graph-captured copy reads lower).
 """
 import argparse
-import math
 import time
 
 import torch
 
 import attn
+from attn import benchutil as bu
 from attn.layouts import KVCache
 from attn.layouts.descriptors import get_layout
 
@@ -28,37 +29,13 @@ def mixed_lens():
     return torch.randint(16, 16385, (64,), generator=g).tolist()
 
 
-def graph_time(fn, iters=20):
-    """Mean time (s) of fn replayed from a CUDA graph holding `iters` calls."""
-    fn()
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.current_stream().wait_stream(s)
-    with torch.cuda.graph(g):
-        for _ in range(iters):
-            fn()
-    g.replay()
-    torch.cuda.synchronize()
-    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    best = math.inf
-    for _ in range(3):
-        e0.record()
-        g.replay()
-        e1.record()
-        torch.cuda.synchronize()
-        best = min(best, e0.elapsed_time(e1) / 1e3 / iters)
-    return best
-
-
-def copy_bandwidth():
-    src = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    t = graph_time(lambda: dst.copy_(src), iters=10)
-    return 2 * src.numel() / t / 1e9
+def graph_time(fn):
+    """Seconds per call of fn replayed from a CUDA graph (attn.benchutil.gpu_time: median of the
+    replays); raises where fn cannot be captured."""
+    ms, mode = bu.gpu_time([fn])
+    if mode != "graph":
+        raise RuntimeError("not capturable in a CUDA graph")
+    return ms * 1e-3
 
 
 def make_cache(lens, form, page_size):
@@ -87,7 +64,6 @@ def time_attn(lens, form, page_size, cfg=None):
     ref = attn.decode(q[:4], _first(kv, lens, 4), backend="torch") if sum(lens[:4]) <= 300_000 else None
     err = float((out[:4].float() - ref.float()).norm() / ref.float().norm()) if ref is not None else float("nan")
     items = int(dec.work.num_items.item())
-    del kv, dec
     return t, err, items
 
 
@@ -118,10 +94,9 @@ def time_sdpa(lens):
             with sdpa_kernel([be]):
                 fn = lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)  # noqa: E731
                 fn()
-                res[name] = graph_time(fn, iters=10)
+                res[name] = graph_time(fn)
         except Exception as e:  # noqa: BLE001 - a backend that does not run this shape
             res[name] = f"n/a ({type(e).__name__})"
-    del k, v
     return res
 
 
@@ -145,7 +120,7 @@ def main():
     a = ap.parse_args()
     t0 = time.time()
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", __import__("triton").__version__)
-    cbw = copy_bandwidth()
+    cbw = bu.copy_gbs()
     print(f"copy bandwidth (read+write): {cbw:.0f} GB/s\n")
     cfg = parse_cfg(a.config)
     print(f"{'shape':12} {'layout':14} {'us':>9} {'GB/s':>7} {'%copy':>6} {'items':>6} {'err':>8}")
