@@ -113,7 +113,6 @@ class BatchDecode:
         from attn.transforms import as_transform
         from attn.triton_kernels.decode import choose_splits, config_for, features_of
         b = check_plan_kv(kv, self.device, self.max_batch, "BatchDecode", q_heads)
-        V.check_head_dim("head_dim", kv.head_dim)
         check_options(sm_scale, window_left, softcap)
         for name, st in (("k_cache", kv.k_strides), ("v_cache", kv.v_strides)):
             if st.split > 1 and st.slot % st.split:
