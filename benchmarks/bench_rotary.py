@@ -20,6 +20,7 @@ import triton
 import triton.testing
 
 import attn
+from attn import benchutil as bu
 from attn.layouts import KVCache, get_layout, write_kv
 
 HQ, HK, D = 32, 8, 128
@@ -30,10 +31,8 @@ def bench(fn, reps=200):
 
 
 def copy_bandwidth(nbytes=2 << 30):
-    x = torch.empty(nbytes // 2, dtype=torch.float16, device="cuda").normal_()
-    y = torch.empty_like(x)
-    t = bench(lambda: y.copy_(x))
-    return 2 * nbytes / t
+    """Bytes/s of an nbytes device-to-device copy, read + write (attn.benchutil.copy_gbs)."""
+    return bu.copy_gbs(nbytes=nbytes) * 1e9
 
 
 def graph_latency(fn, iters=1000):
