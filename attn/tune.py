@@ -308,19 +308,16 @@ class Tuner:
             heur_ms = self._time(bkey, case, heur)
             bar.update(1)
             timed = {ckey(heur): (heur_ms, heur)}
-            for cand in s1:
-                if self.out_of_time():
-                    break
-                c = {**heur, **cand}
-                timed[ckey(c)] = (self._time(bkey, case, c), c)
-                bar.update(1)
-            best_tile = min(timed.values(), key=lambda t: t[0])[1]
-            for mod in s2:
-                if self.out_of_time():
-                    break
-                c = {**best_tile, **mod}
-                timed[ckey(c)] = (self._time(bkey, case, c), c)
-                bar.update(1)
+
+            def sweep(base, mods):
+                for mod in mods:
+                    if self.out_of_time():
+                        break
+                    c = {**base, **mod}
+                    timed[ckey(c)] = (self._time(bkey, case, c), c)
+                    bar.update(1)
+            sweep(heur, s1)                                                # tiles over the heuristic
+            sweep(min(timed.values(), key=lambda t: t[0])[1], s2)          # modifiers over the best tile
             probe = probe_case(self.op, spec, self.dtype, self.device)
             entry = None
             for ms, cfg in sorted(timed.values(), key=lambda t: t[0]):
