@@ -18,7 +18,7 @@ import torch
 from attn import persistent_schedule, platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv, prepare_run
+from attn.plans import check_plan_kv, plan_lengths, prepare_run
 from attn.scheduling import WorkList
 
 
@@ -93,15 +93,7 @@ class BatchAttention:
         transform = as_transform(logits_transform)
         if transform is not None and transform.triton_fn is None:
             V.fail("logits_transform has no 'triton' form: pass attn.LogitsTransform(triton_fn, reference_fn)")
-        q_lens, kv_lens = P.host_lengths(q_indptr, kv)
-        total_q = int(q_lens.sum())
-        if total_q > self.max_tokens:
-            V.fail(f"the batch has {total_q} query tokens but this BatchAttention was sized for "
-                   f"max_tokens={self.max_tokens}")
-        if (q_lens > kv_lens).any():
-            i = int(np.nonzero(q_lens > kv_lens)[0][0])
-            V.fail(f"request {i} has q_len={int(q_lens[i])} > kv_len={int(kv_lens[i])}: queries are bottom-right "
-                   "aligned to the KV and must be among its tokens")
+        q_lens, kv_lens, total_q = plan_lengths(q_indptr, kv, self.max_tokens, "BatchAttention")
 
         group = q_heads // kv.num_kv_heads
         plat = platform.for_tensor(kv.k)

@@ -10,6 +10,7 @@ import torch
 from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
+from attn.plans import check_plan_kv, plan_lengths
 from attn.scheduling import WorkList
 from attn.transforms import as_transform
 
@@ -91,30 +92,14 @@ class BatchPrefill:
         from attn.triton_kernels.attention import tile_shape
         from attn.triton_kernels.mask_summary import block_lists
 
-        if not isinstance(kv, KVCache):
-            V.fail(f"kv must be an attn.layouts.KVCache; got {type(kv).__name__}", TypeError)
         hq = num_q_heads or self.num_q_heads
         if hq is None:
             V.fail("num_q_heads must be given to BatchPrefill(...) or plan(...): it shapes the query tiles")
+        b = check_plan_kv(kv, self.device, self.max_batch, "BatchPrefill", hq)
         self.num_q_heads = hq
-        V.check_head_dim("head_dim", kv.head_dim)
-        V.check_gqa(hq, kv.num_kv_heads)
         check_options(sm_scale, window_left, softcap)
-        V.check_index("q_indptr", q_indptr, device=kv.device)
-        b = kv.batch_size
-        if q_indptr.shape[0] != b + 1:
-            V.fail(f"q_indptr must have {b + 1} entries (one more than kv's {b} sequences); got {q_indptr.shape[0]}")
-        if b > self.max_batch:
-            V.fail(f"the batch has {b} sequences but the plan was built for max_batch={self.max_batch}")
-
-        q_lens, kv_lens = P.host_lengths(q_indptr, kv)
-        total_q = int(q_lens.sum())
-        if total_q > self.max_tokens:
-            V.fail(f"the batch has {total_q} query tokens but the plan was built for max_tokens={self.max_tokens}")
-        if (q_lens > kv_lens).any():
-            i = int(np.nonzero(q_lens > kv_lens)[0][0])
-            V.fail(f"sequence {i} has q_len={int(q_lens[i])} > kv_len={int(kv_lens[i])}: queries are bottom-right "
-                   "aligned to the KV and must be among its tokens")
+        V.check_index("q_indptr", q_indptr, length=b + 1, device=self.device)
+        q_lens, kv_lens, total_q = plan_lengths(q_indptr, kv, self.max_tokens, "BatchPrefill")
         d = kv.head_dim
         group = hq // kv.num_kv_heads
         cfg = P.config_for(platform.for_tensor(kv.k), d, group, kv.page_size, kv.dtype,

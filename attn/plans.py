@@ -19,6 +19,25 @@ def check_plan_kv(kv, device, max_batch: int, owner: str, q_heads) -> int:
     return kv.batch_size
 
 
+def plan_lengths(q_indptr, kv, max_tokens: int, owner: str):
+    """The host lengths every ragged-q plan() needs, in one device->host copy, checked against the
+    plan's max_tokens and bottom-right alignment: returns (q_lens, kv_lens, total_q)."""
+    import numpy as np
+
+    from attn.layouts import validation as V
+    from attn.triton_kernels.prefill import host_lengths
+    q_lens, kv_lens = host_lengths(q_indptr, kv)
+    total_q = int(q_lens.sum())
+    if total_q > max_tokens:
+        V.fail(f"the batch has {total_q} query tokens but this {owner} was sized for max_tokens={max_tokens}")
+    longer = np.nonzero(q_lens > kv_lens)[0]
+    if longer.size:
+        i = int(longer[0])
+        V.fail(f"sequence {i} has q_len={int(q_lens[i])} > kv_len={int(kv_lens[i])}: queries are bottom-right "
+               "aligned to the KV and must be among its tokens")
+    return q_lens, kv_lens, total_q
+
+
 def prepare_run(planned: dict | None, q, kv, rows: int, out, lse, owner: str):
     """The checks every run() makes of q against its plan, and the outputs (allocated when not
     given): returns (out, lse or None)."""
