@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from dataclasses import replace
 
@@ -28,14 +27,9 @@ import torch
 
 import attn
 from attn import benchutil as bu
+from attn.hip import backend as hb                # editable installs: attn/__init__.py maps hip/
 from attn.layouts import KVCache
 from attn.layouts.descriptors import get_layout
-
-try:
-    from attn.hip import backend as hb
-except ModuleNotFoundError:       # editable install: see tests/test_hip.py
-    attn.__path__.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from attn.hip import backend as hb
 
 L2_BYTES = 50 << 20
 

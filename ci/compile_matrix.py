@@ -36,7 +36,6 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HIP_TARGETS = ("gfx90a", "sm_80", "sm_90")
 warnings.filterwarnings("ignore", message=".*TRITON_DEFAULT_FP_FUSION.*")
 
@@ -72,18 +71,11 @@ def load_hip():
     """(attn.hip.compile, [Instance]) or (None, reason) when the HIP sources are not there."""
     global _HIP
     if _HIP is None:
-        import attn
         try:
-            from attn.hip import compile as hc
-        except ModuleNotFoundError:
-            # attn.hip is a folder without __init__.py (so `import hip` stays hip-python's);
-            # setuptools' editable finder does not resolve it, the repository root does.
-            attn.__path__.append(REPO)
-            try:
-                from attn.hip import compile as hc
-            except ModuleNotFoundError as e:
-                _HIP = (None, f"attn.hip.compile not importable ({e})")
-                return _HIP
+            from attn.hip import compile as hc          # editable installs: attn/__init__.py maps hip/
+        except ModuleNotFoundError as e:
+            _HIP = (None, f"attn.hip.compile not importable ({e})")
+            return _HIP
         _HIP = (hc, list(hc.instances()))
     return _HIP
 
