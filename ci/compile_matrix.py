@@ -232,12 +232,11 @@ def compile_hip(index: int, target: str) -> list:
         return [judge(dict(base, kernel="hip:attn_paged_decode", error=f"{type(e).__name__}: {e}"[-4000:],
                            seconds=round(time.perf_counter() - t0, 2)))]
     secs = round(time.perf_counter() - t0, 2)
-    threads = {"attn_paged_decode": getattr(hc, "THREADS", 256),
-               "attn_paged_decode_reduce": getattr(hc, "REDUCE_THREADS", 128)}
+    threads = {"attn_paged_decode": hc.THREADS, "attn_paged_decode_reduce": hc.REDUCE_THREADS}
     rows = []
     for name, r in sorted(c.resources.items()):
         row = dict(base, kernel=f"hip:{name}", seconds=secs)
-        nthreads = threads.get(name, 256)
+        nthreads = threads.get(name, hc.THREADS)
         if target.startswith("sm_"):
             row.update(regs=r.get("registers"), smem=r.get("shared_bytes", 0),
                        spill=r.get("spill_store_bytes", 0), scratch=r.get("stack_bytes", 0))
