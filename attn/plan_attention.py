@@ -18,7 +18,7 @@ import torch
 from attn import persistent_schedule, platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv, plan_lengths, prepare_run
+from attn.plans import check_plan_kv, kv_geometry, plan_lengths, prepare_run
 from attn.scheduling import WorkList
 
 
@@ -126,7 +126,8 @@ class BatchAttention:
             b=b, total_q=total_q, q_heads=q_heads, d=kv.head_dim, dtype=kv.dtype, causal=causal,
             sm_scale=1.0 / math.sqrt(kv.head_dim) if sm_scale is None else float(sm_scale),
             window_left=window_left, softcap=float(softcap), transform=transform.triton_fn if transform else None,
-            return_lse=return_lse, identity=kv.page_indices is None)
+            return_lse=return_lse, geometry=kv_geometry(kv),
+            page_map=(self.page_indptr, self.page_indptr if kv.identity_pages else self.page_indices, self.seq_lens))
         return self
 
     def _fill(self, sched, q_indptr, kv, q_lens, q_heads, b, total_q):
@@ -188,21 +189,17 @@ class BatchAttention:
 
     # ------------------------------------------------------------------------------ run
     def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):
-        from dataclasses import replace
-
         from attn.triton_kernels.attention import launch
         from attn.triton_kernels.merge import merge_segments
         p = self._planned
         out, lse = prepare_run(p, q, kv, p["total_q"] if p else 0, out, lse, "BatchAttention")
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             self._captured = True
-        view = replace(kv, page_indptr=self.page_indptr, seq_lens=self.seq_lens,
-                       page_indices=None if p["identity"] else self.page_indices)
-        launch(q, view, self.q_indptr, self.work, out, lse, self.cfg, causal=p["causal"], sm_scale=p["sm_scale"],
+        launch(q, kv, self.q_indptr, self.work, out, lse, self.cfg, causal=p["causal"], sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                return_lse=p["return_lse"], part_o=self.part_o, part_lse=self.part_lse,
                persistent=(self.prog_indptr, self.prog_items, self.item_kind, self.item_stride, self.num_programs,
-                           self.block_m_decode))
+                           self.block_m_decode), page_map=p["page_map"])
         merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
                        lse if p["return_lse"] else None, max_rows=self.max_tokens)
         return (out, lse) if p["return_lse"] else out

@@ -18,7 +18,7 @@ import torch
 from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv, prepare_run
+from attn.plans import check_plan_kv, kv_geometry, prepare_run
 from attn.scheduling import WorkList, decode_items
 
 
@@ -201,10 +201,12 @@ class BatchDecode:
         mi[:b + 1] = merge_indptr
         self.merge_indptr.copy_(torch.from_numpy(mi), non_blocking=True)
         self.num_rows.fill_(b)
-        page_map = self._copy_page_map(kv, b) if self.copy_page_map else kv.page_map()
+        # None: the kernel reads run()'s kv page map in place.
+        page_map = self._copy_page_map(kv, b) if self.copy_page_map else None
 
         self._planned = dict(
-            b=b, q_heads=q_heads, kv_heads=kvh, d=d, dtype=kv.dtype, page_map=page_map, split=bool(merge_indptr[-1]),
+            b=b, q_heads=q_heads, kv_heads=kvh, d=d, dtype=kv.dtype, geometry=kv_geometry(kv), page_map=page_map,
+            split=bool(merge_indptr[-1]),
             sm_scale=1.0 / math.sqrt(d) if sm_scale is None else float(sm_scale), window_left=window_left,
             softcap=float(softcap), transform=fn, rotary=rotary, return_lse=return_lse)
         return self
@@ -234,21 +236,14 @@ class BatchDecode:
         out, lse = prepare_run(p, q, kv, p["b"] if p else 0, out, lse, "BatchDecode")
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             self._captured = True
-        ip, idx, lens = p["page_map"]
-        view = kv if not self.copy_page_map else _with_page_map(kv, ip, idx if kv.page_indices is not None else None,
-                                                                lens)
         extra = {"rotary": p["rotary"]} if p["rotary"] is not None else {}
         has_parts = p["split"] or self._captured or not self._exact
-        launch(q, view, self.q_indptr, self.work, out, lse, self.cfg, causal=False, sm_scale=p["sm_scale"],
+        launch(q, kv, self.q_indptr, self.work, out, lse, self.cfg, causal=False, sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                return_lse=p["return_lse"], part_o=self.part_o if has_parts else None,
-               part_lse=self.part_lse if has_parts else None, **extra)
+               part_lse=self.part_lse if has_parts else None, page_map=p["page_map"], **extra)
         if has_parts:
             merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
                            lse if p["return_lse"] else None, max_rows=p["b"] if self._exact else self.max_batch)
         return (out, lse) if p["return_lse"] else out
 
-
-def _with_page_map(kv: KVCache, page_indptr, page_indices, seq_lens) -> KVCache:
-    from dataclasses import replace
-    return replace(kv, page_indptr=page_indptr, page_indices=page_indices, seq_lens=seq_lens)

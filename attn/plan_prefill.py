@@ -10,7 +10,7 @@ import torch
 from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv, plan_lengths
+from attn.plans import check_plan_kv, kv_geometry, plan_lengths, prepare_run
 from attn.scheduling import WorkList
 from attn.transforms import as_transform
 
@@ -170,8 +170,7 @@ class BatchPrefill:
             rotary=rotary, return_lse=bool(return_lse),
             page_map=(self._page_indptr, self._page_indptr if kv.identity_pages else self._page_indices,
                       self._seq_lens),
-            geometry=(kv.layout.name, kv.page_size, kv.num_kv_heads, d, kv.dtype, kv.identity_pages),
-            total_q=total_q)
+            geometry=kv_geometry(kv), q_heads=hq, d=d, dtype=kv.dtype, total_q=total_q)
         return self
 
     @property
@@ -195,25 +194,13 @@ class BatchPrefill:
         """
         from attn.triton_kernels.attention import launch
         p = self._planned
-        if p is None:
-            V.fail("BatchPrefill.run() before plan()", RuntimeError)
-        if V.enabled():
-            geo = (kv.layout.name, kv.page_size, kv.num_kv_heads, kv.head_dim, kv.dtype, kv.identity_pages)
-            if geo != p["geometry"]:
-                V.fail(f"kv must match the planned cache (layout, page_size, kv_heads, head_dim, dtype, ragged) "
-                       f"{p['geometry']}; got {geo}")
-            if q.dim() != 3 or q.shape[1:] != (self.num_q_heads, kv.head_dim) or q.dtype != kv.dtype:
-                V.fail(f"q must be [rows, {self.num_q_heads}, {kv.head_dim}] {kv.dtype}; got {list(q.shape)} {q.dtype}")
-            if q.shape[0] < p["total_q"] or q.stride(-1) != 1:
-                V.fail(f"q must have at least the planned {p['total_q']} rows and unit stride along head_dim; "
-                       f"got shape {list(q.shape)}, strides {q.stride()}")
-        rows = q.shape[0]
-        if out is None:
-            if rows > self.max_tokens:
-                V.fail(f"q has {rows} rows, more than max_tokens={self.max_tokens}: pass out=")
-            out = self._out[:rows]
-        if p["return_lse"] and lse is None:
-            lse = self._lse[:rows]
+        if p is not None and out is None:
+            if q.shape[0] > self.max_tokens:
+                V.fail(f"q has {q.shape[0]} rows, more than max_tokens={self.max_tokens}: pass out=")
+            out = self._out[:q.shape[0]]
+        if p is not None and p["return_lse"] and lse is None:
+            lse = self._lse[:q.shape[0]]
+        out, lse = prepare_run(p, q, kv, p["total_q"] if p else 0, out, lse, "BatchPrefill")
         launch(q, kv, self._q_indptr, self._work, out, lse, p["cfg"], causal=p["causal"], sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                custom_mask=p["custom_mask"], mask_indptr=p["mask_indptr"], mask_blocks=p["mask_blocks"],

@@ -38,21 +38,31 @@ def plan_lengths(q_indptr, kv, max_tokens: int, owner: str):
     return q_lens, kv_lens, total_q
 
 
+def kv_geometry(kv) -> tuple:
+    """What a plan bakes in of its KVCache, beyond the page map: run()'s kv must match it."""
+    return (kv.layout.name, kv.page_size, kv.num_kv_heads, kv.head_dim, kv.dtype, kv.identity_pages)
+
+
 def prepare_run(planned: dict | None, q, kv, rows: int, out, lse, owner: str):
-    """The checks every run() makes of q against its plan, and the outputs (allocated when not
-    given): returns (out, lse or None)."""
+    """The checks every run() makes of q and kv against its plan (skipped with validation "off"),
+    and the outputs (allocated when not given): returns (out, lse or None)."""
     import torch
 
     from attn.layouts import validation as V
     if planned is None:
         V.fail(f"{owner}.run() before plan()", RuntimeError)
-    want = (planned["q_heads"], planned["d"])
-    if q.dim() != 3 or q.shape[0] < rows or tuple(q.shape[1:]) != want:
-        V.fail(f"q must be [>= {rows}, {want[0]}, {want[1]}] as planned; got {list(q.shape)}")
-    if q.dtype != planned["dtype"] or kv.dtype != planned["dtype"]:
-        V.fail(f"q and kv must have the planned dtype {planned['dtype']}; got {q.dtype} and {kv.dtype}", TypeError)
-    if q.stride(-1) != 1:
-        V.fail(f"q must have unit stride along head_dim; got strides {q.stride()}")
+    if V.enabled():
+        geo = kv_geometry(kv)
+        if geo != planned["geometry"]:
+            V.fail(f"kv must match the planned cache (layout, page_size, kv_heads, head_dim, dtype, ragged) "
+                   f"{planned['geometry']}; got {geo}")
+        want = (planned["q_heads"], planned["d"])
+        if q.dim() != 3 or q.shape[0] < rows or tuple(q.shape[1:]) != want:
+            V.fail(f"q must be [>= {rows}, {want[0]}, {want[1]}] as planned; got {list(q.shape)}")
+        if q.dtype != planned["dtype"]:
+            V.fail(f"q must have the planned dtype {planned['dtype']}; got {q.dtype}", TypeError)
+        if q.stride(-1) != 1:
+            V.fail(f"q must have unit stride along head_dim; got strides {q.stride()}")
     if out is None:
         out = torch.empty_like(q)
     if planned["return_lse"] and lse is None:
