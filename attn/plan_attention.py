@@ -18,7 +18,7 @@ import torch
 from attn import persistent_schedule, platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv, kv_geometry, plan_lengths, prepare_run
+from attn.plans import check_plan_kv, copy_page_map, kv_geometry, plan_lengths, prepare_run
 from attn.scheduling import WorkList
 
 
@@ -121,13 +121,13 @@ class BatchAttention:
             block_m_decode=self.block_m_decode, block_m_prefill=cfg["BLOCK_M"], block_n=cfg["BLOCK_N"],
             causal=causal, chunk_target=self.chunk_kv)
         self.schedule = sched
-        self._fill(sched, q_indptr, kv, q_lens, q_heads, b, total_q)
+        page_map = self._fill(sched, q_indptr, kv, q_lens, q_heads, b, total_q)
         self._planned = dict(
             b=b, total_q=total_q, q_heads=q_heads, d=kv.head_dim, dtype=kv.dtype, causal=causal,
             sm_scale=1.0 / math.sqrt(kv.head_dim) if sm_scale is None else float(sm_scale),
             window_left=window_left, softcap=float(softcap), transform=transform.triton_fn if transform else None,
             return_lse=return_lse, geometry=kv_geometry(kv),
-            page_map=(self.page_indptr, self.page_indptr if kv.identity_pages else self.page_indices, self.seq_lens))
+            page_map=page_map)
         return self
 
     def _fill(self, sched, q_indptr, kv, q_lens, q_heads, b, total_q):
@@ -174,18 +174,11 @@ class BatchAttention:
             self.part_lse = torch.empty(rows, q_heads, dtype=torch.float32, device=self.device)
         # The page map and q_indptr into owned buffers: a replayed graph reads the latest plan's.
         self.q_indptr[:b + 1].copy_(q_indptr, non_blocking=True)
-        ip, idx, lens = kv.page_map()
-        self.page_indptr[:b + 1].copy_(ip[:b + 1], non_blocking=True)
-        self.seq_lens[:b].copy_(lens[:b], non_blocking=True)
-        if kv.page_indices is not None:
-            m = idx.shape[0]
-            if self.page_indices is None or m > self.page_indices.shape[0]:
-                if self._captured or self.max_pages is not None:
-                    V.fail(f"the page map has {m} entries but this BatchAttention holds "
-                           f"{0 if self.page_indices is None else self.page_indices.shape[0]}; "
-                           "construct it with a larger max_pages")
-                self.page_indices = torch.zeros(m, dtype=torch.int32, device=self.device)
-            self.page_indices[:m].copy_(idx, non_blocking=True)
+        self.page_indices, page_map = copy_page_map(
+            kv, b, self.page_indptr, self.seq_lens, self.page_indices,
+            can_grow=not (self._captured or self.max_pages is not None), captured=self._captured,
+            owner="BatchAttention")
+        return page_map
 
     # ------------------------------------------------------------------------------ run
     def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):

@@ -18,7 +18,7 @@ import torch
 from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv, kv_geometry, prepare_run
+from attn.plans import check_plan_kv, copy_page_map, kv_geometry, prepare_run
 from attn.scheduling import WorkList, decode_items
 
 
@@ -202,7 +202,11 @@ class BatchDecode:
         self.merge_indptr.copy_(torch.from_numpy(mi), non_blocking=True)
         self.num_rows.fill_(b)
         # None: the kernel reads run()'s kv page map in place.
-        page_map = self._copy_page_map(kv, b) if self.copy_page_map else None
+        page_map = None
+        if self.copy_page_map:
+            self.page_indices, page_map = copy_page_map(
+                kv, b, self.page_indptr, self.seq_lens, self.page_indices,
+                can_grow=not (self._captured or self._fixed_pages), captured=self._captured, owner="BatchDecode")
 
         self._planned = dict(
             b=b, q_heads=q_heads, kv_heads=kvh, d=d, dtype=kv.dtype, geometry=kv_geometry(kv), page_map=page_map,
@@ -210,23 +214,6 @@ class BatchDecode:
             sm_scale=1.0 / math.sqrt(d) if sm_scale is None else float(sm_scale), window_left=window_left,
             softcap=float(softcap), transform=fn, rotary=rotary, return_lse=return_lse)
         return self
-
-    def _copy_page_map(self, kv: KVCache, b: int):
-        ip, idx, lens = kv.page_map()
-        n = idx.shape[0] if kv.page_indices is not None else 0
-        if kv.page_indices is not None:
-            if self.page_indices is None or n > self.page_indices.shape[0]:
-                if self._captured or self._fixed_pages:
-                    have = 0 if self.page_indices is None else self.page_indices.shape[0]
-                    V.fail(f"the page map has {n} entries but this BatchDecode holds {have}"
-                           + (" and was captured in a graph" if self._captured else "")
-                           + "; construct it with a larger max_pages")
-                self.page_indices = torch.zeros(max(n, 1), dtype=torch.int32, device=self.device)
-            self.page_indices[:n].copy_(idx[:n], non_blocking=True)
-        self.page_indptr[:b + 1].copy_(ip[:b + 1], non_blocking=True)
-        self.seq_lens[:b].copy_(lens[:b], non_blocking=True)
-        indices = self.page_indices if kv.page_indices is not None else self.page_indptr
-        return self.page_indptr, indices, self.seq_lens
 
     # ------------------------------------------------------------------------------ run
     def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):

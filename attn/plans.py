@@ -19,6 +19,29 @@ def check_plan_kv(kv, device, max_batch: int, owner: str, q_heads) -> int:
     return kv.batch_size
 
 
+def copy_page_map(kv, b: int, page_indptr, seq_lens, page_indices, *, can_grow: bool, captured: bool, owner: str):
+    """kv's page map into a plan's own buffers (device copies, no sync), so a captured graph replays
+    with the latest plan's page map. page_indices (None: not yet allocated) is reallocated when kv
+    lists more entries and can_grow. Returns (page_indices buffer, the kernel's page_map triple)."""
+    import torch
+
+    from attn.layouts import validation as V
+    ip, idx, lens = kv.page_map()
+    page_indptr[:b + 1].copy_(ip[:b + 1], non_blocking=True)
+    seq_lens[:b].copy_(lens[:b], non_blocking=True)
+    if kv.identity_pages:
+        return page_indices, (page_indptr, page_indptr, seq_lens)
+    n = idx.shape[0]
+    if page_indices is None or n > page_indices.shape[0]:
+        if not can_grow:
+            have = 0 if page_indices is None else page_indices.shape[0]
+            V.fail(f"the page map has {n} entries but this {owner} holds {have}"
+                   + (" and was captured in a graph" if captured else "") + "; construct it with a larger max_pages")
+        page_indices = torch.zeros(max(n, 1), dtype=torch.int32, device=page_indptr.device)
+    page_indices[:n].copy_(idx, non_blocking=True)
+    return page_indices, (page_indptr, page_indices, seq_lens)
+
+
 def plan_lengths(q_indptr, kv, max_tokens: int, owner: str):
     """The host lengths every ragged-q plan() needs, in one device->host copy, checked against the
     plan's max_tokens and bottom-right alignment: returns (q_lens, kv_lens, total_q)."""
