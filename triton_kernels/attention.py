@@ -63,7 +63,7 @@ def _rope(x, xp, pos, valid, d, cs_ptr, s_cs, cs_half, ROT: tl.constexpr, ROT_DI
 def attend_block(
     acc, m_i, l_i, q,
     k_ptr, v_ptr, pages_ptr, page_base, start_n, kv_len, kv_head,
-    batch, q_pos, q_head, mask_ptr, mask_row, mask_stride,
+    batch, q_pos, q_head, mask_ptr, mask_row,
     sm_scale, softcap, window_left,
     ks_page, ks_head, ks_slot, ks_dhi, ks_dlo,
     vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
@@ -241,7 +241,7 @@ def attend_item(
             start_n = tl.load(blk_ids + j) * BLOCK_N
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
-                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                b, q_pos, q_head, mask_ptr, mask_row, sm_scale, softcap, window_left,
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
@@ -250,7 +250,7 @@ def attend_item(
             start_n = tl.load(blk_ids + j) * BLOCK_N
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
-                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                b, q_pos, q_head, mask_ptr, mask_row, sm_scale, softcap, window_left,
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
@@ -259,7 +259,7 @@ def attend_item(
         for start_n in range(lo, mid_lo, BLOCK_N):
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
-                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                b, q_pos, q_head, mask_ptr, mask_row, sm_scale, softcap, window_left,
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
@@ -267,7 +267,7 @@ def attend_item(
         for start_n in range(mid_lo, mid_hi, BLOCK_N):
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
-                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                b, q_pos, q_head, mask_ptr, mask_row, sm_scale, softcap, window_left,
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
@@ -275,7 +275,7 @@ def attend_item(
         for start_n in range(mid_hi, hi, BLOCK_N):
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
-                b, q_pos, q_head, mask_ptr, mask_row, kv_len, sm_scale, softcap, window_left,
+                b, q_pos, q_head, mask_ptr, mask_row, sm_scale, softcap, window_left,
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
@@ -300,8 +300,6 @@ def attend_item(
              out.to(o_ptr.dtype.element_ty), mask=final[:, None] & dmask)
     if RETURN_LSE:
         tl.store(lse_ptr + row_q * s_lse_tok + q_head, lse, mask=final)
-
-
 
 
 @triton.jit
