@@ -123,14 +123,15 @@ class BatchPrefill:
             self._page_indptr[: b + 1].copy_(kv.page_indptr, non_blocking=True)
         else:
             need = (kv_lens + kv.page_size - 1) // kv.page_size
-            starts = kv.page_indptr.to("cpu", torch.int64).numpy()[:b]
-            gather = np.repeat(starts, need) + (np.arange(int(need.sum())) - np.repeat(np.cumsum(need) - need, need))
-            n = gather.shape[0]
+            n = int(need.sum())
             if n > self._page_indices.shape[0]:
                 self._page_indices = torch.zeros(n, dtype=torch.int32, device=self.device)
             if n:
-                idx = torch.from_numpy(gather).to(self.device, non_blocking=True)
-                self._page_indices[:n].copy_(kv.page_indices[idx])
+                # Page j of sequence r is kv_indices[kv_indptr[r] + j]: (r, j) from the host lengths,
+                # kv_indptr read on the device (no second sync).
+                rel = np.stack([np.repeat(np.arange(b), need), np.arange(n) - np.repeat(np.cumsum(need) - need, need)])
+                rel = torch.from_numpy(rel).to(self.device, non_blocking=True)
+                self._page_indices[:n].copy_(kv.page_indices[kv.page_indptr.to(torch.int64)[rel[0]] + rel[1]])
             self._page_indptr[: b + 1].copy_(torch.from_numpy(np.concatenate([[0], np.cumsum(need)]).astype(np.int32)))
 
         blocks = None
