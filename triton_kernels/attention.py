@@ -382,6 +382,12 @@ def tile_shape(group: int, block_m: int):
     return gh, block_m // gh, triton.cdiv(group, gh)
 
 
+def launch_options(cfg: dict) -> dict:
+    """The Triton launch options of a config (the rest of it is constexprs and planning knobs)."""
+    return {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack")
+            if k in cfg}
+
+
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
            softcap: float, transform=None, custom_mask=None, mask_indptr=None, return_lse: bool = False,
            part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None, persistent=None):
@@ -425,8 +431,7 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         pers = dict(PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1)
     has_parts = part_o is not None
     dummy = out
-    opts = {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack")
-            if k in cfg}
+    opts = launch_options(cfg)
     attention_kernel[(grid,)](
         q, q.stride(0), q.stride(1), out, out.stride(0), out.stride(1),
         lse if return_lse else dummy, hq,
@@ -483,10 +488,8 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1)
     cx.update(ones)
     cx.update(features)
-    opts = {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack")
-            if k in cfg}
     return KernelSpec(kernel=kernel, config=f"{label}/{layout}", fn=attention_kernel,
                       signature=signature(attention_kernel, cx, q_ptr=f"*{dtype}", o_ptr=f"*{dtype}",
                                           k_ptr=f"*{dtype}", v_ptr=f"*{dtype}", **_SPEC_POINTERS),
-                      constexprs=cx, options=opts, targets=targets,
+                      constexprs=cx, options=launch_options(cfg), targets=targets,
                       aligned=aligned + ("s_q_tok", "s_q_head", "s_o_tok", "s_o_head"))
