@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from attn.scheduling import KV_END_OPEN
+
 # Item columns. A split tile's token t, chunk j writes partial row OUT_SLOT + t * STRIDE with
 # OUT_SLOT = base + j and STRIDE = chunks: token-major, so each token's partials are contiguous.
 REQ, Q_START, KV_START, KV_END, OUT_SLOT, KIND, STRIDE = range(7)
@@ -48,7 +50,7 @@ class Schedule:
         return float(loads.max() / loads.mean()) if loads.size and loads.mean() > 0 else 1.0
 
 
-def item_cost(rows: np.ndarray, kv: np.ndarray, block_m: np.ndarray, block_n: int) -> np.ndarray:
+def item_cost(kv: np.ndarray, block_m: np.ndarray, block_n: int) -> np.ndarray:
     """Cost in KV blocks touched, scaled by the tile's M (a large tile does more math per block),
     plus a fixed per-item overhead (loading q, the epilogue)."""
     blocks = np.maximum((kv + block_n - 1) // block_n, 0)
@@ -76,7 +78,7 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, group: int, num_programs: 
                         np.zeros(0, np.int64), np.zeros((0, 4), np.int64), 0)
     tiles = np.array(rows, np.int64)
     bm = np.where(tiles[:, 3] == DECODE, block_m_decode, block_m_prefill)
-    tile_cost = item_cost(tiles[:, 4], tiles[:, 2], bm, block_n)
+    tile_cost = item_cost(tiles[:, 2], bm, block_n)
     # Cut long tiles so that one item is at most about one program's fair share.
     if chunk_target is None:
         share = tile_cost.sum() / num_programs
@@ -92,9 +94,9 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, group: int, num_programs: 
         base = next_slot
         for j in range(n_chunks):
             last = j == n_chunks - 1
-            items.append((b, q0, j * step, 2 ** 31 - 1 if last else (j + 1) * step,
+            items.append((b, q0, j * step, KV_END_OPEN if last else (j + 1) * step,
                           -1 if n_chunks == 1 else base + j, kind, n_chunks))
-            costs.append(item_cost(None, np.array((visible if last else (j + 1) * step) - j * step), m, block_n))
+            costs.append(item_cost(np.array((visible if last else (j + 1) * step) - j * step), m, block_n))
         if n_chunks > 1:
             for t in range(ntok):
                 merge.append((b, q0 + t, base + t * n_chunks, n_chunks))   # request, token, first row, count
