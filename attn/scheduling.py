@@ -49,12 +49,16 @@ class WorkList:
         return wl
 
 
+def segment_arange(counts: np.ndarray) -> np.ndarray:
+    """0..counts[i]-1 for each i, concatenated ([2, 3] -> [0, 1, 0, 1, 2])."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
 def prefill_items(q_lens: np.ndarray, tq: int) -> np.ndarray:
     """One item per query tile of TQ tokens, whole KV (causal/window bounds are the kernel's)."""
     tiles = (q_lens + tq - 1) // tq
     req = np.repeat(np.arange(len(q_lens)), tiles)
-    first = np.cumsum(tiles) - tiles
-    q_start = (np.arange(int(tiles.sum())) - np.repeat(first, tiles)) * tq
+    q_start = segment_arange(tiles) * tq
     n = len(req)
     return np.stack([req, q_start, np.zeros(n, np.int64), np.full(n, KV_END_OPEN), np.full(n, -1)], 1)
 
@@ -71,8 +75,7 @@ def decode_items(kv_lens: np.ndarray, splits: np.ndarray, block_n: int, kv_begin
     per = (blocks + splits - 1) // splits                 # blocks per chunk
     splits = (blocks + per - 1) // per                    # drop empty trailing chunks
     req = np.repeat(np.arange(len(kv_lens)), splits)
-    first = np.cumsum(splits) - splits
-    j = np.arange(int(splits.sum())) - np.repeat(first, splits)
+    j = segment_arange(splits)
     kv_start = np.repeat(begin, splits) + j * np.repeat(per, splits) * block_n
     kv_end = np.minimum(kv_start + np.repeat(per, splits) * block_n, np.repeat(kv_lens, splits))
     parts = np.where(splits > 1, splits, 0)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from attn.scheduling import segment_arange
+
 
 def block_flags(custom_mask: torch.Tensor, q_lens: np.ndarray, kv_lens: np.ndarray, tq: int, block_n: int,
                 causal: bool, window_left: int):
@@ -65,7 +67,7 @@ def block_lists(items: np.ndarray, custom_mask: torch.Tensor, q_lens: np.ndarray
     nb = ((kv_lens + block_n - 1) // block_n).astype(np.int64)[req]
     start = offsets[req] + tile * nb
     item_of = np.repeat(np.arange(n), nb)
-    blk = np.arange(int(nb.sum())) - np.repeat(np.cumsum(nb) - nb, nb)
+    blk = segment_arange(nb)
     flat = np.repeat(start, nb) + blk
     is_live, is_full = live[flat], full[flat]
     cat = np.where(is_full, 1, np.where(is_live, 0, 2))
