@@ -18,8 +18,9 @@ if not torch.cuda.is_available():
 
 import attn  # noqa: E402
 from attn.layouts import KVCache, get_layout, set_validation, get_validation  # noqa: E402
-from attn.layouts.convert import flat_view  # noqa: E402
 from attn.triton_kernels import rotary as K  # noqa: E402
+
+import kvgen  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 gpu = pytest.mark.gpu
@@ -332,11 +333,21 @@ def _server_step(layout, page_size, hk, d, dtype, lens_old, lens_new, pad_tokens
     return kv, torch.tensor(pos, device=DEV), torch.tensor(slots, device=DEV)
 
 
-def _written_offsets(store, strides, slots, page_size, hk, d):
-    s = slots[slots >= 0].to(torch.int64).cpu()
-    h, dd = torch.arange(hk), torch.arange(d)
-    return strides.offset((s // page_size)[:, None, None], h[None, :, None], (s % page_size)[:, None, None],
-                          dd[None, None, :])
+def _check_written(kv, k_old, v_old, slots, k_want, v_want, dtype, what):
+    """The slots of live tokens hold k_want / v_want; every other slot (other tokens, unowned pages,
+    NaN included) is bit-identical to k_old / v_old. Storage is read back through tests/kvgen.py's
+    own permutes, not the library's strides."""
+    live = slots[slots >= 0].to(torch.int64).cpu()
+    ps = kv.page_size
+    page, slot = live // ps, live % ps
+    for name, store, old, want in (("k", kv.k, k_old, k_want), ("v", kv.v, v_old, v_want)):
+        new_l = kvgen.storage_to_logical(store.cpu(), kv.layout.name, name)    # [P, S, H, D]
+        old_l = kvgen.storage_to_logical(old.cpu(), kv.layout.name, name)
+        close(new_l[page, slot], want, dtype, f"{name} written slots, {what}")
+        untouched = torch.ones(new_l.shape[:2], dtype=torch.bool)
+        untouched[page, slot] = False
+        torch.testing.assert_close(new_l[untouched], old_l[untouched], rtol=0, atol=0, equal_nan=True,
+                                   msg=lambda m: f"{name} slots not written changed, {what}: {m}")
 
 
 @pytest.mark.parametrize("layout,page_size", [("NHD", 16), ("HND", 3), ("vllm", 4), ("vllm", 1), ("ragged", 1)])
@@ -360,15 +371,7 @@ def test_apply_and_write_kv(layout, page_size, style, d, r, dtype):
     assert torch.equal(k_new, kn0) and torch.equal(v_new, vn0), "k_new / v_new modified"
     live = slots >= 0
     k_want = oracle(kn0, pos, w, style, r)[live.cpu()]
-    for name, store, old, strides, want in (("k", kv.k, k_old, kv.k_strides, k_want),
-                                            ("v", kv.v, v_old, kv.v_strides, vn0[live].double().cpu())):
-        off = _written_offsets(store, strides, slots, kv.page_size, hk, d)
-        flat, flat_old = flat_view(store).cpu(), flat_view(old).cpu()
-        close(flat[off], want, dtype, f"{name} written slots, {what}")
-        untouched = torch.ones_like(flat, dtype=torch.bool)
-        untouched[off.reshape(-1)] = False
-        torch.testing.assert_close(flat[untouched], flat_old[untouched], rtol=0, atol=0, equal_nan=True,
-                                   msg=lambda m: f"{name} slots not written changed, {what}: {m}")
+    _check_written(kv, k_old, v_old, slots, k_want, vn0[live].double().cpu(), dtype, what)
 
 
 @pytest.mark.parametrize("layout", ["vllm", "HND", "NHD"])
@@ -397,15 +400,8 @@ def test_write_kv_page_runs(layout):
         w = inv_freq_plain(r, 1e4)
         close(qo, oracle(q, pos, w, "neox", r), dtype, "q " + what)
         live = slots >= 0
-        for name, store, old, strides, want in (("k", kv.k, k_old, kv.k_strides, oracle(k_new, pos, w, "neox", r)[live.cpu()]),
-                                                ("v", kv.v, v_old, kv.v_strides, v_new[live].double().cpu())):
-            off = _written_offsets(store, strides, slots, kv.page_size, hk, d)
-            flat, flat_old = flat_view(store).cpu(), flat_view(old).cpu()
-            close(flat[off], want, dtype, f"{name} written slots, {what}")
-            untouched = torch.ones_like(flat, dtype=torch.bool)
-            untouched[off.reshape(-1)] = False
-            torch.testing.assert_close(flat[untouched], flat_old[untouched], rtol=0, atol=0, equal_nan=True,
-                                       msg=lambda m: f"{name} slots not written changed, {what}: {m}")
+        _check_written(kv, k_old, v_old, slots, oracle(k_new, pos, w, "neox", r)[live.cpu()],
+                       v_new[live].double().cpu(), dtype, what)
 
 
 def test_launch_config():
