@@ -11,7 +11,7 @@ from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
 from attn.plans import check_plan_kv, kv_geometry, plan_lengths, prepare_run
-from attn.scheduling import WorkList
+from attn.scheduling import WorkList, segment_arange
 from attn.transforms import as_transform
 
 
@@ -129,7 +129,7 @@ class BatchPrefill:
             if n:
                 # Page j of sequence r is kv_indices[kv_indptr[r] + j]: (r, j) from the host lengths,
                 # kv_indptr read on the device (no second sync).
-                rel = np.stack([np.repeat(np.arange(b), need), np.arange(n) - np.repeat(np.cumsum(need) - need, need)])
+                rel = np.stack([np.repeat(np.arange(b), need), segment_arange(need)])
                 rel = torch.from_numpy(rel).to(self.device, non_blocking=True)
                 self._page_indices[:n].copy_(kv.page_indices[kv.page_indptr.to(torch.int64)[rel[0]] + rel[1]])
             self._page_indptr[: b + 1].copy_(torch.from_numpy(np.concatenate([[0], np.cumsum(need)]).astype(np.int32)))
