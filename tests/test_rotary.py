@@ -7,7 +7,6 @@ machine the same cases run compiled. GPU tier (@pytest.mark.gpu): fp16/bf16, lar
 """
 import math
 import os
-import random
 
 import pytest
 import torch
@@ -25,12 +24,6 @@ DEV = "cuda" if torch.cuda.is_available() else "cpu"
 gpu = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA/ROCm GPU")
 TOL = kvgen.TOL       # DESIGN.md tolerances: fp32 1e-5, fp16 1e-3, bf16 1e-2 (relative, norm-wise)
-
-
-def fresh_seed() -> int:
-    seed = random.randrange(2 ** 31)
-    torch.manual_seed(seed)
-    return seed
 
 
 # ------------------------------------------------------------------------------------ oracle
@@ -138,25 +131,28 @@ def test_cos_sin_cache_hf_names_and_dtype():
 
 # ------------------------------------------------------------------------------------ apply
 
-def _inputs(shape_lead, hq, hk, d, dtype):
-    q = torch.randn(*shape_lead, hq, d, dtype=dtype, device=DEV)
-    k = torch.randn(*shape_lead, hk, d, dtype=dtype, device=DEV)
+def _inputs(shape_lead, hq, hk, d, dtype, gen):
+    q = kvgen.randn((*shape_lead, hq, d), dtype, DEV, gen)
+    k = kvgen.randn((*shape_lead, hk, d), dtype, DEV, gen)
     return q, k
+
+
+def _randint(lo, hi, shape, gen, dtype=torch.int64, device=DEV):
+    return torch.randint(lo, hi, shape, generator=gen, dtype=dtype).to(device)
 
 
 @pytest.mark.parametrize("style", ["neox", "gptj"])
 @pytest.mark.parametrize("d,r", [(64, 64), (128, 64), (80, 80), (80, 32)])
 @pytest.mark.parametrize("inplace", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_apply_tokens(style, d, r, inplace, dtype):
-    seed = fresh_seed()
+def test_apply_tokens(style, d, r, inplace, dtype, gen):
     n, hq, hk, maxp = 13, 6, 2, 300
     cache = attn.rotary.cos_sin_cache(maxp, r, base=10000.0, device=DEV)
-    q, k = _inputs((n,), hq, hk, d, dtype)
-    pos = torch.randint(0, maxp, (n,), device=DEV, dtype=torch.int32)
+    q, k = _inputs((n,), hq, hk, d, dtype, gen)
+    pos = _randint(0, maxp, (n,), gen, torch.int32)
     q0, k0 = q.clone(), k.clone()
     qo, ko = attn.rotary.apply(q, k, pos, cache, style=style, inplace=inplace, backend="triton")
-    what = f"style={style} d={d} r={r} inplace={inplace} {dtype} seed={seed}"
+    what = f"style={style} d={d} r={r} inplace={inplace} {dtype}"
     close(qo, oracle(q0, pos, inv_freq_plain(r, 10000.0), style, r), dtype, "q " + what)
     close(ko, oracle(k0, pos, inv_freq_plain(r, 10000.0), style, r), dtype, "k " + what)
     if inplace:
@@ -169,70 +165,66 @@ def test_apply_tokens(style, d, r, inplace, dtype):
 
 @pytest.mark.parametrize("style", ["neox", "gptj"])
 @pytest.mark.parametrize("d,r", [(64, 64), (64, 32)])
-def test_kernel_poisoned_outputs_and_blockings(style, d, r):
+def test_kernel_poisoned_outputs_and_blockings(style, d, r, gen):
     """Outputs NaN before the launch; small forced blockings: several head blocks per token with a
     ragged last one, token blocks of 1 and 4 with a ragged tail."""
-    seed = fresh_seed()
     n, hq, hk, maxp = 11, 5, 3, 200
     cache = attn.rotary.cos_sin_cache(maxp, r, device=DEV)
-    q, k = _inputs((n,), hq, hk, d, torch.float32)
-    pos = torch.randint(0, maxp, (n,), device=DEV)
+    q, k = _inputs((n,), hq, hk, d, torch.float32, gen)
+    pos = _randint(0, maxp, (n,), gen)
     for cfg in (dict(BLOCK_TQ=1, BLOCK_TK=2, BLOCK_HQ=2, BLOCK_HK=2, num_warps=1),
                 dict(BLOCK_TQ=4, BLOCK_TK=1, BLOCK_HQ=8, BLOCK_HK=1, num_warps=2)):
         qo, ko = torch.full_like(q, float("nan")), torch.full_like(k, float("nan"))
         K.rotary(q, k, qo, ko, cache, r, style == "neox", positions=pos, config=cfg)
-        what = f"style={style} d={d} r={r} cfg={cfg} seed={seed}"
+        what = f"style={style} d={d} r={r} cfg={cfg}"
         close(qo, oracle(q, pos, inv_freq_plain(r, 1e4), style, r), torch.float32, "q " + what)
         close(ko, oracle(k, pos, inv_freq_plain(r, 1e4), style, r), torch.float32, "k " + what)
 
 
 @pytest.mark.parametrize("style", ["neox", "gptj"])
-def test_positions_past_2_16_and_int64(style):
-    seed = fresh_seed()
+def test_positions_past_2_16_and_int64(style, gen):
     n, r, maxp = 9, 64, 2 ** 17 + 7
     cache = attn.rotary.cos_sin_cache(maxp, r, device=DEV)
-    q, k = _inputs((n,), 4, 1, r, torch.float32)
-    pos = torch.randint(2 ** 16, maxp, (n,), device=DEV, dtype=torch.int64)
+    q, k = _inputs((n,), 4, 1, r, torch.float32, gen)
+    pos = _randint(2 ** 16, maxp, (n,), gen, torch.int64)
     pos[0] = maxp - 1
     qo, ko = attn.rotary.apply(q, k, pos, cache, style=style, backend="triton")
     w = inv_freq_plain(r, 1e4)
     # fp32 cache entries at angles ~1e5 rad: the cache, not the kernel, bounds the error.
-    close(qo, oracle(q, pos, w, style, r), torch.float32, f"q seed={seed}")
-    close(ko, oracle(k, pos, w, style, r), torch.float32, f"k seed={seed}")
+    close(qo, oracle(q, pos, w, style, r), torch.float32, "q")
+    close(ko, oracle(k, pos, w, style, r), torch.float32, "k")
 
 
 @pytest.mark.parametrize("scaling", SCALINGS[1:], ids=lambda s: s["type"])
-def test_apply_scaled_cache(scaling):
-    seed = fresh_seed()
+def test_apply_scaled_cache(scaling, gen):
     n, r, maxp = 7, 32, 2048
     cache = attn.rotary.cos_sin_cache(maxp, r, base=10000.0, scaling=scaling, device=DEV)
     w, ms = scaled_inv_freq(r, 10000.0, maxp, scaling)
-    q, k = _inputs((n,), 2, 2, r, torch.float32)
-    pos = torch.randint(0, maxp, (n,), device=DEV)
+    q, k = _inputs((n,), 2, 2, r, torch.float32, gen)
+    pos = _randint(0, maxp, (n,), gen)
     qo, ko = attn.rotary.apply(q, k, pos, cache, backend="triton")
-    close(qo, oracle(q, pos, w, "neox", r, ms), torch.float32, f"{scaling} seed={seed}")
-    close(ko, oracle(k, pos, w, "neox", r, ms), torch.float32, f"{scaling} seed={seed}")
+    close(qo, oracle(q, pos, w, "neox", r, ms), torch.float32, str(scaling))
+    close(ko, oracle(k, pos, w, "neox", r, ms), torch.float32, str(scaling))
 
 
 @pytest.mark.parametrize("style", ["neox", "gptj"])
 @pytest.mark.parametrize("pos_form", ["positions", "positions2d", "offsets"])
 @pytest.mark.parametrize("inplace", [False, True])
-def test_apply_bshd(style, pos_form, inplace):
-    seed = fresh_seed()
+def test_apply_bshd(style, pos_form, inplace, gen):
     b, s, hq, hk, d, r, maxp = 3, 5, 4, 2, 64, 32, 100
     cache = attn.rotary.cos_sin_cache(maxp, r, device=DEV)
     # A non-contiguous [b, s] slice of a longer buffer (flash-attn's k_cache[:, :s] case).
-    qbuf, kbuf = _inputs((b, s + 3), hq, hk, d, torch.float32)
+    qbuf, kbuf = _inputs((b, s + 3), hq, hk, d, torch.float32, gen)
     qbuf0, kbuf0 = qbuf.clone(), kbuf.clone()
     q, k = qbuf[:, 1:s + 1], kbuf[:, 1:s + 1]
     q0, k0 = q.clone(), k.clone()
-    offsets = torch.randint(0, maxp - s, (b,), device=DEV, dtype=torch.int32)
+    offsets = _randint(0, maxp - s, (b,), gen, torch.int32)
     pos2d = offsets[:, None].to(torch.int64) + torch.arange(s, device=DEV)
     kw = {"positions": pos2d.reshape(-1)} if pos_form == "positions" else \
         {"positions": pos2d} if pos_form == "positions2d" else {"offsets": offsets}
     qo, ko = attn.rotary.apply(q, k, cos_sin_cache=cache, style=style, inplace=inplace, backend="triton", **kw)
     w = inv_freq_plain(r, 1e4)
-    what = f"{style} {pos_form} inplace={inplace} seed={seed}"
+    what = f"{style} {pos_form} inplace={inplace}"
     close(qo, oracle(q0, pos2d, w, style, r), torch.float32, "q " + what)
     close(ko, oracle(k0, pos2d, w, style, r), torch.float32, "k " + what)
     assert qo.shape == q.shape and ko.shape == k.shape
@@ -242,55 +234,54 @@ def test_apply_bshd(style, pos_form, inplace):
 
 
 @pytest.mark.parametrize("style", ["neox", "gptj"])
-def test_apply_ragged_offsets_indptr(style):
-    seed = fresh_seed()
+def test_apply_ragged_offsets_indptr(style, gen):
     lens = [3, 0, 1, 7, 2]
     n, r, maxp = sum(lens), 64, 500
     indptr = torch.tensor([0] + list(torch.tensor(lens).cumsum(0)), dtype=torch.int32, device=DEV)
-    offsets = torch.randint(0, maxp - 8, (len(lens),), device=DEV)
+    offsets = _randint(0, maxp - 8, (len(lens),), gen)
     pos = torch.cat([o + torch.arange(L, device=DEV) for o, L in zip(offsets.tolist(), lens)])
     cache = attn.rotary.cos_sin_cache(maxp, r, device=DEV)
-    q, k = _inputs((n,), 8, 1, r, torch.float32)
+    q, k = _inputs((n,), 8, 1, r, torch.float32, gen)
     set_validation("full")
     try:
         qo, ko = attn.rotary.apply(q, k, cos_sin_cache=cache, style=style, offsets=offsets, indptr=indptr,
                                    backend="triton")
     finally:
         set_validation("cheap")
-    close(qo, oracle(q, pos, inv_freq_plain(r, 1e4), style, r), torch.float32, f"q lens={lens} seed={seed}")
-    close(ko, oracle(k, pos, inv_freq_plain(r, 1e4), style, r), torch.float32, f"k lens={lens} seed={seed}")
+    close(qo, oracle(q, pos, inv_freq_plain(r, 1e4), style, r), torch.float32, f"q lens={lens}")
+    close(ko, oracle(k, pos, inv_freq_plain(r, 1e4), style, r), torch.float32, f"k lens={lens}")
 
 
-def test_apply_fused_qkv_view_inplace():
+def test_apply_fused_qkv_view_inplace(gen):
     """q and k as views into one [tokens, (hq + 2 hk) * d] projection, rotated in place; v untouched."""
-    seed = fresh_seed()
     n, hq, hk, d = 6, 4, 2, 64
-    qkv = torch.randn(n, (hq + 2 * hk) * d, device=DEV)
+    qkv = kvgen.randn((n, (hq + 2 * hk) * d), device=DEV, gen=gen)
     ref = qkv.clone()
     q = qkv[:, : hq * d].view(n, hq, d)
     k = qkv[:, hq * d: (hq + hk) * d].view(n, hk, d)
-    pos = torch.randint(0, 64, (n,), device=DEV)
+    pos = _randint(0, 64, (n,), gen)
     cache = attn.rotary.cos_sin_cache(64, d, device=DEV)
     attn.rotary.apply(q, k, pos, cache, inplace=True, backend="triton")
     w = inv_freq_plain(d, 1e4)
-    close(q, oracle(ref[:, : hq * d].view(n, hq, d), pos, w, "neox", d), torch.float32, f"q seed={seed}")
-    close(k, oracle(ref[:, hq * d:(hq + hk) * d].view(n, hk, d), pos, w, "neox", d), torch.float32, f"k seed={seed}")
+    close(q, oracle(ref[:, : hq * d].view(n, hq, d), pos, w, "neox", d), torch.float32, "q")
+    close(k, oracle(ref[:, hq * d:(hq + hk) * d].view(n, hk, d), pos, w, "neox", d), torch.float32, "k")
     assert torch.equal(qkv[:, (hq + hk) * d:], ref[:, (hq + hk) * d:]), "v part of qkv modified"
 
 
-def test_torch_backend_matches_oracle():
+def test_torch_backend_matches_oracle(gen):
     n, r = 5, 32
     cache = attn.rotary.cos_sin_cache(50, r, device=DEV)
-    q, k = _inputs((n,), 2, 1, 48, torch.float32)
-    pos = torch.randint(0, 50, (n,), device=DEV)
+    q, k = _inputs((n,), 2, 1, 48, torch.float32, gen)
+    pos = _randint(0, 50, (n,), gen)
     for style in ("neox", "gptj"):
         qo, ko = attn.rotary.apply(q, k, pos, cache, style=style, backend="torch")
-        close(qo, oracle(q, pos, inv_freq_plain(r, 1e4), style, r), torch.float32, style)
+        close(qo, oracle(q, pos, inv_freq_plain(r, 1e4), style, r), torch.float32, "q " + style)
+        close(ko, oracle(k, pos, inv_freq_plain(r, 1e4), style, r), torch.float32, "k " + style)
 
 
 # ------------------------------------------------------------------------------------ fused write
 
-def _server_step(layout, page_size, hk, d, dtype, lens_old, lens_new, pad_tokens):
+def _server_step(layout, page_size, hk, d, dtype, lens_old, lens_new, pad_tokens, gen):
     """A cache with shuffled pages (some unowned), random old contents and NaN, and one step of
     new tokens appended to each sequence, plus padding tokens with slot -1."""
     lay = get_layout(layout)
@@ -299,18 +290,18 @@ def _server_step(layout, page_size, hk, d, dtype, lens_old, lens_new, pad_tokens
     if lay.paged:
         pages_per = [-(-t // page_size) for t in total]
         n_pages = sum(pages_per) + 3
-        perm = torch.randperm(n_pages)
+        perm = torch.randperm(n_pages, generator=gen)
         indptr = torch.tensor([0] + list(torch.tensor(pages_per).cumsum(0)), dtype=torch.int32)
         indices = perm[: sum(pages_per)].to(torch.int32)
-        kc = torch.randn(lay.shape("k", n_pages, page_size, hk, d, dtype), dtype=dtype)
-        vc = torch.randn(lay.shape("v", n_pages, page_size, hk, d, dtype), dtype=dtype)
+        kc = kvgen.randn(lay.shape("k", n_pages, page_size, hk, d, dtype), dtype, gen=gen)
+        vc = kvgen.randn(lay.shape("v", n_pages, page_size, hk, d, dtype), dtype, gen=gen)
     else:
         page_size, n_rows = 1, sum(total) + 5
-        perm = torch.randperm(n_rows)
+        perm = torch.randperm(n_rows, generator=gen)
         indptr = torch.tensor([0] + list(torch.tensor(total).cumsum(0)), dtype=torch.int32)
         indices = perm[: sum(total)].to(torch.int32)
-        kc = torch.randn(n_rows, hk, d, dtype=dtype)
-        vc = torch.randn(n_rows, hk, d, dtype=dtype)
+        kc = kvgen.randn((n_rows, hk, d), dtype, gen=gen)
+        vc = kvgen.randn((n_rows, hk, d), dtype, gen=gen)
     kc.view(-1)[:: 7] = float("nan")     # what an uninitialized cache may hold
     vc.view(-1)[:: 5] = float("nan")
     seq_lens = torch.tensor(total, dtype=torch.int32)
@@ -325,9 +316,9 @@ def _server_step(layout, page_size, hk, d, dtype, lens_old, lens_new, pad_tokens
             page = int(indices[indptr[bi] + p // page_size])
             pos.append(p)
             slots.append(page * page_size + p % page_size)
-    at = sorted(random.sample(range(len(pos) + pad_tokens), pad_tokens))
+    at = sorted(torch.randperm(len(pos) + pad_tokens, generator=gen)[:pad_tokens].tolist())
     for i in at:
-        pos.insert(i, random.randrange(16))     # padding: any valid position
+        pos.insert(i, int(torch.randint(16, (1,), generator=gen)))     # padding: any valid position
         slots.insert(i, -1)
     return kv, torch.tensor(pos, device=DEV), torch.tensor(slots, device=DEV)
 
@@ -352,19 +343,18 @@ def _check_written(kv, k_old, v_old, slots, k_want, v_want, dtype, what):
 @pytest.mark.parametrize("layout,page_size", [("NHD", 16), ("HND", 3), ("vllm", 4), ("vllm", 1), ("ragged", 1)])
 @pytest.mark.parametrize("style,d,r", [("neox", 64, 64), ("gptj", 64, 32), ("neox", 80, 48)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_apply_and_write_kv(layout, page_size, style, d, r, dtype):
-    seed = fresh_seed()
+def test_apply_and_write_kv(layout, page_size, style, d, r, dtype, gen):
     hq, hk = 4, 2
-    kv, pos, slots = _server_step(layout, page_size, hk, d, dtype, [5, 0, 17], [1, 6, 3], pad_tokens=2)
+    kv, pos, slots = _server_step(layout, page_size, hk, d, dtype, [5, 0, 17], [1, 6, 3], pad_tokens=2, gen=gen)
     n = pos.shape[0]
     k_old, v_old = kv.k.clone(), kv.v.clone()
     cache = attn.rotary.cos_sin_cache(64, r, device=DEV)
-    q = torch.randn(n, hq, d, dtype=dtype, device=DEV)
-    k_new = torch.randn(n, hk, d, dtype=dtype, device=DEV)
-    v_new = torch.randn(n, hk, d, dtype=dtype, device=DEV)
+    q = kvgen.randn((n, hq, d), dtype, DEV, gen)
+    k_new = kvgen.randn((n, hk, d), dtype, DEV, gen)
+    v_new = kvgen.randn((n, hk, d), dtype, DEV, gen)
     q0, kn0, vn0 = q.clone(), k_new.clone(), v_new.clone()
     qo = attn.rotary.apply_and_write_kv(q, k_new, v_new, pos, cache, kv, slots, style=style, backend="triton")
-    what = f"layout={layout} page_size={page_size} {style} d={d} r={r} {dtype} seed={seed}"
+    what = f"layout={layout} page_size={page_size} {style} d={d} r={r} {dtype}"
     w = inv_freq_plain(r, 1e4)
     close(qo, oracle(q0, pos, w, style, r), dtype, "q " + what)
     assert torch.equal(k_new, kn0) and torch.equal(v_new, vn0), "k_new / v_new modified"
@@ -374,28 +364,27 @@ def test_apply_and_write_kv(layout, page_size, style, d, r, dtype):
 
 
 @pytest.mark.parametrize("layout", ["vllm", "HND", "NHD"])
-def test_write_kv_page_runs(layout):
+def test_write_kv_page_runs(layout, gen):
     """Forced blockings of 4 tokens over pages of 8: blocks whose slots are one aligned run of a
     page (vLLM: the slot-contiguous store path) and blocks that are not (a sequence starting mid-page,
     a block straddling two sequences, padding) in one launch; unwritten slots keep their contents."""
-    seed = fresh_seed()
     hq, hk, d, r, dtype, ps = 4, 2, 64, 64, torch.float32, 8
-    kv, pos, slots = _server_step(layout, ps, hk, d, dtype, [0, 8, 3], [16, 13, 9], pad_tokens=0)
+    kv, pos, slots = _server_step(layout, ps, hk, d, dtype, [0, 8, 3], [16, 13, 9], pad_tokens=0, gen=gen)
     pad = torch.tensor([-1], device=DEV)
     pos, slots = torch.cat([pos, pos[:1]]), torch.cat([slots, pad])       # a padding token at the end
     n = pos.shape[0]
     k_old, v_old = kv.k.clone(), kv.v.clone()
     cache = attn.rotary.cos_sin_cache(64, r, device=DEV)
-    q = torch.randn(n, hq, d, dtype=dtype, device=DEV)
-    k_new = torch.randn(n, hk, d, dtype=dtype, device=DEV)
-    v_new = torch.randn(n, hk, d, dtype=dtype, device=DEV)
+    q = kvgen.randn((n, hq, d), dtype, DEV, gen)
+    k_new = kvgen.randn((n, hk, d), dtype, DEV, gen)
+    v_new = kvgen.randn((n, hk, d), dtype, DEV, gen)
     for cfg in (dict(BLOCK_TQ=2, BLOCK_TK=4, BLOCK_HQ=2, BLOCK_HK=1, num_warps=1),
                 dict(BLOCK_TQ=8, BLOCK_TK=8, BLOCK_HQ=4, BLOCK_HK=2, num_warps=2)):
         kv.k.copy_(k_old)
         kv.v.copy_(v_old)
         qo = torch.full_like(q, float("nan"))
         K.rotary(q, k_new, qo, None, cache, r, True, positions=pos, kv=kv, v=v_new, slot_mapping=slots, config=cfg)
-        what = f"layout={layout} cfg={cfg} seed={seed}"
+        what = f"layout={layout} cfg={cfg}"
         w = inv_freq_plain(r, 1e4)
         close(qo, oracle(q, pos, w, "neox", r), dtype, "q " + what)
         live = slots >= 0
@@ -418,11 +407,11 @@ def test_launch_config():
     assert lc(8192, 32, 8, 128, "nvidia", 132, overrides=(("tile", 4096),))["BLOCK_TQ"] == big["BLOCK_TQ"] // 2
 
 
-def test_validation_memo_still_rejects():
+def test_validation_memo_still_rejects(gen):
     """Cheap checks are remembered per metadata: a call with other metadata is still checked, and
     "full" checks values every time."""
     cache = attn.rotary.cos_sin_cache(32, 64, device=DEV)
-    q, k = _inputs((4,), 4, 2, 64, torch.float32)
+    q, k = _inputs((4,), 4, 2, 64, torch.float32, gen)
     pos = torch.arange(4, device=DEV)
     attn.rotary.apply(q, k, pos, cache, backend="triton")
     attn.rotary.apply(q, k, pos, cache, backend="triton")
@@ -435,23 +424,22 @@ def test_validation_memo_still_rejects():
         set_validation("cheap")
 
 
-def test_apply_and_write_kv_torch_backend_and_inplace():
-    seed = fresh_seed()
+def test_apply_and_write_kv_torch_backend_and_inplace(gen):
     d, hk = 64, 2
     results = []
+    seed = int(torch.randint(2 ** 62, (1,), generator=gen))
     for backend in ("torch", "triton"):
-        torch.manual_seed(seed)
-        random.seed(seed)
-        kv, pos, slots = _server_step("vllm", 8, hk, d, torch.float32, [3, 9], [2, 1], pad_tokens=1)
+        g = torch.Generator().manual_seed(seed)          # the same inputs for both backends
+        kv, pos, slots = _server_step("vllm", 8, hk, d, torch.float32, [3, 9], [2, 1], pad_tokens=1, gen=g)
         cache = attn.rotary.cos_sin_cache(32, d, device=DEV)
-        q = torch.randn(pos.shape[0], 4, d, device=DEV)
-        k_new, v_new = torch.randn(pos.shape[0], hk, d, device=DEV), torch.randn(pos.shape[0], hk, d, device=DEV)
+        q = kvgen.randn((pos.shape[0], 4, d), device=DEV, gen=g)
+        k_new, v_new = kvgen.randn((pos.shape[0], hk, d), device=DEV, gen=g), kvgen.randn((pos.shape[0], hk, d), device=DEV, gen=g)
         qo = attn.rotary.apply_and_write_kv(q, k_new, v_new, pos, cache, kv, slots, inplace=True, backend=backend)
         assert qo.data_ptr() == q.data_ptr()
         results.append((qo.clone(), kv.k.clone(), kv.v.clone()))
     for a, b_, name in zip(results[0], results[1], ("q", "k cache", "v cache")):
         torch.testing.assert_close(b_, a, rtol=1e-5, atol=1e-5, equal_nan=True,
-                                   msg=lambda m: f"{name} seed={seed}: {m}")
+                                   msg=lambda m: f"{name}: {m}")
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -461,9 +449,9 @@ def _err(exc, match, fn, *a, **kw):
         fn(*a, **kw)
 
 
-def test_errors():
+def test_errors(gen):
     cache = attn.rotary.cos_sin_cache(32, 64, device=DEV)
-    q, k = _inputs((4,), 4, 2, 64, torch.float32)
+    q, k = _inputs((4,), 4, 2, 64, torch.float32, gen)
     pos = torch.arange(4, device=DEV)
     apply = attn.rotary.apply
     _err(ValueError, "style must be 'neox' or 'gptj'; got 'rope'", apply, q, k, pos, cache, style="rope")
@@ -496,22 +484,22 @@ def test_errors():
         set_validation(level)
 
 
-def test_errors_write_kv():
-    kv, pos, slots = _server_step("NHD", 4, 2, 64, torch.float32, [2], [3], pad_tokens=0)
+def test_errors_write_kv(gen):
+    kv, pos, slots = _server_step("NHD", 4, 2, 64, torch.float32, [2], [3], pad_tokens=0, gen=gen)
     cache = attn.rotary.cos_sin_cache(32, 64, device=DEV)
     n = pos.shape[0]
-    q = torch.randn(n, 4, 64, device=DEV)
-    k, v = torch.randn(n, 2, 64, device=DEV), torch.randn(n, 2, 64, device=DEV)
+    q = kvgen.randn((n, 4, 64), device=DEV, gen=gen)
+    k, v = kvgen.randn((n, 2, 64), device=DEV, gen=gen), kvgen.randn((n, 2, 64), device=DEV, gen=gen)
     f = attn.rotary.apply_and_write_kv
     _err(TypeError, "kv must be an attn.layouts.KVCache; got Tensor", f, q, k, v, pos, cache, kv.k, slots)
-    _err(ValueError, r"k_new must have shape \[\*, 2, 64\]; got \[3, 3, 64\]", f, q, torch.randn(n, 3, 64, device=DEV),
+    _err(ValueError, r"k_new must have shape \[\*, 2, 64\]; got \[3, 3, 64\]", f, q, kvgen.randn((n, 3, 64), device=DEV, gen=gen),
          v, pos, cache, kv, slots)
     _err(ValueError, "slot_mapping must have 3 entries; got 2", f, q, k, v, pos, cache, kv, slots[:2])
     _err(ValueError, "q must have 3 dims", f, q[None], k, v, pos, cache, kv, slots)
 
 
-def test_triton_backend_on_cpu_without_interpreter(monkeypatch):
-    q, k = torch.randn(2, 1, 16), torch.randn(2, 1, 16)
+def test_triton_backend_on_cpu_without_interpreter(monkeypatch, gen):
+    q, k = kvgen.randn((2, 1, 16), gen=gen), kvgen.randn((2, 1, 16), gen=gen)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     _err(RuntimeError, "set TRITON_INTERPRET=1", attn.rotary.apply, q, k, torch.arange(2),
          attn.rotary.cos_sin_cache(4, 16), backend="triton")
@@ -531,17 +519,16 @@ def test_rotary_dataclass():
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("style", ["neox", "gptj"])
 @pytest.mark.parametrize("n", [1, 64, 8192, 40000])
-def test_gpu_apply_large(dtype, style, n):
-    seed = fresh_seed()
+def test_gpu_apply_large(dtype, style, n, gen):
     hq, hk, d, maxp = 32, 8, 128, 1 << 17
     cache = attn.rotary.cos_sin_cache(maxp, d, base=500000.0, device="cuda")
-    q, k = torch.randn(n, hq, d, dtype=dtype, device="cuda"), torch.randn(n, hk, d, dtype=dtype, device="cuda")
-    pos = torch.randint(0, maxp, (n,), device="cuda", dtype=torch.int32)
+    q, k = kvgen.randn((n, hq, d), dtype, "cuda", gen), kvgen.randn((n, hk, d), dtype, "cuda", gen)
+    pos = _randint(0, maxp, (n,), gen, torch.int32, "cuda")
     qo, ko = attn.rotary.apply(q, k, pos, cache, style=style)
     w = inv_freq_plain(d, 500000.0)
-    sel = torch.randint(0, n, (min(n, 512),))   # the float64 oracle on a sample of tokens
-    close(qo[sel], oracle(q[sel], pos[sel], w, style, d), dtype, f"q n={n} {dtype} {style} seed={seed}")
-    close(ko[sel], oracle(k[sel], pos[sel], w, style, d), dtype, f"k n={n} {dtype} {style} seed={seed}")
+    sel = torch.randint(0, n, (min(n, 512),), generator=gen)   # the float64 oracle on a sample of tokens
+    close(qo[sel], oracle(q[sel], pos[sel], w, style, d), dtype, f"q n={n} {dtype} {style}")
+    close(ko[sel], oracle(k[sel], pos[sel], w, style, d), dtype, f"k n={n} {dtype} {style}")
     ref_q, ref_k = attn.rotary.apply(q, k, pos, cache, style=style, backend="torch")
     close(qo, ref_q.double(), dtype, f"q vs torch backend n={n}")
     close(ko, ref_k.double(), dtype, f"k vs torch backend n={n}")
@@ -551,19 +538,18 @@ def test_gpu_apply_large(dtype, style, n):
 @needs_cuda
 @pytest.mark.parametrize("layout,page_size", [("NHD", 16), ("HND", 16), ("vllm", 16), ("ragged", 1)])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_gpu_apply_and_write_kv_large(layout, page_size, dtype):
-    seed = fresh_seed()
+def test_gpu_apply_and_write_kv_large(layout, page_size, dtype, gen):
     hq, hk, d = 32, 8, 128
-    lens_old = [random.randrange(0, 3000) for _ in range(16)]
-    lens_new = [random.randrange(1, 600) for _ in range(16)]
-    kv, pos, slots = _server_step(layout, page_size, hk, d, dtype, lens_old, lens_new, pad_tokens=7)
+    lens_old = torch.randint(0, 3000, (16,), generator=gen).tolist()
+    lens_new = torch.randint(1, 600, (16,), generator=gen).tolist()
+    kv, pos, slots = _server_step(layout, page_size, hk, d, dtype, lens_old, lens_new, pad_tokens=7, gen=gen)
     n = pos.shape[0]
     cache = attn.rotary.cos_sin_cache(4096, d, device="cuda")
-    q = torch.randn(n, hq, d, dtype=dtype, device="cuda")
-    k_new, v_new = torch.randn(n, hk, d, dtype=dtype, device="cuda"), torch.randn(n, hk, d, dtype=dtype, device="cuda")
+    q = kvgen.randn((n, hq, d), dtype, "cuda", gen)
+    k_new, v_new = kvgen.randn((n, hk, d), dtype, "cuda", gen), kvgen.randn((n, hk, d), dtype, "cuda", gen)
     k_old, v_old = kv.k.clone(), kv.v.clone()
     qo = attn.rotary.apply_and_write_kv(q, k_new, v_new, pos, cache, kv, slots)
-    what = f"{layout} page_size={page_size} {dtype} n={n} seed={seed}"
+    what = f"{layout} page_size={page_size} {dtype} n={n}"
     close(qo, attn.rotary.apply(q, k_new, pos, cache, backend="torch")[0].double(), dtype, "q " + what)
     kv_ref = KVCache.paged(k_old, v_old, kv.page_indptr, kv.page_indices, kv.seq_lens, layout=layout) \
         if kv.layout.paged else KVCache.token_pool(k_old, v_old, kv.page_indptr, kv.page_indices)
