@@ -34,7 +34,10 @@ def _check(ba, case, q, q_indptr, what, **opts):
     out, lse = ba.run(q, case.kv, out=out, lse=lse)
     ref, ref_lse = attn.reference.prefill(q, case.kv, q_indptr, return_lse=True, **opts)
     assert_close(out, ref, what=f"{what} {case.describe()}")
-    assert_close(lse, ref_lse, dtype=torch.float32, what=f"lse {what}", factor=100)
+    # fp32 inputs: the fp32 tolerance (measured on the CPU tier: <= 2e-7). Half inputs keep 100x (as
+    # tests/test_decode.py) until the GPU tier is measured: fp16 also measured <= 2e-7 on the CPU tier.
+    assert_close(lse, ref_lse, dtype=torch.float32, what=f"lse {what}",
+                 factor=1 if q.dtype == torch.float32 else 100)
 
 
 @pytest.mark.parametrize("layout,page_size", [("HND", 16), ("NHD", 3), ("vllm", 4), ("ragged", 1),
@@ -70,8 +73,8 @@ def test_replan_reuses_buffers(gen, device):
         _check(ba, case, q, q_indptr, f"plan {i}")
 
 
-def test_schedule_covers_every_item_once_and_balances():
-    rng = np.random.default_rng(0)
+def test_schedule_covers_every_item_once_and_balances(gen):
+    rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=gen)))
     q_lens = np.r_[np.ones(64, int), [512, 1024, 2048, 768], [0, 0]]
     kv_lens = np.r_[rng.integers(1024, 8192, 64), [512, 1536, 2048, 4000], [0, 7]]
     s = S.build(q_lens, kv_lens, group=4, num_programs=33, tq_decode=4, tq_prefill=32, block_m_decode=16,
