@@ -69,6 +69,7 @@ class BatchPrefill:
         self._blk_indptr = self._blk_ids = None
         self._out = self._lse = None
         self._planned = None
+        self._captured_cfg = None   # the kernel config a captured graph holds (set by run())
 
     # ------------------------------------------------------------------------------ plan
     def plan(self, q_indptr: torch.Tensor, kv: KVCache, causal: bool = True, sm_scale: float | None = None,
@@ -106,11 +107,15 @@ class BatchPrefill:
                            features=P.features_of(custom_mask=custom_mask, window_left=window_left, softcap=softcap,
                                                   logits_transform=logits_transform, return_lse=return_lse,
                                                   rotary=rotary))
+        if self._captured_cfg is not None and cfg != self._captured_cfg:
+            V.fail(f"this BatchPrefill was captured in a CUDA graph with kernel config {self._captured_cfg}; "
+                   f"this plan's options need {cfg}: build another BatchPrefill for them")
         _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
 
         # Work list: sized once for the worst batch of max_tokens / max_batch with this tile shape.
         max_items = self.max_tokens // tq + self.max_batch
         if self._work is None or self._work.max_items < max_items:
+            self._grow("the work list")
             self._work = WorkList.empty(max_items, self.device)
             self._blk_indptr = torch.zeros(2 * max_items + 1, dtype=torch.int32, device=self.device)
         items = P.ordered_items(q_lens, kv_lens, tq, causal, window_left)
@@ -125,6 +130,7 @@ class BatchPrefill:
             need = (kv_lens + kv.page_size - 1) // kv.page_size
             n = int(need.sum())
             if n > self._page_indices.shape[0]:
+                self._grow("the page map (max_kv_pages)")
                 self._page_indices = torch.zeros(n, dtype=torch.int32, device=self.device)
             if n:
                 # Page j of sequence r is kv_indices[kv_indptr[r] + j]: (r, j) from the host lengths,
@@ -139,12 +145,14 @@ class BatchPrefill:
             P.check_mask(custom_mask, q_lens, kv_lens)
             nbits = custom_mask.shape[0]
             if nbits > self._mask.shape[0]:
+                self._grow("the custom mask (max_mask_bits)")
                 self._mask = torch.zeros(nbits, dtype=torch.bool, device=self.device)
             self._mask[:nbits].copy_(custom_mask)
             self._mask_indptr[:b].copy_(torch.from_numpy(P.mask_indptr_for(q_lens, kv_lens)))
             bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
             if self._blk_ids is None or ids.shape[0] > self._blk_ids.shape[0]:
                 # At most every block of every item: sized once when max_kv_len is known.
+                self._grow("the mask block lists (max_kv_len)")
                 bound = self._work.max_items * -(-(self.max_kv_len or 0) // cfg["BLOCK_N"])
                 self._blk_ids = torch.zeros(max(ids.shape[0], bound, 1), dtype=torch.int32, device=self.device)
             self._blk_indptr[: bi.shape[0]].copy_(torch.from_numpy(bi))
@@ -156,8 +164,10 @@ class BatchPrefill:
 
         shape = (self.max_tokens, hq, d)
         if self._out is None or self._out.shape != shape or self._out.dtype != kv.dtype:
+            self._grow("the output buffer")
             self._out = torch.empty(shape, dtype=kv.dtype, device=self.device)
         if return_lse and (self._lse is None or self._lse.shape != shape[:2]):
+            self._grow("the lse buffer")
             self._lse = torch.empty(shape[:2], dtype=torch.float32, device=self.device)
         transform = as_transform(logits_transform)
         if transform is not None and transform.triton_fn is None:
@@ -173,6 +183,13 @@ class BatchPrefill:
                       self._seq_lens),
             geometry=kv_geometry(kv), q_heads=hq, d=d, dtype=kv.dtype, total_q=total_q)
         return self
+
+    def _grow(self, what: str):
+        """A buffer must be (re)allocated: a captured graph would keep reading the old one."""
+        if self._captured_cfg is not None:
+            V.fail(f"this batch needs a larger {what} than the BatchPrefill held when its CUDA graph was "
+                   "captured; size the constructor's maxima (max_tokens, max_batch, max_kv_pages, "
+                   "max_mask_bits, max_kv_len) for the largest batch")
 
     @property
     def cfg(self) -> dict | None:
@@ -202,6 +219,8 @@ class BatchPrefill:
         if p is not None and p["return_lse"] and lse is None:
             lse = self._lse[:q.shape[0]]
         out, lse = prepare_run(p, q, kv, p["total_q"] if p else 0, out, lse, "BatchPrefill")
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            self._captured_cfg = dict(p["cfg"])
         launch(q, kv, self._q_indptr, self._work, out, lse, p["cfg"], causal=p["causal"], sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                custom_mask=p["custom_mask"], mask_indptr=p["mask_indptr"], mask_blocks=p["mask_blocks"],

@@ -242,6 +242,24 @@ def test_batch_prefill_errors(gen, device):
         attn.BatchPrefill(max_tokens=64, max_batch=2, device=device, num_q_heads=4).run(torch.zeros(1), case.kv)
 
 
+def test_batch_prefill_refuses_what_a_captured_graph_cannot_follow(gen, device):
+    """After capture (run() records the config it launched), a plan that needs a larger buffer or
+    another kernel config must fail rather than leave the graph reading stale buffers."""
+    case = make_kv([10, 12], layout="HND", page_size=4, kv_heads=2, head_dim=64, device=device, gen=gen)
+    _, qi = ragged_q([10, 12], 4, 64, device=device, gen=gen)
+    plan = attn.BatchPrefill(max_tokens=64, max_batch=2, device=device, num_q_heads=4, max_kv_pages=6)
+    plan.plan(qi, case.kv)
+    plan._captured_cfg = plan.cfg                 # what run() records while a CUDA graph is captured
+    plan.plan(qi, case.kv)                        # the same shape: fine
+    big = make_kv([10, 40], layout="HND", page_size=4, kv_heads=2, head_dim=64, device=device, gen=gen)
+    _, qi_big = ragged_q([10, 40], 4, 64, device=device, gen=gen)
+    with pytest.raises(ValueError, match="max_kv_pages"):
+        plan.plan(qi_big, big.kv)
+    plan._captured_cfg = dict(plan.cfg, BLOCK_N=plan.cfg["BLOCK_N"] * 2)
+    with pytest.raises(ValueError, match="kernel config"):
+        plan.plan(qi, case.kv)
+
+
 def test_compile_specs_and_aot():
     """The prefill specs are well formed, and two compile ahead of time (sm_90, gfx942) in a fresh
     process: under TRITON_INTERPRET=1 the kernels are interpreter functions, not compilable."""
