@@ -97,15 +97,17 @@ class BatchAttention:
 
         group = q_heads // kv.num_kv_heads
         plat = platform.for_tensor(kv.k)
-        if self.cfg is None:
-            self.cfg = P.config_for(plat, kv.head_dim, group, kv.page_size, kv.dtype,
-                                    features=P.features_of(window_left=window_left, softcap=softcap,
-                                                           logits_transform=logits_transform, return_lse=return_lse,
-                                                           persistent=True))
-            self.cfg.update(self.kernel_config)
-            # The small tile holds one decode token's GQA group: at least the MMA's 16 rows.
-            self.block_m_decode = max(16, 1 << (group - 1).bit_length())
-        cfg = self.cfg
+        cfg = P.config_for(plat, kv.head_dim, group, kv.page_size, kv.dtype,
+                           features=P.features_of(window_left=window_left, softcap=softcap,
+                                                  logits_transform=logits_transform, return_lse=return_lse,
+                                                  persistent=True))
+        cfg.update(self.kernel_config)
+        if self.cfg is not None and cfg != self.cfg and self._captured:
+            V.fail(f"this BatchAttention was captured in a CUDA graph with kernel config {self.cfg}; this plan "
+                   f"(head_dim, dtype, page size or options) needs {cfg}: build another BatchAttention")
+        self.cfg = cfg
+        # The small tile holds one decode token's GQA group: at least the MMA's 16 rows.
+        self.block_m_decode = max(16, 1 << (group - 1).bit_length())
         if group > self.block_m_decode or group > cfg["BLOCK_M"]:
             V.fail(f"BatchAttention packs a GQA group into one tile; group {group} exceeds BLOCK_M")
         _, tq_d, _ = tile_shape(group, self.block_m_decode)

@@ -118,6 +118,17 @@ def test_describe_and_errors(gen, device):
         attn.BatchAttention(max_tokens=8, max_batch=0)
 
 
+def test_captured_plan_refuses_another_kernel_config(gen, device):
+    case, q, q_indptr = _batch(gen, 3, [(10, 0)], "HND", 16, device, torch.float32)
+    ba = attn.BatchAttention(max_tokens=64, max_batch=8, device=device)
+    ba.plan(q_indptr, case.kv, 8)
+    ba._captured = True                            # what run() records while a CUDA graph is captured
+    ba.plan(q_indptr, case.kv, 8)                  # the same config: fine
+    ba.kernel_config = {"BLOCK_N": ba.cfg["BLOCK_N"] * 2}
+    with pytest.raises(ValueError, match="kernel config"):
+        ba.plan(q_indptr, case.kv, 8)
+
+
 # ----------------------------------------------------------------------------------- GPU tier
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
