@@ -57,7 +57,7 @@ def item_cost(kv: np.ndarray, block_m: np.ndarray, block_n: int) -> np.ndarray:
     return blocks * (1.0 + block_m / 64.0) + 2.0
 
 
-def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, group: int, num_programs: int, tq_decode: int,
+def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_decode: int,
           tq_prefill: int, block_m_decode: int, block_m_prefill: int, block_n: int, causal: bool,
           chunk_target: int | None = None) -> Schedule:
     """Items for every request and their assignment to num_programs persistent programs."""

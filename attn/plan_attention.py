@@ -119,7 +119,7 @@ class BatchAttention:
             per_sm = max(1, 8 // cfg.get("num_warps", 4))
             self.num_programs = max(1, plat.num_sms * per_sm // kv.num_kv_heads)
         sched = persistent_schedule.build(
-            q_lens, kv_lens, group=group, num_programs=self.num_programs, tq_decode=tq_d, tq_prefill=tq_p,
+            q_lens, kv_lens, num_programs=self.num_programs, tq_decode=tq_d, tq_prefill=tq_p,
             block_m_decode=self.block_m_decode, block_m_prefill=cfg["BLOCK_M"], block_n=cfg["BLOCK_N"],
             causal=causal, chunk_target=self.chunk_kv)
         self.schedule = sched

@@ -77,7 +77,7 @@ def test_schedule_covers_every_item_once_and_balances(gen):
     rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=gen)))
     q_lens = np.r_[np.ones(64, int), [512, 1024, 2048, 768], [0, 0]]
     kv_lens = np.r_[rng.integers(1024, 8192, 64), [512, 1536, 2048, 4000], [0, 7]]
-    s = S.build(q_lens, kv_lens, group=4, num_programs=33, tq_decode=4, tq_prefill=32, block_m_decode=16,
+    s = S.build(q_lens, kv_lens, num_programs=33, tq_decode=4, tq_prefill=32, block_m_decode=16,
                 block_m_prefill=128, block_n=64, causal=True)
     assert sorted(s.prog_items.tolist()) == list(range(len(s.items)))
     assert s.prog_indptr[-1] == len(s.items)
@@ -97,7 +97,7 @@ def test_schedule_covers_every_item_once_and_balances(gen):
 
 
 def test_schedule_splits_long_tiles_when_programs_are_few():
-    s = S.build(np.array([1, 1]), np.array([6400, 64]), group=4, num_programs=8, tq_decode=4, tq_prefill=32,
+    s = S.build(np.array([1, 1]), np.array([6400, 64]), num_programs=8, tq_decode=4, tq_prefill=32,
                 block_m_decode=16, block_m_prefill=128, block_n=64, causal=True)
     assert len(s.items) > 2 and s.num_partial_rows > 0
     assert s.imbalance() < 1.6
