@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from attn import platform
 from attn.layouts import KVCache
 from attn.layouts.descriptors import get_layout
 
@@ -150,7 +151,7 @@ class Case:
         q, kv = self.q, self.kv
         b = len(self.kv_lens)
         return dict(head_dim=kv.head_dim, group=q.shape[1] // kv.num_kv_heads, page_size=kv.page_size,
-                    dtype=str(q.dtype).replace("torch.", ""), batch=b,
+                    dtype=platform.dtype_name(q.dtype), batch=b,
                     q_len=int(round(float(np.mean(self.q_lens)))) if b else 0,
                     kv_len=int(round(float(np.mean(self.kv_lens)))) if b else 0)
 

@@ -121,8 +121,8 @@ def run(args) -> int:
     plat = platform.get()
     print(f"attn demo on {plat.device_name} ({plat.vendor} {plat.arch}"
           f"{', Triton interpreter' if platform.interpreter_active() and not gpu else ''}): "
-          f"{len(lens)} sequences, lengths {lens}, q_heads={hq} kv_heads={hk} head_dim={d} {str(dtype)[6:]}, "
-          f"page_size={ps}")
+          f"{len(lens)} sequences, lengths {lens}, q_heads={hq} kv_heads={hk} head_dim={d} "
+          f"{platform.dtype_name(dtype)}, page_size={ps}")
 
     def randn(*shape):
         return torch.randn(*shape, generator=g).to(device=device, dtype=dtype)

@@ -63,48 +63,49 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
     """Items for every request and their assignment to num_programs persistent programs."""
     q_lens = np.asarray(q_lens, np.int64)
     kv_lens = np.asarray(kv_lens, np.int64)
-    rows = []
-    for b, (lq, lk) in enumerate(zip(q_lens, kv_lens)):
-        if lq == 0:
-            continue
-        kind = DECODE if lq <= tq_decode else PREFILL
-        tq = tq_decode if kind == DECODE else tq_prefill
-        for q0 in range(0, lq, tq):
-            last = min(q0 + tq, lq) - 1
-            visible = min(lk, lk - lq + last + 1) if causal else lk     # keys the tile's last row sees
-            rows.append((b, q0, max(visible, 0), kind, min(tq, lq - q0)))
-    if not rows:
+    # Query tiles, request-major: request b holds ceil(q_len / tq) tiles (none for q_len 0).
+    kind_b = np.where(q_lens <= tq_decode, DECODE, PREFILL)
+    tq_b = np.where(kind_b == DECODE, tq_decode, tq_prefill).astype(np.int64)
+    n_tiles = np.maximum(-(-q_lens // tq_b), 0)
+    req = np.repeat(np.arange(len(q_lens), dtype=np.int64), n_tiles)
+    if not len(req):
         return Schedule(np.zeros((0, 7), np.int64), np.zeros(0), np.zeros(num_programs + 1, np.int64),
                         np.zeros(0, np.int64), np.zeros((0, 4), np.int64), 0)
-    tiles = np.array(rows, np.int64)
-    bm = np.where(tiles[:, 3] == DECODE, block_m_decode, block_m_prefill)
-    tile_cost = item_cost(tiles[:, 2], bm, block_n)
+    lq, lk, tq, kind = q_lens[req], kv_lens[req], tq_b[req], kind_b[req]
+    q0 = (np.arange(len(req)) - np.repeat(np.cumsum(n_tiles) - n_tiles, n_tiles)) * tq
+    ntok = np.minimum(tq, lq - q0)
+    # Keys the tile's last row sees.
+    visible = np.maximum(np.minimum(lk, lk - lq + q0 + ntok) if causal else lk, 0)
+    bm = np.where(kind == DECODE, block_m_decode, block_m_prefill)
+    tile_cost = item_cost(visible, bm, block_n)
     # Cut long tiles so that one item is at most about one program's fair share.
     if chunk_target is None:
         share = tile_cost.sum() / num_programs
         per_block = 1.0 + bm / 64.0
         chunk_blocks = np.maximum(np.floor(share / per_block), 4).astype(np.int64)
     else:
-        chunk_blocks = np.full(len(tiles), max(chunk_target // block_n, 1), np.int64)
-    items, merge, costs, next_slot = [], [], [], 0
-    for (b, q0, visible, kind, ntok), cb, m in zip(tiles, chunk_blocks, bm):
-        blocks = max((visible + block_n - 1) // block_n, 1)
-        n_chunks = int((blocks + cb - 1) // cb)
-        step = int(cb) * block_n
-        base = next_slot
-        for j in range(n_chunks):
-            last = j == n_chunks - 1
-            items.append((b, q0, j * step, KV_END_OPEN if last else (j + 1) * step,
-                          -1 if n_chunks == 1 else base + j, kind, n_chunks))
-            costs.append(item_cost(np.array((visible if last else (j + 1) * step) - j * step), m, block_n))
-        if n_chunks > 1:
-            for t in range(ntok):
-                merge.append((b, q0 + t, base + t * n_chunks, n_chunks))   # request, token, first row, count
-            next_slot += n_chunks * ntok
-    items = np.array(items, np.int64)
-    cost = np.array(costs, np.float64)
+        chunk_blocks = np.full(len(req), max(chunk_target // block_n, 1), np.int64)
+    blocks = np.maximum((visible + block_n - 1) // block_n, 1)
+    n_chunks = (blocks + chunk_blocks - 1) // chunk_blocks
+    step = chunk_blocks * block_n
+    split = n_chunks > 1
+    rows = np.where(split, n_chunks * ntok, 0)          # partial rows of each tile
+    base = np.cumsum(rows) - rows
+    # Items, tile-major: tile t's chunk j reads keys [j * step, (j + 1) * step), the last one to the end.
+    t = np.repeat(np.arange(len(req)), n_chunks)
+    j = np.arange(len(t)) - np.repeat(np.cumsum(n_chunks) - n_chunks, n_chunks)
+    last = j == n_chunks[t] - 1
+    kv0 = j * step[t]
+    kv1 = (j + 1) * step[t]
+    items = np.stack([req[t], q0[t], kv0, np.where(last, KV_END_OPEN, kv1),
+                      np.where(split[t], base[t] + j, -1), kind[t], n_chunks[t]], axis=1).astype(np.int64)
+    cost = item_cost(np.where(last, visible[t], kv1) - kv0, bm[t], block_n).astype(np.float64)
+    # Merge rows: split tile t's token i reads its partials from base + i * n_chunks on.
+    s = np.repeat(np.flatnonzero(split), ntok[split])
+    i = np.arange(len(s)) - np.repeat(np.cumsum(ntok[split]) - ntok[split], ntok[split])
+    merge = np.stack([req[s], q0[s] + i, base[s] + i * n_chunks[s], n_chunks[s]], axis=1).astype(np.int64)
     prog_indptr, prog_items = assign(cost, num_programs)
-    return Schedule(items, cost, prog_indptr, prog_items, np.array(merge, np.int64).reshape(-1, 4), next_slot)
+    return Schedule(items, cost, prog_indptr, prog_items, merge, int(rows.sum()))
 
 
 def assign(cost: np.ndarray, num_programs: int):

@@ -42,6 +42,11 @@ def as_device(device) -> torch.device:
     return dev
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """torch.bfloat16 -> "bfloat16": the dtype key of config files and benchmark tables."""
+    return str(dtype).replace("torch.", "")
+
+
 def gpu_available() -> bool:
     return torch.cuda.is_available()
 

@@ -178,6 +178,35 @@ def sweep(args, dtype, cache, row, t_start):
             print(f"sweep {op} {over} skipped: {type(e).__name__}: {e}")
 
 
+def fused_into_attention(cache, row_fused, rounds=3):
+    """Rotary fused into attention (q rotated on load, attn.Rotary): the same plan with and without
+    it, prefill b=8 x 2048 (ragged, causal) and decode b=64 x 4096 (HND, page 16), bf16. Timed
+    alternately (graph replays, attn.benchutil.gpu_time) over `rounds` rounds; medians compared."""
+    import statistics
+    rot = attn.Rotary(cache, style="neox")
+    dt = torch.bfloat16
+    cases = []
+    kv = bu.make_kv([2048] * 8, layout="ragged", page_size=1, kv_heads=HK, head_dim=D, dtype=dt)
+    qi = torch.arange(0, 8 * 2048 + 1, 2048, dtype=torch.int32, device="cuda")
+    q = torch.randn(8 * 2048, HQ, D, dtype=dt, device="cuda")
+    out = torch.empty_like(q)
+    plans = [attn.BatchPrefill(max_tokens=q.shape[0], max_batch=8, num_q_heads=HQ).plan(qi, kv, rotary=r)
+             for r in (None, rot)]
+    cases.append(("prefill b=8 x 2048", [lambda p=p: p.run(q, kv, out=out) for p in plans]))
+    kvd = bu.make_kv([4096] * 64, layout="HND", page_size=16, kv_heads=HK, head_dim=D, dtype=dt)
+    qd = torch.randn(64, HQ, D, dtype=dt, device="cuda")
+    outd = torch.empty_like(qd)
+    dplans = [attn.BatchDecode(max_batch=64).plan(kvd, HQ, rotary=r) for r in (None, rot)]
+    cases.append(("decode b=64 x 4096", [lambda p=p: p.run(qd, kvd, out=outd) for p in dplans]))
+    for label, (plain, fused) in cases:
+        tp, tf = [], []
+        for _ in range(rounds):
+            tp.append(bu.gpu_time([plain])[0])
+            tf.append(bu.gpu_time([fused])[0])
+        mp, mf = statistics.median(tp), statistics.median(tf)
+        row_fused(label, mp, mf)
+
+
 def run(args):
     t_start = time.perf_counter()
     dev = torch.cuda.get_device_name()
@@ -240,6 +269,9 @@ def run(args):
                 write_kv(kv, ko, v, slots, backend="torch")
             row(f"apply_and_write_kv {layout}", n, "torch ops + torch write", bench(torch_sep), fused_bytes, "many")
 
+    fused_rows = []
+    if args.attention:
+        fused_into_attention(cache, lambda label, mp, mf: fused_rows.append((label, mp, mf)))
     if args.sweep and time.perf_counter() - t_start < args.sweep_budget:
         sweep(args, dtype, cache, row, t_start)
 
@@ -254,6 +286,11 @@ def run(args):
         h = "" if r["host"] is None else f"{r['host']:.1f}"
         lines.append(f"| {r['op']} | {r['tokens']} | {r['impl']} | {r['launches']} | {r['us']:.2f} | "
                      f"{r['gbs']:.0f} | {100 * r['frac']:.1f}% | {g} | {h} |")
+    if fused_rows:
+        lines += ["", "Rotary fused into attention (q rotated on load; median of alternating graph-timed rounds):", "",
+                  "| attention | without rotary (us) | with fused rotary (us) | overhead |", "|---|---:|---:|---:|"]
+        for label, mp, mf in fused_rows:
+            lines.append(f"| {label} | {mp * 1e3:.1f} | {mf * 1e3:.1f} | {100 * (mf / mp - 1):+.1f}% |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
@@ -273,6 +310,8 @@ def main():
                     help="skip the launch-shape sweep at the largest token count")
     ap.add_argument("--sweep-budget", type=float, default=40.0,
                     help="seconds since start after which the sweep stops (keeps the run under a minute)")
+    ap.add_argument("--no-attention", dest="attention", action="store_false",
+                    help="skip the fused-into-attention overhead (prefill 8 x 2048, decode 64 x 4096)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_rotary needs a GPU")

@@ -102,6 +102,8 @@ def _hip_python():
 def hiprtc_version() -> str:
     _, hiprtc = _hip_python()
     err, major, minor = hiprtc.hiprtcVersion()
+    if err != hiprtc.hiprtcResult.HIPRTC_SUCCESS:
+        raise ToolchainMissing(f"hiprtc is not usable: hiprtcVersion failed with {err!r} ({find_hiprtc()})")
     return f"hiprtc-{major}.{minor}:{os.path.basename(find_hiprtc() or '')}"
 
 
@@ -153,7 +155,7 @@ def nvrtc_version() -> str:
     except RuntimeError as e:       # libnvrtc not found: the nvidia-cuda-nvrtc wheel is missing
         raise ToolchainMissing(f"NVRTC library not found (pip install nvidia-cuda-nvrtc-cu12): {e}") from None
     if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-        raise ToolchainMissing(f"NVRTC is not usable: {err}")
+        raise ToolchainMissing(f"NVRTC is not usable: nvrtcVersion failed with {err!r}")
     return f"nvrtc-{major}.{minor}"
 
 

@@ -94,8 +94,6 @@ class KVCache:
         flat = page_table.as_strided((span,), (1,))
         kv = cls._make(k_cache, v_cache, lay, geo, indptr, flat, seq_lens, max_pages)
         if V.values_enabled():
-            lens = seq_lens.detach().to("cpu", torch.int64)
-            V.check_range("seq_lens", lens, 0, max_pages * geo["S"] + 1)
             kv.check_page_map("page_table", "page_table", table=page_table)
         return kv
 
@@ -174,7 +172,46 @@ class KVCache:
 
     # ---------------------------------------------------------------- value checks
     def check_page_map(self, indptr_name: str, indices_name: str, table: torch.Tensor | None = None):
-        """Indptr monotone, every page a live token needs in range: one host sync."""
+        """Indptr monotone, lengths that fit their pages, every page a live token needs in range.
+
+        The checks reduce on the cache's device to one flag each, fetched in one host transfer; only
+        when one is set does _explain_page_map re-read the map on the host to name the first bad entry.
+        table: the padded page table [b, max_pages] of from_page_table (its seq_lens must also fit
+        max_pages pages)."""
+        if self.page_indptr.numel() == 0 or any(self._page_map_flags(table).tolist()):
+            self._explain_page_map(indptr_name, indices_name, table)
+
+    def _page_map_flags(self, table: torch.Tensor | None) -> torch.Tensor:
+        """bool [n] on the device, one per check of _explain_page_map; all False for a valid map.
+        No host sync: no data-dependent shapes (masks instead of nonzero or boolean indexing)."""
+        ip = self.page_indptr.detach().to(torch.int64)
+        lens = self.seq_lens.detach().to(torch.int64)
+        high = 2 ** 31 if table is None else min(2 ** 31, table.shape[1] * self.page_size + 1)
+        given = ip[1:] - ip[:-1]
+        # Lengths out of range may overflow here; their own flag is set then.
+        need = (lens + self.page_size - 1) // self.page_size
+        flags = [((lens < 0) | (lens >= high)).any(), (need > given).any()]
+        if table is None:
+            flags += [ip[0] != 0, (given < 0).any()]
+            if self.page_indices is not None:
+                flags.append(ip[-1] > self.page_indices.shape[0])
+        if self.page_indices is not None and self.batch_size:
+            if table is None:
+                # Entry e belongs to the last sequence starting at or before it; on a valid map it
+                # is live when it is one of that sequence's first need pages. An invalid indptr or
+                # lengths set a flag above, whatever this mask says.
+                vals = self.page_indices
+                e = torch.arange(vals.shape[0], device=ip.device)
+                owner = (torch.searchsorted(ip.contiguous(), e, right=True) - 1).clamp(0, self.batch_size - 1)
+                live = (e >= ip[owner]) & (e - ip[owner] < need[owner])
+            else:
+                vals = table
+                live = torch.arange(table.shape[1], device=ip.device)[None, :] < need[:, None]
+            flags.append((live & ((vals < 0) | (vals >= self.num_pages))).any())
+        return torch.stack(flags)
+
+    def _explain_page_map(self, indptr_name: str, indices_name: str, table: torch.Tensor | None):
+        """The checks of check_page_map on the host, in order: raise naming the first bad entry."""
         # The indptr first: ragged and token-pool lengths are its differences.
         if table is None:
             n_idx = self.page_indices.shape[0] if self.page_indices is not None else None
@@ -182,6 +219,8 @@ class KVCache:
         else:
             ip = self.page_indptr.to("cpu", torch.int64)
         lens = self.seq_lens.detach().to("cpu", torch.int64)
+        if table is not None:
+            V.check_range("seq_lens", lens, 0, table.shape[1] * self.page_size + 1)
         V.check_range("seq_lens", lens, 0, 2 ** 31)
         given = ip[1:] - ip[:-1]
         need = (lens + self.page_size - 1) // self.page_size

@@ -3,6 +3,8 @@
 CPU tier: the Triton interpreter on small random mixed batches against attn.reference, with NaN
 in unowned slots and poisoned outputs; the scheduler's coverage and balance. GPU tier: bf16/fp16
 batches and one CUDA graph replayed over 20 random batch compositions."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -94,6 +96,54 @@ def test_schedule_covers_every_item_once_and_balances(gen):
         starts = sorted(c[S.KV_START] for c in chunks)
         assert starts[0] == 0 and all(c[S.STRIDE] == len(chunks) for c in chunks)
     assert (covered == 1).all()
+
+
+def _schedule_loop(q_lens, kv_lens, *, num_programs, tq_decode, tq_prefill, block_m_decode, block_m_prefill,
+                   block_n, causal, chunk_target):
+    """S.build's items, costs and merge rows, one tile and one chunk at a time."""
+    tiles = []
+    for b, (lq, lk) in enumerate(zip(q_lens.tolist(), kv_lens.tolist())):
+        kind = S.DECODE if lq <= tq_decode else S.PREFILL
+        tq = tq_decode if kind == S.DECODE else tq_prefill
+        for q0 in range(0, lq, tq):
+            ntok = min(tq, lq - q0)
+            visible = max(min(lk, lk - lq + q0 + ntok) if causal else lk, 0)   # keys the last row sees
+            tiles.append((b, q0, visible, kind, ntok, block_m_decode if kind == S.DECODE else block_m_prefill))
+    cost_of = lambda keys, bm: max(-(-keys // block_n), 0) * (1.0 + bm / 64.0) + 2.0  # noqa: E731
+    share = sum(cost_of(t[2], t[5]) for t in tiles) / num_programs
+    items, costs, merge, slot = [], [], [], 0
+    for b, q0, visible, kind, ntok, bm in tiles:
+        cb = max(math.floor(share / (1.0 + bm / 64.0)), 4) if chunk_target is None else max(chunk_target // block_n, 1)
+        n = -(-max(-(-visible // block_n), 1) // cb)
+        for j in range(n):
+            end = visible if j == n - 1 else (j + 1) * cb * block_n
+            items.append((b, q0, j * cb * block_n, S.KV_END_OPEN if j == n - 1 else end,
+                          -1 if n == 1 else slot + j, kind, n))
+            costs.append(cost_of(end - j * cb * block_n, bm))
+        if n > 1:
+            merge += [(b, q0 + t, slot + t * n, n) for t in range(ntok)]
+            slot += n * ntok
+    return items, costs, merge, slot
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("chunk_target", [None, 1000])
+def test_schedule_matches_a_loop_over_tiles(causal, chunk_target, gen):
+    rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=gen)))
+    for trial in range(40):
+        n = int(rng.integers(0, 12))
+        q_lens = np.where(rng.random(n) < 0.5, rng.integers(0, 3, n), rng.integers(0, 300, n))
+        kv_lens = np.where(rng.random(n) < 0.9, q_lens + rng.integers(0, 5000, n), rng.integers(0, 100, n))
+        kw = dict(num_programs=int(rng.integers(1, 40)), tq_decode=int(rng.choice([1, 2, 4])),
+                  tq_prefill=int(rng.choice([16, 32])), block_m_decode=16, block_m_prefill=int(rng.choice([64, 128])),
+                  block_n=int(rng.choice([16, 64])), causal=causal, chunk_target=chunk_target)
+        what = f"trial {trial}: q_lens={q_lens.tolist()} kv_lens={kv_lens.tolist()} {kw}"
+        s = S.build(q_lens, kv_lens, **kw)
+        items, costs, merge, rows = _schedule_loop(q_lens, kv_lens, **kw)
+        assert s.items.tolist() == [list(i) for i in items], what
+        np.testing.assert_array_equal(s.cost, np.array(costs, np.float64), err_msg=what)
+        assert s.merge.tolist() == [list(m) for m in merge], what
+        assert s.num_partial_rows == rows, what
 
 
 def test_schedule_splits_long_tiles_when_programs_are_few():

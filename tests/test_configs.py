@@ -143,3 +143,13 @@ def test_decode_shape_needs_no_sync():
     # a tensor whose values cannot be read stands in for a device sync: decode_shape must not read them
     s = configs.decode_shape(q, kv.with_seq_lens(torch.empty(2, dtype=torch.int32, device="meta")))
     assert s == dict(head_dim=16, group=4, page_size=4, dtype="float32", batch=2, kv_len=12)
+
+
+def test_dtype_name_is_the_config_key():
+    import torch
+    from attn.layouts import KVCache
+    from attn.platform import dtype_name
+    assert [dtype_name(d) for d in (torch.float16, torch.bfloat16, torch.float32)] == ["float16", "bfloat16", "float32"]
+    k = torch.randn(4, 1, 2, 16, dtype=torch.bfloat16)
+    kv = KVCache.paged(k, k.clone(), torch.tensor([0, 1]), torch.tensor([2]), torch.tensor([2]), layout="HND")
+    assert configs.decode_shape(torch.randn(1, 2, 16, dtype=torch.bfloat16), kv)["dtype"] == dtype_name(k.dtype)

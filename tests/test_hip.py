@@ -112,6 +112,27 @@ def test_hiprtc_compile_error_carries_log():
     assert "undeclared_thing" in e.value.log
 
 
+def test_version_error_codes_are_raised(monkeypatch):
+    """A toolchain whose version call returns an error code is reported as unusable (callers treat
+    ToolchainMissing as "this compiler is not here"), naming the call and the code."""
+    import enum
+    import types
+
+    hip_res = enum.IntEnum("hiprtcResult", {"HIPRTC_SUCCESS": 0, "HIPRTC_ERROR_INTERNAL_ERROR": 11})
+    nv_res = enum.IntEnum("nvrtcResult", {"NVRTC_SUCCESS": 0, "NVRTC_ERROR_INTERNAL_ERROR": 11})
+    hiprtc = types.SimpleNamespace(hiprtcResult=hip_res,
+                                   hiprtcVersion=lambda: (hip_res.HIPRTC_ERROR_INTERNAL_ERROR, 0, 0))
+    nvrtc = types.SimpleNamespace(nvrtcResult=nv_res, nvrtcVersion=lambda: (nv_res.NVRTC_ERROR_INTERNAL_ERROR, 0, 0))
+    monkeypatch.setattr(runtime, "_hip_python", lambda: (None, hiprtc))
+    monkeypatch.setattr(runtime, "_cuda_python", lambda: (None, nvrtc))
+    for fn, call in ((runtime.hiprtc_version, "hiprtcVersion"), (runtime.nvrtc_version, "nvrtcVersion")):
+        with pytest.raises(runtime.ToolchainMissing) as e:
+            fn()
+        assert call in str(e.value) and "ERROR_INTERNAL_ERROR: 11" in str(e.value), str(e.value)
+    hiprtc.hiprtcVersion = lambda: (hip_res.HIPRTC_SUCCESS, 6, 2)
+    assert runtime.hiprtc_version().startswith("hiprtc-6.2:")
+
+
 def test_dispatch_picks_listed_instances():
     listed = set(hc.instances())
     for warp in (32, 64):

@@ -8,7 +8,6 @@ full matrix in fp16 / bf16, 32k contexts, a pool past 2**31 elements, CUDA-graph
 from __future__ import annotations
 
 import itertools
-import math
 import random
 
 import pytest

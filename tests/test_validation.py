@@ -3,6 +3,8 @@ import contextlib
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import attn
 from attn import dispatch
@@ -155,6 +157,75 @@ def test_page_table_errors(gen):
         KVCache.from_page_table(kv.k, kv.v, table.t().contiguous().t(), kv.seq_lens, layout="NHD")
     with raises(ValueError, "page_table", "2 dims"):
         KVCache.from_page_table(kv.k, kv.v, table[0], kv.seq_lens, layout="NHD")
+
+
+_CORRUPTIONS = [("csr", w) for w in ("none", "indptr", "index", "seq_len<0", "seq_len>pages", "seq_len>=2**31")] + [
+    ("table", w) for w in ("none", "entry", "seq_len<0", "seq_len>table", "seq_len>=2**31")]
+
+
+@pytest.mark.parametrize("form,what", _CORRUPTIONS)
+@settings(max_examples=30, deadline=None)
+@given(lens=st.lists(st.integers(0, 40), min_size=1, max_size=6), page_size=st.integers(1, 9), data=st.data())
+def test_page_map_flags_agree_with_host_checks(form, what, lens, page_size, data):
+    """check_page_map fetches one flag per check from the device (one host transfer) and re-reads
+    the map on the host only when one is set: the flags must be set exactly when the host checks
+    raise, on valid page maps and on maps with one entry corrupted (a live or dead page index)."""
+    b, ps, draw = len(lens), page_size, data.draw
+    need = [-(-n // ps) for n in lens]
+    num_pages = sum(need) + 3
+    k = torch.zeros(num_pages, ps, 1, 16)
+    seq_lens = torch.tensor(lens, dtype=torch.int64)
+    row = draw(st.integers(0, b - 1))
+    bad = draw(st.sampled_from([-1, -(2 ** 31), num_pages, num_pages + 7, 2 ** 31 - 1]))
+    big = {"seq_len<0": -draw(st.integers(1, 2 ** 40)), "seq_len>=2**31": 2 ** 31 + draw(st.integers(0, 2 ** 40))}
+    attn.set_validation("off")
+    if form == "csr":
+        owned = [n + draw(st.integers(0, 2)) for n in need]           # dead pages past what a length needs
+        indptr = torch.tensor([0] + owned, dtype=torch.int64).cumsum(0)
+        n_idx = sum(owned) + draw(st.integers(0, 2))                  # and entries past indptr[-1]
+        indices = torch.tensor(draw(st.lists(st.integers(0, num_pages - 1), min_size=n_idx, max_size=n_idx)),
+                               dtype=torch.int64)
+        if what == "indptr":
+            indptr[draw(st.integers(0, b))] += draw(st.sampled_from([-2, -1, 1, 3]))
+        elif what == "index" and n_idx:
+            indices[draw(st.integers(0, n_idx - 1))] = bad
+        elif what == "seq_len>pages":
+            seq_lens[row] = owned[row] * ps + draw(st.integers(0, ps))
+        elif what in big:
+            seq_lens[row] = big[what]
+        ctor = lambda: KVCache.paged(k, k, indptr.to(torch.int32), indices.to(torch.int32), seq_lens,  # noqa: E731
+                                     layout="NHD")
+        names, table = ("kv_indptr", "kv_indices"), None
+    else:
+        max_pages = max(need) + draw(st.integers(0, 2))
+        wide = torch.randint(-5, num_pages + 5, (b, max_pages + draw(st.integers(0, 2))))  # padding: anything
+        table = wide[:, :max_pages]
+        table.copy_(torch.randint(0, num_pages, table.shape))
+        if what == "entry" and max_pages:
+            table[row, draw(st.integers(0, max_pages - 1))] = bad
+        elif what == "seq_len>table":
+            seq_lens[row] = max_pages * ps + draw(st.integers(0, ps + 1))
+        elif what in big:
+            seq_lens[row] = big[what]
+        ctor = lambda: KVCache.from_page_table(k, k, table, seq_lens, layout="NHD")  # noqa: E731
+        names = ("page_table", "page_table")
+    kv = ctor()
+    flags = kv._page_map_flags(table)
+    assert flags.device == kv.device and flags.dtype == torch.bool
+    try:
+        kv._explain_page_map(*names, table)
+        raised = None
+    except ValueError as e:
+        raised = str(e)
+    assert bool(flags.any()) == (raised is not None), (
+        f"{form} corrupted at {what}: flags {flags.tolist()}, host checks: {raised or 'pass'}; {kv}, seq_lens "
+        f"{seq_lens.tolist()}, indptr {kv.page_indptr.tolist()}, indices {kv.page_indices.tolist()}")
+    attn.set_validation("cheap")
+    if raised is None:
+        ctor()
+    else:
+        with raises(ValueError, raised):
+            ctor()
 
 
 # ----------------------------------------------------------------------------- per-call checks
