@@ -134,16 +134,22 @@ class BatchAttention:
 
     def _fill(self, sched, q_indptr, kv, q_lens, q_heads, b, total_q):
         n = len(sched.items)
-        max_items = 2 * self.max_batch + self.max_tokens // 8 + 4 * self.num_programs
+        # Enough for the automatic chunking (about one chunk per program's share, plus the tiles);
+        # a fixed chunk_kv makes the count grow with the KV lengths, so the buffers grow with it
+        # until a graph is captured.
+        max_items = max(n, 2 * self.max_batch + self.max_tokens // 8 + 4 * self.num_programs)
+        if self.work is not None and n > self.work.max_items:
+            if self._captured:
+                V.fail(f"this batch needs {n} work items but the BatchAttention holds {self.work.max_items} and "
+                       f"was captured in a graph (chunk_kv={self.chunk_kv}); plan the largest batch before capture, "
+                       "or leave chunk_kv at None")
+            self.work = None
         if self.work is None:
             self.work = WorkList.empty(max_items, self.device)
             self.item_kind = torch.zeros(self.work.max_items, dtype=torch.int32, device=self.device)
             self.item_stride = torch.zeros(self.work.max_items, dtype=torch.int32, device=self.device)
             self.prog_items = torch.zeros(self.work.max_items, dtype=torch.int32, device=self.device)
             self.prog_indptr = torch.zeros(self.num_programs + 1, dtype=torch.int32, device=self.device)
-        if n > self.work.max_items:
-            V.fail(f"this batch needs {n} work items but the BatchAttention holds {self.work.max_items}; "
-                   "raise max_tokens / max_batch")
         it = sched.items
         self.work.fill(it[:, :5])
         self.item_kind[:n].copy_(torch.from_numpy(it[:, persistent_schedule.KIND].astype(np.int32)), non_blocking=True)

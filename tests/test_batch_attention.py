@@ -75,6 +75,19 @@ def test_replan_reuses_buffers(gen, device):
         _check(ba, case, q, q_indptr, f"plan {i}")
 
 
+def test_small_chunk_kv_grows_the_work_list_until_captured(gen, device):
+    # max_batch 2, max_tokens 2, one program: the automatic sizing holds 2*2 + 0 + 4 = 8 items;
+    # chunks of 16 keys over 200-key decodes need 26.
+    case, q, q_indptr = _batch(gen, 0, [(1, 199), (1, 150)], "HND", 16, device, torch.float32)
+    ba = attn.BatchAttention(max_tokens=2, max_batch=2, num_programs=1, device=device, chunk_kv=16)
+    _check(ba, case, q, q_indptr, "chunk_kv 16")
+    assert len(ba.schedule.items) > 8 and ba.work.max_items >= len(ba.schedule.items)
+    ba._captured = True                            # what run() records while a CUDA graph is captured
+    longer, q2, q_indptr2 = _batch(gen, 0, [(1, 299), (1, 250)], "HND", 16, device, torch.float32)
+    with pytest.raises(ValueError, match="work items .* captured in a graph"):
+        ba.plan(q_indptr2, longer.kv, q2.shape[1])
+
+
 def test_schedule_covers_every_item_once_and_balances(gen):
     rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=gen)))
     q_lens = np.r_[np.ones(64, int), [512, 1024, 2048, 768], [0, 0]]
