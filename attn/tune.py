@@ -203,7 +203,8 @@ class RotaryCase:
 
 def rotary_runner(case: RotaryCase, cfg: dict):
     from attn.triton_kernels import rotary as tr
-    base = tr.launch_config(case.tokens, 32, 8, 128, platform.for_tensor(case.q))
+    plat = platform.for_tensor(case.q)
+    base = tr.launch_config(case.tokens, 32, 8, 128, plat.vendor, plat.num_sms)
     full = {**base, **cfg}
     outs = [(torch.empty_like(q), torch.empty_like(k)) for q, k in zip(case.qs, case.ks)]
 
