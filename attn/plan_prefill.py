@@ -64,7 +64,10 @@ class BatchPrefill:
         self._seq_lens = torch.zeros(max_batch, **i32)
         self._mask_indptr = torch.zeros(max_batch, dtype=torch.int64, device=self.device)
         self._page_indices = torch.zeros(max(max_kv_pages or 1, 1), **i32)
-        self._mask = torch.zeros(max(max_mask_bits or 1, 1), dtype=torch.bool, device=self.device)
+        # The mask packed 8 keys a byte, rows padded to whole bytes (mask_summary.pack_mask): at most
+        # max_mask_bits / 8 + one byte a query row.
+        self._mask = torch.zeros(max((max_mask_bits or 0) // 8 + max_tokens if max_mask_bits else 1, 1),
+                                 dtype=torch.uint8, device=self.device)
         self._work = None        # WorkList, sized when the tile shape is known (first plan)
         self._blk_indptr = self._blk_ids = None
         self._out = self._lse = None
@@ -91,7 +94,7 @@ class BatchPrefill:
         from attn.ops import check_options
         from attn.triton_kernels import prefill as P
         from attn.triton_kernels.attention import tile_shape
-        from attn.triton_kernels.mask_summary import block_lists
+        from attn.triton_kernels.mask_summary import block_lists, pack_mask, packed_indptr
 
         hq = num_q_heads or self.num_q_heads
         if hq is None:
@@ -143,12 +146,12 @@ class BatchPrefill:
         blocks = None
         if custom_mask is not None:
             P.check_mask(custom_mask, q_lens, kv_lens)
-            nbits = custom_mask.shape[0]
-            if nbits > self._mask.shape[0]:
+            nbytes = int(packed_indptr(q_lens, kv_lens)[-1])
+            if nbytes > self._mask.shape[0]:
                 self._grow("the custom mask (max_mask_bits)")
-                self._mask = torch.zeros(nbits, dtype=torch.bool, device=self.device)
-            self._mask[:nbits].copy_(custom_mask)
-            self._mask_indptr[:b].copy_(torch.from_numpy(P.mask_indptr_for(q_lens, kv_lens)))
+                self._mask = torch.zeros(nbytes, dtype=torch.uint8, device=self.device)
+            _, byte_indptr = pack_mask(custom_mask, q_lens, kv_lens, out=self._mask)
+            self._mask_indptr[:b].copy_(torch.from_numpy(byte_indptr[:-1].copy()))
             bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
             if self._blk_ids is None or ids.shape[0] > self._blk_ids.shape[0]:
                 # At most every block of every item: sized once when max_kv_len is known.

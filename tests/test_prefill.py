@@ -10,10 +10,12 @@ from __future__ import annotations
 import itertools
 import random
 
+import numpy as np
 import pytest
 import torch
 
 import attn
+from attn import configs
 from attn import transforms as T
 from kvgen import flat_custom_mask, make_kv, poison, ragged_q, rel_err, tol
 
@@ -166,6 +168,35 @@ def test_mask_fully_masked_rows(gen, device):
     assert (out[:5] == 0).all() and torch.isneginf(lse[:5]).all() and torch.isneginf(lse[20:]).all()
 
 
+def test_pack_mask_is_numpy_packbits_per_row(gen):
+    from attn.triton_kernels.mask_summary import pack_mask
+    q_lens, kv_lens = np.array([3, 0, 2, 1]), np.array([13, 4, 8, 1])
+    m = flat_custom_mask(q_lens, kv_lens, gen, p=0.5)
+    packed, indptr = pack_mask(m, q_lens, kv_lens)
+    want, bit = [], 0
+    for lq, lk in zip(q_lens, kv_lens):
+        rows = m[bit: bit + lq * lk].view(lq, lk).numpy()
+        bit += lq * lk
+        want.append(np.packbits(rows, axis=1, bitorder="little").reshape(-1))
+    want = np.concatenate(want)
+    assert indptr.tolist() == [0, 6, 6, 8, 9]
+    assert packed[: indptr[-1]].numpy().tolist() == want.tolist()
+
+
+def test_batch_prefill_masks_odd_lengths_replanned(gen, device):
+    """Packed rows of kv_len not a multiple of 8 (the last byte of a row is partial, the next row's
+    bits follow in the next byte), a request without queries, and a re-plan into the same buffers."""
+    plan = attn.BatchPrefill(max_tokens=96, max_batch=5, device=device, num_q_heads=4, max_mask_bits=8000,
+                             max_kv_len=90)
+    for q_lens, kv_lens in [([5, 1, 70, 0, 2], [13, 1, 85, 3, 33]), ([9, 40], [9, 47])]:
+        case = make_kv(kv_lens, layout="NHD", page_size=5, kv_heads=2, head_dim=32, device=device, gen=gen)
+        q, qi = ragged_q(q_lens, 4, 32, device=device, gen=gen)
+        m = flat_custom_mask(q_lens, kv_lens, gen, p=0.5).to(device)
+        plan.plan(qi, case.kv, causal=False, custom_mask=m)
+        ref, _ = _reference(q, case.kv, qi, dict(causal=False, custom_mask=m))
+        assert rel_err(plan.run(q, case.kv), ref) <= 1e-5, (q_lens, kv_lens)
+
+
 # ---------------------------------------------------------------------------- transforms, rotary
 @pytest.mark.parametrize("name", ["alibi", "soft_cap"])
 def test_transform_examples(name, gen, device):
@@ -210,6 +241,15 @@ def test_rotary_fused(style, partial, rotate_k, gen, device):
     q_rot, _ = attn.rotary.apply(q, q[:, :2], pos, cache, style=style, rotary_dim=rot.rotary_dim, backend="torch")
     if not rotate_k:
         assert rel_err(got, attn.prefill(q_rot, case.kv, qi, backend="torch")) <= 1e-5
+    # The rotated q's round trip through the output rows (Hopper's config; forced here), and an
+    # output that overlaps q, where the launcher must not use it.
+    with configs.override("prefill", {"rope_reload": True}):
+        assert rel_err(attn.prefill(q, case.kv, qi, rotary=rot, backend="triton"), ref) <= 1e-5
+        plan = attn.BatchPrefill(max_tokens=q.shape[0], max_batch=3, device=device, num_q_heads=4)
+        plan.plan(qi, case.kv, rotary=rot)
+        inplace = q.clone()
+        assert plan.run(inplace, case.kv, out=inplace).data_ptr() == inplace.data_ptr()
+        assert rel_err(inplace, ref) <= 1e-5, "out aliasing q"
 
 
 # ---------------------------------------------------------------------------- plan / run

@@ -78,3 +78,37 @@ def block_lists(items: np.ndarray, custom_mask: torch.Tensor, q_lens: np.ndarray
     np.add.at(counts, (item_of, cat), 1)
     blk_indptr = np.concatenate([[0], np.cumsum(counts.reshape(-1))]).astype(np.int32)
     return blk_indptr, blk[order].astype(np.int32)
+
+
+def packed_row_bytes(kv_lens: np.ndarray) -> np.ndarray:
+    """Bytes per query row of each request's packed mask: ceil(kv_len / 8)."""
+    return (np.asarray(kv_lens, np.int64) + 7) // 8
+
+
+def packed_indptr(q_lens: np.ndarray, kv_lens: np.ndarray) -> np.ndarray:
+    """int64 [b + 1]: request b's packed rows are bytes [indptr[b], indptr[b + 1])."""
+    sizes = np.asarray(q_lens, np.int64) * packed_row_bytes(kv_lens)
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def pack_mask(custom_mask: torch.Tensor, q_lens: np.ndarray, kv_lens: np.ndarray, out: torch.Tensor | None = None):
+    """FlashInfer's flattened bool mask -> uint8 rows of 8 keys a byte (key j of a row is bit j % 8
+    of byte j // 8, little-endian), each row padded to whole bytes. The kernel reads a block's bits
+    as BLOCK_N // 8 bytes a row: a [BLOCK_M, BLOCK_N] tile of byte loads made 128x64 tiles spill.
+    out: a uint8 buffer of at least packed_indptr(...)[-1] bytes to fill (else a new tensor)."""
+    indptr = packed_indptr(q_lens, kv_lens)
+    dev = custom_mask.device
+    packed = torch.empty(max(int(indptr[-1]), 1), dtype=torch.uint8, device=dev) if out is None else out
+    weights = (1 << torch.arange(8, device=dev, dtype=torch.int32)).to(torch.uint8)
+    bit = 0
+    for b, (lq, lk) in enumerate(zip(np.asarray(q_lens).tolist(), np.asarray(kv_lens).tolist())):
+        lq, lk = int(lq), int(lk)
+        if lq * lk == 0:
+            continue
+        nbytes = (lk + 7) // 8
+        rows = torch.zeros(lq, nbytes * 8, dtype=torch.uint8, device=dev)
+        rows[:, :lk] = custom_mask[bit: bit + lq * lk].view(lq, lk)
+        bit += lq * lk
+        # Bits are 0/1 and the weights distinct powers of two: the sum is the byte, no carries.
+        packed[int(indptr[b]): int(indptr[b + 1])] = (rows.view(lq, nbytes, 8) * weights).sum(2, dtype=torch.uint8).view(-1)
+    return packed, indptr

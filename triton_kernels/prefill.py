@@ -14,7 +14,7 @@ from attn import configs, platform
 from attn.layouts import validation as V
 from attn.scheduling import WorkList, prefill_items
 from .attention import launch, tile_shape
-from .mask_summary import block_lists
+from .mask_summary import block_lists, pack_mask
 
 
 # ------------------------------------------------------------------------------ planning
@@ -44,18 +44,11 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
     cfg = configs.lookup("prefill", plat, head_dim=head_dim, group=group, page_size=page_size,
                          dtype=str(dtype).replace("torch.", ""))
     block_n = cfg["BLOCK_N"]
-    if "mask" in features:
-        # The custom mask's per-element loads and block lists take the registers of half a KV
-        # block: 128x64 spilled 704 bytes on sm_90, 128x32 none.
-        block_n = min(block_n, 32)
-    if plat.vendor == "amd" and features & {"mask", "window", "softcap", "transform", "lse", "persistent"}:
-        # 64x32 spilled 2-18 VGPRs with a mask, window + softcap + lse, or the persistent loop (two
-        # tiles in one kernel) on gfx90a-gfx950; 64x16 none.
+    if plat.vendor == "amd" and features & {"window", "softcap", "transform", "lse", "persistent"}:
+        # 64x32 spilled 2-18 VGPRs with window + softcap + lse, or the persistent loop (two tiles in
+        # one kernel) on gfx90a-gfx950; 64x16 none. (The custom mask did too until it was packed.)
         block_n = min(block_n, 16)
     if plat.vendor == "nvidia" and head_dim > 128:
-        if "mask" in features:
-            # head_dim 192 / 256 at 64x32 / 8 warps: the mask spilled 32 bytes on sm_80; 64x16 none.
-            block_n = min(block_n, 16)
         if "persistent" in features:
             # The persistent loop spilled 8-72 bytes at 64x32 and 8-168 at 64x16 (sm_80, sm_90);
             # a 32-row tile none.
@@ -82,12 +75,6 @@ def ordered_items(q_lens: np.ndarray, kv_lens: np.ndarray, tq: int, causal: bool
     return items[np.argsort(-work, kind="stable")]
 
 
-def mask_indptr_for(q_lens: np.ndarray, kv_lens: np.ndarray) -> np.ndarray:
-    """Start of each request's [q_len, kv_len] bits in FlashInfer's flattened custom mask (int64)."""
-    sizes = q_lens.astype(np.int64) * kv_lens.astype(np.int64)
-    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-
-
 def check_mask(custom_mask, q_lens, kv_lens):
     want = int((q_lens.astype(np.int64) * kv_lens.astype(np.int64)).sum())
     if custom_mask.dim() != 1 or custom_mask.dtype != torch.bool:
@@ -95,6 +82,9 @@ def check_mask(custom_mask, q_lens, kv_lens):
                f"shape {list(custom_mask.shape)}", TypeError)
     if custom_mask.shape[0] != want:
         V.fail(f"custom_mask must have sum(q_len * kv_len) = {want} entries; got {custom_mask.shape[0]}")
+    if len(kv_lens) and int(kv_lens.max()) >= 2 ** 27:
+        # The kernel addresses a tile's packed rows with 32-bit offsets: 128 rows x kv_len / 8 bytes.
+        V.fail(f"custom_mask supports kv_len < 2**27; got kv_len {int(kv_lens.max())}")
 
 
 def check_rotary(rotary, head_dim: int, device):
@@ -137,7 +127,8 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     mask_indptr = blocks = None
     if custom_mask is not None:
         check_mask(custom_mask, q_lens, kv_lens)
-        mask_indptr = torch.from_numpy(mask_indptr_for(q_lens, kv_lens)).to(q.device)
+        packed, byte_indptr = pack_mask(custom_mask, q_lens, kv_lens)
+        mask_indptr = torch.from_numpy(byte_indptr[:-1].copy()).to(q.device)
         bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
         blocks = (torch.from_numpy(bi).to(q.device), torch.from_numpy(np.append(ids, 0).astype(np.int32)).to(q.device))
     if rotary is not None:
@@ -147,7 +138,8 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     if total_q:
         launch(q, kv, q_indptr, work, out, lse, cfg, causal=causal,
                sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, window_left=window_left,
-               softcap=softcap, transform=logits_transform, custom_mask=custom_mask, mask_indptr=mask_indptr,
+               softcap=softcap, transform=logits_transform, custom_mask=packed if custom_mask is not None else None,
+               mask_indptr=mask_indptr,
                mask_blocks=blocks, rotary=rotary, return_lse=return_lse)
     return (out, lse) if return_lse else out
 
