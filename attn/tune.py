@@ -194,7 +194,7 @@ class RotaryCase:
         return len(self.qs)
 
     def shape(self):
-        return dict(head_dim=128, dtype=str(self.q.dtype).replace("torch.", ""), batch=self.tokens)
+        return dict(head_dim=128, dtype=platform.dtype_name(self.q.dtype), batch=self.tokens)
 
     def reference(self, i=0):
         from attn.reference.rotary import apply

@@ -18,10 +18,6 @@ import torch
 from attn import configs, platform
 
 
-def _dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
 #: Feature branches that can change the decode config (config_for's `features`).
 FEATURES = frozenset({"window", "softcap", "transform", "lse"})
 
@@ -54,7 +50,7 @@ def config_for(device, kv, q_heads: int, features=frozenset(), **shape) -> dict:
     """The kernel configuration for a decode over kv (attn.configs' "decode" entry, per features)."""
     dev = torch.device(device)
     plat = platform.get(dev.index) if dev.type == "cuda" else platform.get_cpu()
-    return choose_config(plat, kv.head_dim, q_heads // kv.num_kv_heads, kv.page_size, _dtype_name(kv.dtype),
+    return choose_config(plat, kv.head_dim, q_heads // kv.num_kv_heads, kv.page_size, platform.dtype_name(kv.dtype),
                          features, **shape)
 
 

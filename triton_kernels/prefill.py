@@ -42,7 +42,7 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
     if unknown:
         raise ValueError(f"unknown prefill features {sorted(unknown)}; known: {sorted(FEATURES)}")
     cfg = configs.lookup("prefill", plat, head_dim=head_dim, group=group, page_size=page_size,
-                         dtype=str(dtype).replace("torch.", ""))
+                         dtype=platform.dtype_name(dtype))
     block_n = cfg["BLOCK_N"]
     if plat.vendor == "amd" and features & {"window", "softcap", "transform", "lse", "persistent"}:
         # 64x32 spilled 2-18 VGPRs with window + softcap + lse, or the persistent loop (two tiles in

@@ -23,7 +23,7 @@ import math
 import os
 from pathlib import Path
 
-from attn.platform import Platform
+from attn.platform import Platform, dtype_name
 
 _DIR = Path(__file__).parent
 EXACT_KEYS = ("dtype", "head_dim")
@@ -245,4 +245,4 @@ def decode_shape(q, kv) -> dict:
     if kv.max_pages_hint is not None:             # a padded page table: its width
         n = kv.max_pages_hint * b
     return dict(head_dim=kv.head_dim, group=q.shape[1] // kv.num_kv_heads, page_size=kv.page_size,
-                dtype=str(q.dtype).replace("torch.", ""), batch=b, kv_len=max(1, n * kv.page_size // max(b, 1)))
+                dtype=dtype_name(q.dtype), batch=b, kv_len=max(1, n * kv.page_size // max(b, 1)))
