@@ -20,7 +20,7 @@ import triton
 import triton.testing
 
 import attn
-from attn import benchutil as bu, configs
+from attn import benchutil as bu
 from attn.layouts import KVCache, get_layout, write_kv
 
 HQ, HK, D = 32, 8, 128
@@ -193,11 +193,6 @@ def fused_into_attention(cache, row_fused, rounds=3):
     plans = [attn.BatchPrefill(max_tokens=q.shape[0], max_batch=8, num_q_heads=HQ).plan(qi, kv, rotary=r)
              for r in (None, rot)]
     cases.append(("prefill b=8 x 2048", [lambda p=p: p.run(q, kv, out=out) for p in plans]))
-    # The same without the rotated q's round trip through memory (the config's rope_reload): what it saves.
-    with configs.override("prefill", {"rope_reload": False}):
-        direct = attn.BatchPrefill(max_tokens=q.shape[0], max_batch=8, num_q_heads=HQ).plan(qi, kv, rotary=rot)
-    cases.append(("prefill b=8 x 2048, rope_reload off", [lambda: plans[0].run(q, kv, out=out),
-                                                          lambda: direct.run(q, kv, out=out)]))
     kvd = bu.make_kv([4096] * 64, layout="HND", page_size=16, kv_heads=HK, head_dim=D, dtype=dt)
     qd = torch.randn(64, HQ, D, dtype=dt, device="cuda")
     outd = torch.empty_like(qd)

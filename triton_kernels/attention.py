@@ -177,7 +177,7 @@ def attend_item(
     IDENTITY_PAGES: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr,
     SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr, ROT: tl.constexpr, ROT_DIM: tl.constexpr,
-    ROTATE_K: tl.constexpr, ROPE_RELOAD: tl.constexpr,
+    ROTATE_K: tl.constexpr,
 ):
     """One work item for one kv head (and one block of its GQA group starting at g0): the
     query tile of the item's request against its KV range; writes out/lse or partial rows."""
@@ -206,16 +206,6 @@ def attend_item(
         # as an unfused rotation would store it.
         qp = tl.load(q_rows + _rope_partner(d, ROT, ROT_DIM)[None, :], mask=q_mask, other=0.0)
         q = _rope(q, qp, q_pos, row_ok, d, cs_ptr, s_cs, cs_half, ROT, ROT_DIM).to(q.dtype)
-        if ROPE_RELOAD:
-            # Hopper's wgmma reads a loaded q from shared memory as is, but a computed one is
-            # staged there and re-read into registers at every KV block (+7% on the H100 at
-            # 8 x 2048). A round trip through this tile's own output rows (written again at the
-            # end; L2-resident) makes q a load again. The launcher turns this off when out
-            # overlaps q.
-            o_rows = o_ptr + row_q[:, None] * s_o_tok + q_head[:, None] * s_o_head + d[None, :]
-            tl.store(o_rows, q, mask=q_mask)
-            tl.debug_barrier()
-            q = tl.load(o_rows, mask=q_mask, other=0.0)
 
     mask_row = tl.full((BLOCK_M,), -1, tl.int32)
     mask_tile = mask_ptr
@@ -339,7 +329,7 @@ def attention_kernel(
     CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr, SOFTCAP: tl.constexpr,
     TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr,
-    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr, ROPE_RELOAD: tl.constexpr,
+    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr,
     prog_indptr, prog_items, item_kind, item_stride,
     PERSISTENT: tl.constexpr, BLOCK_M_DECODE: tl.constexpr, GH_DECODE: tl.constexpr, TQ_DECODE: tl.constexpr,
 ):
@@ -369,7 +359,7 @@ def attention_kernel(
                     mask_ptr, mask_indptr, blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap,
                     window_left, NUM_Q_HEADS, GROUP, GH_DECODE, TQ_DECODE, HEAD_DIM, BLOCK_D, BLOCK_M_DECODE,
                     BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP,
-                    TRANSFORM, RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, ROPE_RELOAD)
+                    TRANSFORM, RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
             else:
                 attend_item(
                     item, kv_head, g0, stride, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr,
@@ -379,7 +369,7 @@ def attention_kernel(
                     mask_ptr, mask_indptr, blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap,
                     window_left, NUM_Q_HEADS, GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE,
                     K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM,
-                    RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, ROPE_RELOAD)
+                    RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
     else:
         item = pid // HB
         if item < tl.load(num_items_ptr):      # the grid is sized for the planned maximum
@@ -391,7 +381,7 @@ def attention_kernel(
                 blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap, window_left, NUM_Q_HEADS,
                 GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT,
                 IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, RETURN_LSE, HAS_PARTIALS,
-                CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, ROPE_RELOAD)
+                CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
 
 
 # ---------------------------------------------------------------------------------- launcher
@@ -399,14 +389,6 @@ def tile_shape(group: int, block_m: int):
     """(GH heads per tile, TQ tokens per tile, head blocks per kv head) for a GQA group."""
     gh = min(group, block_m)
     return gh, block_m // gh, triton.cdiv(group, gh)
-
-
-def _overlap(a, b) -> bool:
-    """Whether two tensors' memory ranges intersect (host-side pointers: no sync)."""
-    a0, b0 = a.data_ptr(), b.data_ptr()
-    a1 = a0 + a.untyped_storage().nbytes()
-    b1 = b0 + b.untyped_storage().nbytes()
-    return a0 < b1 and b0 < a1
 
 
 def launch_options(cfg: dict) -> dict:
@@ -440,11 +422,10 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     if rotary is not None:
         cs = rotary.cos_sin_cache
         rot = dict(ROT=1 if rotary.style == "neox" else 2, ROT_DIM=int(rotary.rotary_dim),
-                   ROTATE_K=bool(rotary.rotate_k),
-                   ROPE_RELOAD=bool(cfg.get("rope_reload")) and out.dtype == q.dtype and not _overlap(out, q))
+                   ROTATE_K=bool(rotary.rotate_k))
         cs_args = (cs, cs.stride(0), cs.shape[1] // 2)
     else:
-        rot = dict(ROT=0, ROT_DIM=0, ROTATE_K=False, ROPE_RELOAD=False)
+        rot = dict(ROT=0, ROT_DIM=0, ROTATE_K=False)
         cs_args = (q_indptr, 0, 0)
     if persistent is not None:
         prog_indptr, prog_items, item_kind, item_stride, num_programs, bm_decode = persistent
@@ -513,11 +494,10 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               BLOCK_D=max(triton.next_power_of_2(head_dim), 16), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
               PAGE_SIZE=page_size, K_SPLIT=split, V_SPLIT=1, IDENTITY_PAGES=False, CAUSAL=False, WINDOW=False,
               HAS_MASK=False, SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=False,
-              CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0, ROTATE_K=False, ROPE_RELOAD=False,
+              CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0, ROTATE_K=False,
               PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1)
     cx.update(ones)
     cx.update(features)
-    cx["ROPE_RELOAD"] = bool(cx["ROT"]) and bool(cfg.get("rope_reload"))
     return KernelSpec(kernel=kernel, config=f"{label}/{layout}", fn=attention_kernel,
                       signature=signature(attention_kernel, cx, q_ptr=f"*{dtype}", o_ptr=f"*{dtype}",
                                           k_ptr=f"*{dtype}", v_ptr=f"*{dtype}", **_SPEC_POINTERS),

@@ -201,9 +201,6 @@ def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
                 cfg = dict(BLOCK_M=128, BLOCK_N=16, num_warps=8, num_stages=2)
         else:
             cfg = dict(BLOCK_M=64, BLOCK_N=32, num_warps=8, num_stages=2)
-        # Fused rotary: route the rotated q through memory so that wgmma takes it from shared
-        # memory once instead of re-reading it at every KV block (triton_kernels/attention.py).
-        cfg["rope_reload"] = hopper(plat)
     elif op == "decode":
         # Memory-bound. The M tile holds one kv head's GQA group (at least the MMA's 16 rows), so
         # K/V are read once per kv head. NVIDIA streams K/V with .cg (cached in L2 only: each element
