@@ -85,8 +85,8 @@ class BatchPrefill:
         kv           attn.layouts.KVCache, any layout; its page map and lengths are copied here
                      (run() reads K/V storage from the kv it is given, this page map from the plan)
         causal, sm_scale, window_left, softcap, logits_transform, return_lse: as attn.prefill
-        custom_mask  bool [sum(q_len * kv_len)] (FlashInfer's flattened form), copied here; fully
-                     masked KV blocks are skipped by the kernel
+        custom_mask  bool [sum(q_len * kv_len)] (FlashInfer's flattened form), packed 8 keys a byte
+                     into the plan's buffer; fully masked KV blocks are skipped by the kernel
         rotary       attn.Rotary: q rotated on load at its position (K too with rotate_k)
         num_q_heads  q heads, if not given to the constructor
         Returns self.
