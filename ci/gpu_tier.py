@@ -4,6 +4,11 @@
     python ci/gpu_tier.py                       # pytest -m gpu tests/, report to ci/reports/
     python ci/gpu_tier.py -k decode -x          # extra arguments go to pytest
     python ci/gpu_tier.py --out /tmp/r --allow-no-gpu -m "not gpu" tests/test_layouts.py   # dry run
+    python ci/gpu_tier.py --deadline 400 -n 14  # time-boxed: stop starting tests after 400 s
+
+A time-boxed or interrupted run still leaves a report: it is rewritten every --write-every seconds
+while tests run, and at the end it counts the selected tests that never ran ("not run") and says
+why the run stopped.
 
 The report counts passed / failed / skipped / errors per test file, per backend, per feature, per
 layout and per dtype. Backend / feature / layout / dtype come from the tests' parameters: a
@@ -27,6 +32,8 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AXES = ("file", "backend", "feature", "layout", "dtype")
@@ -61,16 +68,41 @@ def labels(nodeid: str, params: dict) -> dict:
 
 
 class Collector:
-    """pytest plugin: one record per test (setup errors, call outcome, skips)."""
+    """pytest plugin: one record per test (setup errors, call outcome, skips). deadline (a
+    time.time() value): past it, the session stops starting tests (with xdist the workers finish
+    the tests they hold). on_record(collector) is called after every record, for partial reports."""
 
-    def __init__(self):
+    def __init__(self, deadline: float | None = None, on_record=None):
         self.params = {}
         self.records = {}
+        self.selected = set()
+        self.deadline = deadline
+        self.on_record = on_record
+        self.session = None
+        self.stopped = ""
+
+    def pytest_sessionstart(self, session):
+        self.session = session
 
     def pytest_collection_modifyitems(self, items):
         for it in items:
             cs = getattr(it, "callspec", None)
             self.params[it.nodeid] = dict(cs.params) if cs else {}
+
+    def pytest_collection_finish(self, session):
+        self.selected.update(it.nodeid for it in session.items)
+
+    @pytest.hookimpl(optionalhook=True)          # an xdist hook: unknown without xdist
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        # Under xdist the controller collects nothing itself; the workers' lists are what runs.
+        # (Deselection by -m / -k happens on the workers, so these are the selected tests.)
+        self.selected.update(ids)
+
+    def _check_deadline(self):
+        if self.deadline is not None and not self.stopped and time.time() > self.deadline:
+            self.stopped = "the --deadline was reached"
+            if self.session is not None:
+                self.session.shouldstop = f"gpu_tier: {self.stopped}"
 
     def pytest_runtest_logreport(self, report):
         xfail = hasattr(report, "wasxfail")
@@ -94,6 +126,12 @@ class Collector:
         self.records[report.nodeid] = {
             "nodeid": report.nodeid, "outcome": outcome, "seconds": round(report.duration, 3),
             "message": msg, **labels(report.nodeid, self.params.get(report.nodeid, {}))}
+        self._check_deadline()
+        if self.on_record is not None:
+            self.on_record(self)
+
+    def not_run(self) -> int:
+        return len(self.selected - set(self.records))
 
 
 # ------------------------------------------------------------------------------------------
@@ -154,7 +192,8 @@ def tally(records: list, axis: str) -> dict:
     return dict(sorted(t.items()))
 
 
-def markdown(env: dict, records: list, pytest_args: list, rc: int, wall: float) -> str:
+def markdown(env: dict, records: list, pytest_args: list, rc: int, wall: float, not_run: int = 0,
+             status: str = "") -> str:
     total = Counter(r["outcome"] for r in records)
     cols = [o for o in OUTCOMES if total[o] or o in ("passed", "failed", "skipped")]
     lines = [f"# GPU tier: {env.get('device', '?')}", "",
@@ -164,8 +203,11 @@ def markdown(env: dict, records: list, pytest_args: list, rc: int, wall: float) 
              f"- torch {env['torch']}, triton {env['triton']}, python {env['python']}",
              f"- commit {env['commit']}, {env['date']}",
              f"- command: `python ci/gpu_tier.py {' '.join(pytest_args)}` (pytest exit {rc}, "
-             f"{wall / 60:.1f} min)", "",
-             "**Total:** " + ", ".join(f"{total[o]} {o}" for o in cols), ""]
+             f"{wall / 60:.1f} min)", ""]
+    if status:
+        lines += [f"**Status:** {status}", ""]
+    lines += ["**Total:** " + ", ".join(f"{total[o]} {o}" for o in cols)
+              + (f", {not_run} selected but not run" if not_run else ""), ""]
     for axis in AXES:
         t = tally(records, axis)
         if axis != "file" and set(t) == {"-"}:
@@ -205,18 +247,19 @@ def records_from_junit(paths: list) -> list:
     return sorted(records.values(), key=lambda r: r["nodeid"])
 
 
-def write_report(out: str, env: dict, records: list, shown_args: list, rc: int, wall: float, note: str = "") -> str:
+def write_report(out: str, env: dict, records: list, shown_args: list, rc: int, wall: float, note: str = "",
+                 not_run: int = 0, status: str = "") -> str:
     os.makedirs(out, exist_ok=True)
     key = env.get("device_key") or "cpu"
     md_path = os.path.join(out, f"{key}.md")
     with open(md_path, "w") as f:
-        md = markdown(env, records, shown_args, rc, wall)
+        md = markdown(env, records, shown_args, rc, wall, not_run, status)
         if note:
             md = md.replace("\n\n**Total:**", f"\n\n{note}\n\n**Total:**", 1)
         f.write(md)
     with open(os.path.join(out, f"{key}.json"), "w") as f:
-        json.dump({"environment": env, "pytest_exit": rc, "wall_seconds": round(wall, 1),
-                   "totals": dict(Counter(r["outcome"] for r in records)),
+        json.dump({"environment": env, "pytest_exit": rc, "wall_seconds": round(wall, 1), "status": status,
+                   "not_run": not_run, "totals": dict(Counter(r["outcome"] for r in records)),
                    **{f"by_{ax}": {k: dict(v) for k, v in tally(records, ax).items()} for ax in AXES},
                    "tests": records}, f, indent=1)
     return md_path
@@ -235,6 +278,11 @@ def main(argv=None) -> int:
     ap.add_argument("--env-json", help="with --from-junit: the environment of those runs (device, "
                                        "driver, torch, triton, commit, date, ...) as a JSON file")
     ap.add_argument("--note", default="", help="a line added under the report's header (e.g. what was not run)")
+    ap.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                    help="stop starting tests this many seconds after the start; the report counts the rest "
+                         "as not run")
+    ap.add_argument("--write-every", type=float, default=30.0, metavar="SECONDS",
+                    help="rewrite the (partial) report at most this often while tests run (default 30)")
     a, rest = ap.parse_known_args(argv)
     if a.from_junit:
         env = json.load(open(a.env_json)) if a.env_json else {}
@@ -250,7 +298,6 @@ def main(argv=None) -> int:
         print(f"gpu_tier: report written to {md_path}", file=sys.stderr)
         return rc
 
-    import pytest
     import torch
     if not torch.cuda.is_available():
         # the CPU tier's conftest chooses the interpreter before kernel modules load; so must we,
@@ -265,13 +312,27 @@ def main(argv=None) -> int:
     args = ["-m", a.marker, "-p", "no:cacheprovider", "-q", "-rN"] + rest
     if not paths:
         args.append(os.path.join(REPO, "tests"))
-    col = Collector()
+    shown = ["-m", a.marker] + rest + ([f"--deadline {a.deadline:g}"] if a.deadline is not None else [])
     t0 = time.time()
+    last = [t0]
+
+    def partial(c):
+        # A report that survives a killed run: rewritten while tests run, marked as partial.
+        if time.time() - last[0] >= a.write_every:
+            last[0] = time.time()
+            write_report(a.out, env, sorted(c.records.values(), key=lambda r: r["nodeid"]), shown, -1,
+                         time.time() - t0, not_run=c.not_run(), status="partial: the run was still going")
+
+    col = Collector(deadline=None if a.deadline is None else t0 + a.deadline, on_record=partial)
     rc = int(pytest.main(args, plugins=[col]))
     wall = time.time() - t0
     records = sorted(col.records.values(), key=lambda r: r["nodeid"])
-
-    md_path = write_report(a.out, env, records, ["-m", a.marker] + rest, rc, wall)
+    not_run = col.not_run()
+    status = ""
+    if not_run:
+        why = col.stopped or {2: "interrupted", 3: "pytest internal error"}.get(rc, f"pytest exit {rc}")
+        status = f"incomplete: {why}; {not_run} of {len(col.selected)} selected tests did not run"
+    md_path = write_report(a.out, env, records, shown, rc, wall, not_run=not_run, status=status)
     print(f"gpu_tier: report written to {md_path}", file=sys.stderr)
     return rc
 

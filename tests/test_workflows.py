@@ -190,3 +190,31 @@ def test_gpu_tier_report_from_junit(tmp_path):
     md = (out / "Fake_GPU.md").read_text()
     assert "**Total:** 1 passed, 1 failed, 1 skipped" in md, md
     assert "| tests/test_decode.py | 1 | 1 | 0 |" in md and "boom: rel_err 3" in md and "partial" in md
+
+
+SLOW_TESTS = '''
+import time
+import pytest
+
+@pytest.mark.parametrize("i", range(6))
+def test_slow(i):
+    time.sleep(0.4)
+'''
+
+
+def test_gpu_tier_deadline_leaves_a_report_of_what_ran(tmp_path):
+    """--deadline stops starting tests; the report counts those that never ran and says why."""
+    tests = tmp_path / "test_slow.py"
+    tests.write_text(SLOW_TESTS)
+    out = tmp_path / "reports"
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    p = subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--allow-no-gpu", "--out", str(out),
+                        "--deadline", "0.5", "--write-every", "0", "-m", "not gpu", str(tests)],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    (md,) = out.glob("*.md")
+    data = json.loads(md.with_suffix(".json").read_text())
+    ran = data["totals"].get("passed", 0)
+    assert 1 <= ran < 6 and data["not_run"] == 6 - ran, (data["totals"], data["not_run"], p.stderr[-2000:])
+    assert data["status"].startswith("incomplete: the --deadline was reached"), data["status"]
+    text = md.read_text()
+    assert f"{6 - ran} selected but not run" in text and "**Status:** incomplete" in text, text
