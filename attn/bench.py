@@ -382,12 +382,13 @@ def run(args) -> int:
                 rows_by_op[op].append(row)
                 bar.update(1)
                 print(f"{op:8s} " + " | ".join(fmt_row(row, ceil)), flush=True)
+                # After every row: a run stopped at its time limit keeps what it measured.
+                write_report(md, rows_by_op, ceil, plat, time.monotonic() - start)
         except Exception as e:               # noqa: BLE001 (one op's failure must not lose the others)
             import traceback
             traceback.print_exc()
             print(f"{op}: suite failed: {type(e).__name__}: {e}", file=sys.stderr)
         torch.cuda.empty_cache()
-        # After every op: a run stopped at its time limit keeps what it measured.
         write_report(md, rows_by_op, ceil, plat, time.monotonic() - start)
     bar.close()
     print(f"wrote {md}")
