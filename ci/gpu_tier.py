@@ -275,6 +275,9 @@ def main(argv=None) -> int:
     ap.add_argument("-m", dest="marker", default="gpu", help="pytest marker expression (default gpu)")
     ap.add_argument("--from-junit", nargs="+", metavar="XML",
                     help="report on these pytest --junitxml files instead of running pytest")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="report on these JSON twins of earlier reports (runs split over several calls) "
+                         "instead of running pytest")
     ap.add_argument("--env-json", help="with --from-junit: the environment of those runs (device, "
                                        "driver, torch, triton, commit, date, ...) as a JSON file")
     ap.add_argument("--note", default="", help="a line added under the report's header (e.g. what was not run)")
@@ -284,6 +287,24 @@ def main(argv=None) -> int:
     ap.add_argument("--write-every", type=float, default=30.0, metavar="SECONDS",
                     help="rewrite the (partial) report at most this often while tests run (default 30)")
     a, rest = ap.parse_known_args(argv)
+    if a.merge:
+        parts = [json.load(open(x)) for x in a.merge]
+        env = dict(parts[0]["environment"])
+        dates = sorted({p["environment"].get("date", "?") for p in parts})
+        commits = sorted({p["environment"].get("commit", "?") for p in parts})
+        env.update(date=" / ".join(dates), commit=" / ".join(commits))
+        records = {}
+        for p in parts:
+            records.update({r["nodeid"]: r for r in p["tests"]})
+        records = sorted(records.values(), key=lambda r: r["nodeid"])
+        not_run = sum(int(p.get("not_run", 0)) for p in parts)
+        status = "; ".join(p["status"] for p in parts if p.get("status"))
+        rc = 1 if any(r["outcome"] in ("failed", "error") for r in records) else max(p["pytest_exit"] for p in parts)
+        shown = ["--merge"] + [os.path.relpath(x, REPO) for x in a.merge]
+        md_path = write_report(a.out, env, records, shown, rc, sum(float(p["wall_seconds"]) for p in parts),
+                               a.note, not_run=not_run, status=status)
+        print(f"gpu_tier: report written to {md_path}", file=sys.stderr)
+        return rc
     if a.from_junit:
         env = json.load(open(a.env_json)) if a.env_json else {}
         env.setdefault("torch", "?")

@@ -218,3 +218,26 @@ def test_gpu_tier_deadline_leaves_a_report_of_what_ran(tmp_path):
     assert data["status"].startswith("incomplete: the --deadline was reached"), data["status"]
     text = md.read_text()
     assert f"{6 - ran} selected but not run" in text and "**Status:** incomplete" in text, text
+
+
+def test_gpu_tier_merges_reports_of_split_runs(tmp_path):
+    """--merge: the JSON twins of runs split over several calls make one report."""
+    tests = tmp_path / "test_sample.py"
+    tests.write_text(SAMPLE_TESTS)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    outs = []
+    for i, sel in enumerate(("hip or triton", "not (hip or triton)")):
+        out = tmp_path / f"r{i}"
+        subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--allow-no-gpu", "--out", str(out),
+                        "-m", "not gpu", "-k", sel, str(tests)], capture_output=True, text=True, timeout=600,
+                       cwd=tmp_path, env=env)
+        (js,) = out.glob("*.json")
+        outs.append(str(js))
+    merged = tmp_path / "merged"
+    p = subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--out", str(merged), "--merge", *outs],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stderr[-2000:]
+    (md,) = merged.glob("*.md")
+    data = json.loads(md.with_suffix(".json").read_text())
+    assert data["totals"] == {"passed": 2, "failed": 1, "skipped": 1, "error": 1}, data["totals"]
+    assert "--merge" in md.read_text()
