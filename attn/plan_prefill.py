@@ -66,8 +66,8 @@ class BatchPrefill:
         self._page_indices = torch.zeros(max(max_kv_pages or 1, 1), **i32)
         # The mask packed 8 keys a byte, rows padded to whole bytes (mask_summary.pack_mask): at most
         # max_mask_bits / 8 + one byte a query row.
-        self._mask = torch.zeros(max((max_mask_bits or 0) // 8 + max_tokens if max_mask_bits else 1, 1),
-                                 dtype=torch.uint8, device=self.device)
+        mask_bytes = max_mask_bits // 8 + max_tokens if max_mask_bits else 1
+        self._mask = torch.zeros(mask_bytes, dtype=torch.uint8, device=self.device)
         self._work = None        # WorkList, sized when the tile shape is known (first plan)
         self._blk_indptr = self._blk_ids = None
         self._out = self._lse = None
