@@ -200,7 +200,7 @@ __device__ void paged_decode_partition(
 #pragma unroll
                 for (int e = 0; e < VEC; ++e) a += qr[g][e] * kf[e];
 #pragma unroll
-                for (int off = TG / 2; off > 0; off /= 2) a += attn_shfl_xor(a, off);
+                for (int off = TG / 2; off > 0; off /= 2) a += attn_shfl_xor(a, off, TG);
                 if (softcap > 0.f) a = cap_log2 * attn_tanh(a * inv_cap);
                 s[g][u] = valid[u] ? a : -attn_inf();
             }
@@ -332,11 +332,11 @@ __device__ void paged_decode_reduce(PageMap pm, int q_heads, int num_splits, int
     float mx = -attn_inf();
     for (int p = lane; p < n_parts; p += WARP) mx = attn_fmax(mx, part_lse[row0 + p]);
 #pragma unroll
-    for (int off = WARP / 2; off > 0; off /= 2) mx = attn_fmax(mx, attn_shfl_xor(mx, off));
+    for (int off = WARP / 2; off > 0; off /= 2) mx = attn_fmax(mx, attn_shfl_xor(mx, off, WARP));
     float sum = 0.f;
     for (int p = lane; p < n_parts; p += WARP) sum += attn_exp2(part_lse[row0 + p] - mx);
 #pragma unroll
-    for (int off = WARP / 2; off > 0; off /= 2) sum += attn_shfl_xor(sum, off);
+    for (int off = WARP / 2; off > 0; off /= 2) sum += attn_shfl_xor(sum, off, WARP);
     const bool empty = n_parts == 0;
     const float inv = empty ? 0.f : 1.f / sum;
     for (int d = threadIdx.x; d < D; d += blockDim.x) {

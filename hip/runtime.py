@@ -159,8 +159,10 @@ def nvrtc_version() -> str:
     return f"nvrtc-{major}.{minor}"
 
 
-def nvrtc_compile(src: str, name: str, headers: dict[str, str], opts: list[str]) -> tuple[bytes, str]:
-    """Compile CUDA source (the HIP source through prelude.h) to a cubin; raises CompileError."""
+def nvrtc_compile(src: str, name: str, headers: dict[str, str], opts: list[str],
+                  output: str = "cubin") -> tuple[bytes, str]:
+    """Compile CUDA source (the HIP source through prelude.h) to a cubin (or, with output="ptx" and
+    a --gpu-architecture=compute_XX option, to PTX text); raises CompileError."""
     from .compile import CompileError
     _, nvrtc = _cuda_python()
     ok = nvrtc.nvrtcResult.NVRTC_SUCCESS
@@ -179,9 +181,11 @@ def nvrtc_compile(src: str, name: str, headers: dict[str, str], opts: list[str])
         log = log.rstrip(b"\0").decode(errors="replace")
         if err != ok:
             raise CompileError(f"NVRTC failed to compile {name} ({' '.join(opts)}): {err}", log)
-        _, n = nvrtc.nvrtcGetCUBINSize(prog)
+        size, get = ((nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX) if output == "ptx"
+                     else (nvrtc.nvrtcGetCUBINSize, nvrtc.nvrtcGetCUBIN))
+        _, n = size(prog)
         code = b" " * n
-        nvrtc.nvrtcGetCUBIN(prog, code)
+        get(prog, code)
         return code, log
     finally:
         nvrtc.nvrtcDestroyProgram(prog)

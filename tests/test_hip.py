@@ -96,6 +96,36 @@ def test_disk_cache(fresh_cache):
     assert a.binary == b.binary and b.resources == a.resources
 
 
+def _decode_kernel_shuffle_masks(inst: hc.Instance) -> list[str]:
+    """The member-mask operand of every shfl.sync in attn_paged_decode's PTX, a register resolved
+    to its constant when a mov sets it to one."""
+    import re
+    src, pre = hc.source()
+    opts = [o.replace("--gpu-architecture=sm_90", "--gpu-architecture=compute_90")
+            for o in hc.options(inst, "sm_90") if not o.startswith("--ptxas")]
+    ptx, _ = runtime.nvrtc_compile(src, "paged_decode.hip", {"prelude.h": pre}, opts, output="ptx")
+    ptx = ptx.rstrip(b"\0").decode()
+    body = ptx[ptx.index(".entry attn_paged_decode("):]
+    body = body[:body.index("\n}\n")]
+    consts = dict(re.findall(r"mov\.[bu]32\s+(%r\d+),\s*(-?\w+);", body))
+    masks = [m.group(1) for m in re.finditer(r"shfl\.sync\.\w+\.b32\s+[^;]*,\s*(%?\w+);", body)]
+    return [consts.get(m, m) for m in masks]
+
+
+@pytest.mark.parametrize("head_dim", [64, 128, 256])
+def test_nvidia_shuffles_name_only_their_thread_group(head_dim):
+    """Thread groups narrower than a warp leave the token loop at different trip counts; a
+    shuffle whose member mask names the whole warp then waits on lanes that never arrive (it hung
+    on the H200 for head_dim 64 and 128). Only a one-group-per-warp instance may use -1."""
+    _need("nvrtc")
+    inst = hc.instance_for(head_dim, 16, 4, "bf16", "HND", 32)
+    masks = _decode_kernel_shuffle_masks(inst)
+    assert masks, "no shfl.sync in attn_paged_decode"
+    full = [m for m in masks if m in ("-1", "0xffffffff", "0xFFFFFFFF", "4294967295")]
+    if inst.group_lanes * inst.head_split < 32:
+        assert not full, f"{inst.key}: {len(full)} of {len(masks)} shuffles name the whole warp"
+
+
 def test_compile_error_carries_log():
     _need("nvrtc")
     with pytest.raises(hc.CompileError) as e:
