@@ -159,7 +159,8 @@ def test_batch_decode_cuda_graph(form, page_size, gen, device):
     the same storage (what a server does every step); NaN where no live token is."""
     from attn.layouts import KVCache
     from attn.layouts.descriptors import get_layout
-    max_batch, kvh, hq, d, num_pages = 8, 2, 8, 128, 4096
+    # Storage for 64K tokens: the longest step below (21773 tokens) fits at every page size.
+    max_batch, kvh, hq, d, num_pages = 8, 2, 8, 128, 65536 // page_size
     lay = get_layout(form)
     dt = torch.bfloat16
     k_store = torch.empty(lay.shape("k", num_pages, page_size, kvh, d, dt), dtype=dt, device=device)
