@@ -404,8 +404,9 @@ def run(args) -> int:
     out = Path(args.out) if args.out else configs.file_for(plat, configs._DIR)
     ops = ("decode", "prefill", "extend", "rotary") if args.op == "all" else (args.op,)   # decode first: the path choice
     start = time.monotonic()
-    for op in ops:
-        left = None if args.budget_s is None else max(0.0, args.budget_s - (time.monotonic() - start))
+    for i, op in enumerate(ops):
+        # An even share of what is left: the first op cannot spend the whole budget.
+        left = None if args.budget_s is None else max(0.0, args.budget_s - (time.monotonic() - start)) / (len(ops) - i)
         tuner = Tuner(op, parse_shapes(op, args.shapes if args.op != "all" else None), out=out, plat=plat,
                       budget_s=left, progress=not args.no_progress, hip=not args.no_hip)
         res = tuner.run()

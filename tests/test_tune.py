@@ -128,3 +128,31 @@ def test_tuner_rotary_op_runs_and_checks(tmp_path):
     (entry,) = res["entries"]
     assert entry["rel_err"] <= 1e-5 and entry["bucket"]["head_dim"] == 128
     assert {c.get("BLOCK_TQ") for c in log} >= {1, 2}          # both tiles timed (beside the heuristic)
+
+
+def test_op_all_gives_each_op_a_share_of_the_budget(tmp_path, monkeypatch):
+    """--op all: decode (tuned first) cannot spend the whole budget; what an op leaves unused
+    passes on to the ones after it."""
+    import argparse
+    budgets = []
+
+    class FakeTuner:
+        def __init__(self, op, shapes, *, budget_s, **kw):
+            budgets.append((op, budget_s))
+            self.partial_path = tmp_path / "none.partial.json"
+
+        def run(self):
+            return {"entries": [], "skipped": []}
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(tune.platform, "get", lambda: CPU)
+    monkeypatch.setattr(tune, "Tuner", FakeTuner)
+    monkeypatch.setattr(tune, "write_results", lambda *a, **k: None)
+    parser = argparse.ArgumentParser()
+    tune.add_arguments(parser)
+    assert tune.run(parser.parse_args(["--op", "all", "--budget-s", "400", "--out", str(tmp_path / "x.json"),
+                                       "--no-progress"])) == 0
+    assert [op for op, _ in budgets] == ["decode", "prefill", "extend", "rotary"]
+    shares = [b for _, b in budgets]
+    assert shares[0] == pytest.approx(100, abs=1), shares
+    assert shares == sorted(shares) and shares[-1] == pytest.approx(400, abs=1), shares
