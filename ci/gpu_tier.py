@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from types import SimpleNamespace
 
 import pytest
 
@@ -64,7 +65,16 @@ def labels(nodeid: str, params: dict) -> dict:
         m = re.search(r"test_(hip|triton|torch)\b", nodeid)
         if m:
             out["backend"] = m.group(1)
+    if out["feature"] == "-":
+        # no feature parameter: the test function says what it exercises (matrix, options, cuda_graph...)
+        out["feature"] = nodeid.split("::")[-1].split("[")[0].removeprefix("test_").removeprefix("gpu_")
     return out
+
+
+def params_from_summary(summary: dict) -> dict:
+    """tests/conftest.py's summary of a test's parameters back into what labels() reads."""
+    return {k: SimpleNamespace(**v["__attrs__"]) if isinstance(v, dict) and "__attrs__" in v else v
+            for k, v in summary.items()}
 
 
 class Collector:
@@ -84,10 +94,13 @@ class Collector:
     def pytest_sessionstart(self, session):
         self.session = session
 
+    @pytest.hookimpl(trylast=True)               # after tests/conftest.py attached the parameters
     def pytest_collection_modifyitems(self, items):
         for it in items:
             cs = getattr(it, "callspec", None)
-            self.params[it.nodeid] = dict(cs.params) if cs else {}
+            summary = dict(it.user_properties).get("params")
+            self.params[it.nodeid] = (params_from_summary(summary) if summary is not None
+                                      else dict(cs.params) if cs else {})
 
     def pytest_collection_finish(self, session):
         self.selected.update(it.nodeid for it in session.items)
@@ -123,15 +136,38 @@ class Collector:
             text = report.longreprtext or ""
             errs = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")]
             msg = (errs[0] if errs else (text.strip().splitlines() or [""])[-1])[:300]
+        params = self.params.get(report.nodeid)
+        if params is None:          # an xdist worker ran it: the parameters came with the report
+            params = params_from_summary(dict(report.user_properties).get("params", {}))
         self.records[report.nodeid] = {
             "nodeid": report.nodeid, "outcome": outcome, "seconds": round(report.duration, 3),
-            "message": msg, **labels(report.nodeid, self.params.get(report.nodeid, {}))}
+            "message": msg, **labels(report.nodeid, params)}
         self._check_deadline()
         if self.on_record is not None:
             self.on_record(self)
 
     def not_run(self) -> int:
         return len(self.selected - set(self.records))
+
+
+def collected_params(paths: list) -> dict:
+    """nodeid -> parameters, from collecting these test files here (no test runs)."""
+    class Params:
+        def __init__(self):
+            self.params = {}
+
+        def pytest_collection_modifyitems(self, items):
+            for it in items:        # what tests/conftest.py attached, as a run's reports carry it
+                self.params[it.nodeid] = params_from_summary(dict(it.user_properties).get("params", {}))
+
+    c = Params()
+    cwd = os.getcwd()
+    os.chdir(REPO)                  # nodeids are relative to the repository root
+    try:
+        pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *paths], plugins=[c])
+    finally:
+        os.chdir(cwd)
+    return c.params
 
 
 # ------------------------------------------------------------------------------------------
@@ -278,6 +314,9 @@ def main(argv=None) -> int:
     ap.add_argument("--merge", nargs="+", metavar="JSON",
                     help="report on these JSON twins of earlier reports (runs split over several calls) "
                          "instead of running pytest")
+    ap.add_argument("--relabel", action="store_true",
+                    help="with --merge: label the tests again from a collection here (reports written "
+                         "before the parameters travelled with xdist's reports say '-' for them)")
     ap.add_argument("--env-json", help="with --from-junit: the environment of those runs (device, "
                                        "driver, torch, triton, commit, date, ...) as a JSON file")
     ap.add_argument("--note", default="", help="a line added under the report's header (e.g. what was not run)")
@@ -297,10 +336,13 @@ def main(argv=None) -> int:
         for p in parts:
             records.update({r["nodeid"]: r for r in p["tests"]})
         records = sorted(records.values(), key=lambda r: r["nodeid"])
+        if a.relabel:
+            params = collected_params(sorted({r["nodeid"].split("::")[0] for r in records}))
+            records = [{**r, **labels(r["nodeid"], params.get(r["nodeid"], {}))} for r in records]
         not_run = sum(int(p.get("not_run", 0)) for p in parts)
         status = "; ".join(p["status"] for p in parts if p.get("status"))
         rc = 1 if any(r["outcome"] in ("failed", "error") for r in records) else max(p["pytest_exit"] for p in parts)
-        shown = ["--merge"] + [os.path.relpath(x, REPO) for x in a.merge]
+        shown = ["--merge"] + [os.path.relpath(x, REPO) for x in a.merge] + (["--relabel"] if a.relabel else [])
         md_path = write_report(a.out, env, records, shown, rc, sum(float(p["wall_seconds"]) for p in parts),
                                a.note, not_run=not_run, status=status)
         print(f"gpu_tier: report written to {md_path}", file=sys.stderr)

@@ -29,7 +29,26 @@ def pytest_report_header(config):
             f"TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET', '')}"]
 
 
+_AXES = ("backend", "feature", "layout", "dtype")
+
+
+def _param_summary(v):
+    """A parameter as the report needs it (ci/gpu_tier.py): a matrix Case by its axes, else its str."""
+    axes = {a: str(getattr(v, a)) for a in _AXES if not isinstance(v, (str, bytes, dict)) and hasattr(v, a)}
+    return {"__attrs__": axes} if axes else str(v)
+
+
 def pytest_collection_modifyitems(config, items):
+    # The parameters travel with each test's reports, so that ci/gpu_tier.py labels tests run by
+    # xdist workers too (its own collection hook never sees their items).
+    # A module's BACKEND says which backend its tests exercise when no parameter does.
+    for item in items:
+        cs = getattr(item, "callspec", None)
+        params = {k: _param_summary(v) for k, v in (cs.params.items() if cs else ())}
+        backend = getattr(getattr(item, "module", None), "BACKEND", None)
+        if backend and "backend" not in params:
+            params["backend"] = backend
+        item.user_properties.append(("params", params))
     if _HAS_GPU:
         return
     skip = pytest.mark.skip(reason="needs a CUDA or ROCm GPU")

@@ -32,6 +32,8 @@ from attn.hip import backend as hb  # noqa: E402
 from attn.hip import compile as hc  # noqa: E402
 from attn.hip import runtime  # noqa: E402
 
+BACKEND = "hip"          # the backend the GPU tier report counts these tests under
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

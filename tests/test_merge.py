@@ -11,6 +11,8 @@ from attn.reference import merge as ref
 from attn.triton_kernels import merge as tm
 from kvgen import assert_close, empty_poisoned, randn, rel_err
 
+BACKEND = "triton"          # the backend the GPU tier report counts these tests under
+
 CPU_DTYPES = (torch.float16, torch.float32)
 
 

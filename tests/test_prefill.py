@@ -18,6 +18,8 @@ import attn
 from attn import transforms as T
 from kvgen import flat_custom_mask, make_kv, poison, ragged_q, rel_err, tol
 
+BACKEND = "triton"          # the backend the GPU tier report counts these tests under
+
 LAYOUT_PAGES = [("ragged", 1), ("token_pool", 1), ("NHD", 1), ("NHD", 3), ("HND", 16), ("HND", 3), ("vllm", 16),
                 ("vllm", 3)]
 HEAD_DIMS = [64, 80, 96, 128, 192, 256]

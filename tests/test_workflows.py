@@ -241,3 +241,38 @@ def test_gpu_tier_merges_reports_of_split_runs(tmp_path):
     data = json.loads(md.with_suffix(".json").read_text())
     assert data["totals"] == {"passed": 2, "failed": 1, "skipped": 1, "error": 1}, data["totals"]
     assert "--merge" in md.read_text()
+
+
+def _gpu_tier_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gpu_tier", REPO / "ci" / "gpu_tier.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_gpu_tier_labels_tests_that_xdist_workers_ran():
+    """Under xdist the controller collects nothing: the labels come from the parameters that
+    tests/conftest.py attaches to each report (a matrix Case travels by its axes)."""
+    from types import SimpleNamespace
+    gt = _gpu_tier_module()
+    col = gt.Collector()
+    params = {"form": "vllm", "dtype": "torch.bfloat16", "case": {"__attrs__": {"backend": "hip"}}}
+    report = SimpleNamespace(nodeid="tests/test_x.py::test_gpu_matrix[vllm-3]", when="call", outcome="passed",
+                             duration=1.0, longreprtext="", user_properties=[("params", params)])
+    col.pytest_runtest_logreport(report)
+    r = col.records[report.nodeid]
+    assert (r["layout"], r["dtype"], r["backend"], r["feature"]) == ("vllm", "bf16", "hip", "matrix"), r
+
+
+def test_gpu_tier_relabel_collects_this_repository():
+    """--relabel's collection: parameters from tests/conftest.py, the backend from a module's BACKEND."""
+    gt = _gpu_tier_module()
+    params = gt.collected_params(["tests/test_hip.py", "tests/test_decode.py"])
+    hip = [k for k in params if k.startswith("tests/test_hip.py::test_matrix[vllm-16-128-4-")]
+    assert len(hip) == 2, sorted(params)[:5]
+    labels = [gt.labels(k, params[k]) for k in hip]
+    assert {x["layout"] for x in labels} == {"vllm"} and {x["dtype"] for x in labels} == {"fp16", "bf16"}
+    assert {x["backend"] for x in labels} == {"hip"}
+    dec = [k for k in params if k.startswith("tests/test_decode.py::test_decode_gpu_matrix")]
+    assert dec and all(gt.labels(k, params[k])["backend"] == "triton" for k in dec)
