@@ -73,6 +73,7 @@ class BatchPrefill:
         self._out = self._lse = None
         self._planned = None
         self._captured_cfg = None   # the kernel config a captured graph holds (set by run())
+        self._shape = None          # the first plan's batch shape: it picks the tuned bucket for good
 
     # ------------------------------------------------------------------------------ plan
     def plan(self, q_indptr: torch.Tensor, kv: KVCache, causal: bool = True, sm_scale: float | None = None,
@@ -106,10 +107,14 @@ class BatchPrefill:
         q_lens, kv_lens, total_q = plan_lengths(q_indptr, kv, self.max_tokens, "BatchPrefill")
         d = kv.head_dim
         group = hq // kv.num_kv_heads
+        # Tuned entries are bucketed by batch and mean lengths: the first plan's pick them, so
+        # that later plans (and a captured graph) keep one kernel config.
+        if self._shape is None:
+            self._shape = P.batch_shape(q_lens, kv_lens)
         cfg = P.config_for(platform.for_tensor(kv.k), d, group, kv.page_size, kv.dtype,
                            features=P.features_of(custom_mask=custom_mask, window_left=window_left, softcap=softcap,
                                                   logits_transform=logits_transform, return_lse=return_lse,
-                                                  rotary=rotary))
+                                                  rotary=rotary), **self._shape)
         if self._captured_cfg is not None and cfg != self._captured_cfg:
             V.fail(f"this BatchPrefill was captured in a CUDA graph with kernel config {self._captured_cfg}; "
                    f"this plan's options need {cfg}: build another BatchPrefill for them")

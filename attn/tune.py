@@ -138,6 +138,28 @@ def ckey(cfg: dict) -> str:
 
 
 # ------------------------------------------------------------------------------ measuring
+def compiled_kernels() -> dict:
+    """Every kernel Triton has compiled so far for attn's kernel modules: {id: CompiledKernel}
+    (empty under the interpreter, which compiles nothing)."""
+    import importlib
+    from triton.runtime.jit import JITFunction
+    out = {}
+    for name in ("attention", "merge", "rotary", "kv_write"):
+        mod = importlib.import_module(f"attn.triton_kernels.{name}")
+        for fn in vars(mod).values():
+            for cache in getattr(fn, "device_caches", {}).values() if isinstance(fn, JITFunction) else ():
+                for k in (cache[0] if isinstance(cache, tuple) else cache).values():
+                    out[id(k)] = k
+    return out
+
+
+def spills_since(before: dict) -> int:
+    """Spilled bytes of the kernels compiled since `before` (compiled_kernels()), the most of any:
+    the compile matrix fails such a config, so the tuner must not pick it."""
+    return max((int(getattr(k, "n_spills", 0) or 0) for i, k in compiled_kernels().items() if i not in before),
+               default=0)
+
+
 def default_timer(calls, cfg) -> float:
     return bu.gpu_time(calls, reps=10, min_graph_ms=1.0)[0]
 
@@ -271,8 +293,14 @@ class Tuner:
             return times[k]
         try:
             run = make_runner(self.op, case, cfg)
-            ms = float(self.timer([run(i) for i in range(case.n_sets)], cfg))
-        except Exception as e:            # noqa: BLE001 (a config that does not compile or fit: skip it)
+            calls = [run(i) for i in range(case.n_sets)]
+            before = compiled_kernels()
+            calls[0]()                    # compile (and load) outside the timing, then ask for spills
+            spilled = spills_since(before)
+            if spilled:
+                raise RuntimeError(f"spills {spilled} bytes (the compile matrix would reject it)")
+            ms = float(self.timer(calls, cfg))
+        except Exception as e:            # noqa: BLE001 (a config that does not compile, fit or spill-free: skip it)
             self.log(f"  {k}: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}")
             ms = math.inf
         self.measured += 1

@@ -153,3 +153,65 @@ def test_dtype_name_is_the_config_key():
     k = torch.randn(4, 1, 2, 16, dtype=torch.bfloat16)
     kv = KVCache.paged(k, k.clone(), torch.tensor([0, 1]), torch.tensor([2]), torch.tensor([2]), layout="HND")
     assert configs.decode_shape(torch.randn(1, 2, 16, dtype=torch.bfloat16), kv)["dtype"] == dtype_name(k.dtype)
+
+
+def _prefill_file(root, plat):
+    data = {"meta": {"device": plat.device_name}, "ops": {"prefill": [
+        entry({**BASE, "batch": 8, "kv_len": 2048}, BLOCK_N=32),
+        entry({**BASE, "batch": 1, "kv_len": 16384}, BLOCK_N=64, num_warps=8),
+        entry({**BASE, "batch": 16, "q_len": 512, "kv_len": 2560}, BLOCK_N=16),
+    ]}}
+    path = configs.file_for(plat, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_prefill_config_follows_the_batch_shape(tmp_path):
+    """Prefill buckets are matched on batch and mean lengths (not only on the first entry of a
+    head_dim): a long single sequence, a batch of 2k prompts and an extend batch each get theirs."""
+    import numpy as np
+    import torch
+    from attn.triton_kernels import prefill as P
+    _prefill_file(tmp_path, H100)
+    configs.use_dir(tmp_path)
+    try:
+        cfg = lambda q, k: P.config_for(H100, 128, 4, 16, torch.bfloat16,  # noqa: E731
+                                        **P.batch_shape(np.array(q), np.array(k)))
+        assert cfg([2048] * 8, [2048] * 8)["BLOCK_N"] == 32
+        assert cfg([16384], [16384])["BLOCK_N"] == 64 and cfg([16384], [16384])["num_warps"] == 8
+        assert cfg([512] * 16, [2560] * 16)["BLOCK_N"] == 16
+        assert P.batch_shape(np.array([3, 5]), np.array([3, 5])) == dict(batch=2, kv_len=4)
+        assert P.batch_shape(np.array([1, 1]), np.array([9, 7])) == dict(batch=2, q_len=1, kv_len=8)
+    finally:
+        configs.use_dir(None)
+
+
+def test_batch_prefill_keeps_the_first_plans_bucket(tmp_path):
+    """A BatchPrefill's config comes from its first plan's shape and stays (a captured graph holds
+    one binary and a work list cut for one tile)."""
+    import numpy as np
+    import torch
+    import attn
+    import kvgen
+    from attn import platform
+    cpu = platform.get_cpu()
+    data = {"meta": {"device": "cpu"}, "ops": {"prefill": [
+        entry({**BASE, "dtype": "float32", "head_dim": 16, "group": 2, "batch": 1, "kv_len": 16}, BLOCK_N=32),
+        entry({**BASE, "dtype": "float32", "head_dim": 16, "group": 2, "batch": 4, "kv_len": 256}, BLOCK_N=64),
+    ]}}
+    path = configs.file_for(cpu, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    configs.use_dir(tmp_path)
+    try:
+        gen = kvgen.make_gen("first-plan")
+        bp = attn.BatchPrefill(max_batch=4, max_tokens=1024, device="cpu")
+        for lens, want in (([16], 32), ([256] * 4, 32)):
+            case = kvgen.make_kv(lens, layout="HND", page_size=16, kv_heads=2, head_dim=16, gen=gen)
+            qi = torch.tensor(np.cumsum([0] + lens), dtype=torch.int32)
+            bp.plan(qi, case.kv, num_q_heads=4)
+            assert bp.cfg["BLOCK_N"] == want, (lens, bp.cfg)
+        fresh = attn.BatchPrefill(max_batch=4, max_tokens=1024, device="cpu").plan(qi, case.kv, num_q_heads=4)
+        assert fresh.cfg["BLOCK_N"] == 64
+    finally:
+        configs.use_dir(None)

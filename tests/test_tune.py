@@ -156,3 +156,28 @@ def test_op_all_gives_each_op_a_share_of_the_budget(tmp_path, monkeypatch):
     shares = [b for _, b in budgets]
     assert shares[0] == pytest.approx(100, abs=1), shares
     assert shares == sorted(shares) and shares[-1] == pytest.approx(400, abs=1), shares
+
+
+def test_a_config_that_spills_is_never_picked(tmp_path, monkeypatch):
+    """The compile matrix fails a spilling config: the tuner skips one however fast it times
+    (spills_since stands in for the compiled kernels' spill counts, which the interpreter lacks)."""
+    current = {}
+    real_make_runner = tune.make_runner
+
+    def make_runner(op, case, cfg):
+        current.clear()
+        current.update(cfg)               # the config whose first call spills_since() is asked about
+        return real_make_runner(op, case, cfg)
+
+    monkeypatch.setattr(tune, "make_runner", make_runner)
+    monkeypatch.setattr(tune, "spills_since", lambda before: 80 if current.get("BLOCK_N") == 32 else 0)
+    res = make(tmp_path, []).run()
+    assert res["entries"], res
+    for e in res["entries"]:
+        assert e["config"].get("BLOCK_N") != 32, e       # the fastest by the timer, but it spills
+
+
+def test_compiled_kernels_reads_triton_caches():
+    """compiled_kernels() walks the kernel modules' JIT caches without error (empty or not)."""
+    ks = tune.compiled_kernels()
+    assert isinstance(ks, dict) and tune.spills_since(ks) == 0

@@ -32,17 +32,18 @@ def features_of(*, custom_mask=None, window_left=-1, softcap=0.0, logits_transfo
 
 
 def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dtype, masked: bool = False,
-               features=frozenset()) -> dict:
+               features=frozenset(), **shape) -> dict:
     """The launch config (attn/configs): shared by the launcher, BatchPrefill, BatchAttention and
     compile_specs(), so what the compile matrix checks is what runs. `features` (a subset of
     FEATURES; masked=True adds "mask") narrow the KV block where a branch's registers made the
-    tile spill (numbers from ci/compile_matrix.py, Triton 3.9)."""
+    tile spill (numbers from ci/compile_matrix.py, Triton 3.9). shape (batch, q_len, kv_len; see
+    batch_shape) picks among a device's tuned buckets."""
     features = frozenset(features) | ({"mask"} if masked else frozenset())
     unknown = features - FEATURES
     if unknown:
         raise ValueError(f"unknown prefill features {sorted(unknown)}; known: {sorted(FEATURES)}")
     cfg = configs.lookup("prefill", plat, head_dim=head_dim, group=group, page_size=page_size,
-                         dtype=platform.dtype_name(dtype))
+                         dtype=platform.dtype_name(dtype), **shape)
     block_n = cfg["BLOCK_N"]
     if plat.vendor == "amd" and features & {"window", "softcap", "transform", "lse", "persistent"}:
         # 64x32 spilled 2-18 VGPRs with window + softcap + lse, or the persistent loop (two tiles in
@@ -110,6 +111,15 @@ def host_lengths(q_indptr, kv) -> tuple[np.ndarray, np.ndarray]:
     return np.diff(ip), both[b + 1:]
 
 
+def batch_shape(q_lens: np.ndarray, kv_lens: np.ndarray) -> dict:
+    """The size keys a tuned bucket is matched on (attn.configs): batch and mean lengths. A batch
+    whose queries are as long as its KV is a prefill (its buckets carry no q_len); else an extend."""
+    b = max(len(q_lens), 1)
+    q_len, kv_len = max(1, int(q_lens.sum()) // b), max(1, int(kv_lens.sum()) // b)
+    return dict(batch=len(q_lens), kv_len=kv_len) if q_len == kv_len else dict(batch=len(q_lens), q_len=q_len,
+                                                                              kv_len=kv_len)
+
+
 # ------------------------------------------------------------------------------ functional
 def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, softcap=0.0, logits_transform=None,
             custom_mask=None, rotary=None, return_lse=False):
@@ -120,7 +130,8 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     group = hq // kv.num_kv_heads
     cfg = config_for(platform.for_tensor(q), d, group, kv.page_size, q.dtype,
                      features=features_of(custom_mask=custom_mask, window_left=window_left, softcap=softcap,
-                                          logits_transform=logits_transform, return_lse=return_lse, rotary=rotary))
+                                          logits_transform=logits_transform, return_lse=return_lse, rotary=rotary),
+                     **batch_shape(q_lens, kv_lens))
     _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
     items = ordered_items(q_lens, kv_lens, tq, causal, window_left)
     work = WorkList.build(items, q.device)
@@ -151,7 +162,7 @@ def compile_specs():
     4, 8, and the feature branches a user reaches (causal; window + softcap + lse; custom mask;
     rotary; the vllm split layout)."""
     from .attention import compile_spec
-    from .specs import per_target
+    from .specs import per_target, tuned_entries, tuned_label
 
     variants = {
         "causal": dict(CAUSAL=True),
@@ -181,4 +192,12 @@ def compile_specs():
                             specs.append(compile_spec("prefill", f"{prefix}/{dt}/d{hd}/g{group}/{name}", targets, dt,
                                                       cfg, group=group, head_dim=hd, page_size=16, layout=layout,
                                                       **variants[name]))
+    for plat, e in tuned_entries("prefill"):
+        b = e["bucket"]
+        group, ps = b.get("group", 1), b.get("page_size", 16)
+        cfg = config_for(plat, b["head_dim"], group, ps, getattr(torch, b["dtype"]),
+                         **{k: b[k] for k in ("batch", "q_len", "kv_len") if k in b})
+        label = tuned_label(plat, b)
+        specs.append(compile_spec("prefill", label, (plat.arch,), label.split("/")[1], cfg, group=group,
+                                  head_dim=b["head_dim"], page_size=ps, layout="NHD|HND|ragged", CAUSAL=True))
     return specs

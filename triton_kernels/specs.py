@@ -237,6 +237,36 @@ def target_platform(target: str):
     return Platform(vendor, target, warp, sms, name)
 
 
+def tuned_entries(op: str) -> list:
+    """(platform, entry) for every `op` entry of the device files shipped in attn/configs, the
+    platform being the device the file was tuned on (its name picks the file in lookups). A kernel
+    module gives each a spec for that device's arch: what a tuned config can launch is compiled
+    here too. Entries without head_dim and dtype (never matched by a lookup) are left out."""
+    from attn import configs
+    from attn.platform import Platform
+    out = []
+    for path in sorted(configs._DIR.glob("*/*.json")):
+        data = configs.load_file(path)
+        arch = data.get("meta", {}).get("arch")
+        if arch not in _TARGET_DEVICES:
+            continue
+        vendor, warp, sms, _ = _TARGET_DEVICES[arch]
+        plat = Platform(vendor, arch, warp, sms, data["meta"].get("device", path.stem))
+        for e in data.get("ops", {}).get(op, []):
+            b = e.get("bucket", {})
+            if b.get("dtype") in ("float16", "bfloat16") and "head_dim" in b:
+                out.append((plat, e))
+    return out
+
+
+def tuned_label(plat, bucket: dict) -> str:
+    """A tuned spec's config label: device, dtype, head_dim, group, page size and size bucket."""
+    dt = {"float16": "fp16", "bfloat16": "bf16"}[bucket["dtype"]]
+    sizes = "x".join(f"{k[0]}{bucket[k]}" for k in ("batch", "q_len", "kv_len") if k in bucket)
+    return (f"tuned:{plat.config_key}/{dt}/d{bucket['head_dim']}/g{bucket.get('group', 1)}"
+            f"/p{bucket.get('page_size', 16)}/{sizes}")
+
+
 def spec_platform(vendor: str):
     """The platform a spec's heuristic config is looked up for: an H100 or an MI300X."""
     return target_platform("sm_90" if vendor == "nvidia" else "gfx942")
