@@ -47,6 +47,7 @@ KINDS = ("strided", "vllm")
 TARGETS = ("gfx90a", "sm_80", "sm_90")
 THREADS = 128           # 4 warps / 2 waves: with ~160 registers, 3 work-groups per SM on sm_90
 REDUCE_THREADS = 128
+MIN_BLOCKS = 3          # NVIDIA: the work-groups per SM an instance is recompiled for if ptxas spills
 KERNELS = ("attn_paged_decode", "attn_paged_decode_reduce")
 
 
@@ -235,6 +236,11 @@ def compile(inst: Instance, target: str, use_cache: bool = True) -> Compiled:
     src, pre = source()
     fn = runtime.nvrtc_compile if nvidia else runtime.hiprtc_compile
     binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts)
+    if nvidia and _spills(resources(binary, log, nvidia)):
+        # ptxas sometimes caps an instance at 128 registers and spills (sm_90, head_dim 64 vLLM
+        # GQA 4: 8 bytes); asking for the occupancy the work-group size was chosen for (3 per
+        # SM, up to 168 registers) gives it the registers instead.
+        binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts + [f"-DATTN_MIN_BLOCKS={MIN_BLOCKS}"])
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,6 +264,10 @@ def compile_instance(target: str, *, head_dim: int, page_size: int, gqa: int, dt
 _PTXAS_FN = re.compile(r"Function properties for (\w+)")
 _PTXAS_USED = re.compile(r"Used (\d+) registers(?:.*?(\d+) bytes smem)?")
 _PTXAS_SPILL = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+
+
+def _spills(res: dict) -> bool:
+    return any(r.get("spill_store_bytes", 0) or r.get("stack_bytes", 0) for r in res.values())
 
 
 def resources(binary: bytes, log: str, nvidia: bool) -> dict:

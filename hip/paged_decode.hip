@@ -200,7 +200,7 @@ __device__ void paged_decode_partition(
 #pragma unroll
                 for (int e = 0; e < VEC; ++e) a += qr[g][e] * kf[e];
 #pragma unroll
-                for (int off = TG / 2; off > 0; off /= 2) a += attn_shfl_xor(a, off, TG);
+                for (int off = TG / 2; off > 0; off /= 2) a += attn_shfl_xor(a, off, TG, TG * HS);
                 if (softcap > 0.f) a = cap_log2 * attn_tanh(a * inv_cap);
                 s[g][u] = valid[u] ? a : -attn_inf();
             }
@@ -332,11 +332,11 @@ __device__ void paged_decode_reduce(PageMap pm, int q_heads, int num_splits, int
     float mx = -attn_inf();
     for (int p = lane; p < n_parts; p += WARP) mx = attn_fmax(mx, part_lse[row0 + p]);
 #pragma unroll
-    for (int off = WARP / 2; off > 0; off /= 2) mx = attn_fmax(mx, attn_shfl_xor(mx, off, WARP));
+    for (int off = WARP / 2; off > 0; off /= 2) mx = attn_fmax(mx, attn_shfl_xor(mx, off, WARP, WARP));
     float sum = 0.f;
     for (int p = lane; p < n_parts; p += WARP) sum += attn_exp2(part_lse[row0 + p] - mx);
 #pragma unroll
-    for (int off = WARP / 2; off > 0; off /= 2) sum += attn_shfl_xor(sum, off, WARP);
+    for (int off = WARP / 2; off > 0; off /= 2) sum += attn_shfl_xor(sum, off, WARP, WARP);
     const bool empty = n_parts == 0;
     const float inv = empty ? 0.f : 1.f / sum;
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
@@ -350,7 +350,13 @@ __device__ void paged_decode_reduce(PageMap pm, int q_heads, int num_splits, int
 
 #define ATTN_NG (ATTN_THREADS / (ATTN_LANES(ATTN_HEAD_DIM / VEC) * ATTN_HSPLIT))
 
-extern "C" __global__ void __launch_bounds__(ATTN_THREADS) attn_paged_decode(
+// NVIDIA only (attn.hip.compile sets it): work-groups per SM for ptxas to keep, given when its own
+// register choice for an instance would spill.
+#ifndef ATTN_MIN_BLOCKS
+#define ATTN_MIN_BLOCKS 1
+#endif
+
+extern "C" __global__ void __launch_bounds__(ATTN_THREADS, ATTN_MIN_BLOCKS) attn_paged_decode(
     const u16* q, i64 q_sb, i64 q_sh,
     const u16* k, i64 k_sp, i64 k_sh, i64 k_ss, i64 k_sdhi,
     const u16* v, i64 v_sp, i64 v_sh, i64 v_ss, i64 v_sd,

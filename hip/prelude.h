@@ -35,9 +35,10 @@ ATTN_DEVICE float attn_log2(float x) { return __builtin_log2f(x); }
 ATTN_DEVICE float attn_tanh(float x) { return 1.f - 2.f / (__builtin_exp2f(2.8853900817779268f * x) + 1.f); }
 ATTN_DEVICE float attn_fmax(float a, float b) { return __builtin_fmaxf(a, b); }
 
-// xor shuffle among the `width` aligned lanes that run it together (off < width). ds_bpermute takes
-// a byte address of the source lane and needs no member mask: the partner is in the caller's group.
-ATTN_DEVICE float attn_shfl_xor(float v, int off, int width) {
+// xor shuffle inside aligned segments of `width` lanes (off < width); `group` (a multiple of width)
+// aligned lanes run the same loop. ds_bpermute takes a byte address of the source lane and needs no
+// member mask: the partner is in the caller's group.
+ATTN_DEVICE float attn_shfl_xor(float v, int off, int width, int group) {
     int lane = __builtin_amdgcn_mbcnt_hi(~0u, __builtin_amdgcn_mbcnt_lo(~0u, 0u));
     return __builtin_bit_cast(float, __builtin_amdgcn_ds_bpermute((lane ^ off) << 2, __builtin_bit_cast(int, v)));
 }
@@ -62,11 +63,12 @@ ATTN_DEVICE float attn_exp2(float x) { return exp2f(x); }
 ATTN_DEVICE float attn_log2(float x) { return log2f(x); }
 ATTN_DEVICE float attn_tanh(float x) { return tanhf(x); }
 ATTN_DEVICE float attn_fmax(float a, float b) { return fmaxf(a, b); }
-// The member mask names only the caller's `width` lanes: the other thread groups of the warp may
+// The member mask names only the caller's `group` lanes: the other thread groups of the warp may
 // have left their token loop already, and a full-warp mask then waits for them forever (the Volta+
-// rule that every named lane executes the same __shfl_sync; it hung the decode on the H200).
-ATTN_DEVICE float attn_shfl_xor(float v, int off, int width) {
-    const unsigned members = width >= 32 ? 0xffffffffu : ((1u << width) - 1u) << ((threadIdx.x & 31u) & ~(unsigned)(width - 1));
+// rule that every named lane executes the same __shfl_sync; it hung the decode on the H200). A
+// group of a whole warp keeps the constant full mask (no register for it).
+ATTN_DEVICE float attn_shfl_xor(float v, int off, int width, int group) {
+    const unsigned members = group >= 32 ? 0xffffffffu : ((1u << group) - 1u) << ((threadIdx.x & 31u) & ~(unsigned)(group - 1));
     return __shfl_xor_sync(members, v, off, width);
 }
 #endif
