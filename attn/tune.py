@@ -143,8 +143,9 @@ def compiled_kernels() -> dict:
     (empty under the interpreter, which compiles nothing)."""
     import importlib
     from triton.runtime.jit import JITFunction
+    from attn.triton_kernels.specs import _modules
     out = {}
-    for name in ("attention", "merge", "rotary", "kv_write"):
+    for name in _modules():
         mod = importlib.import_module(f"attn.triton_kernels.{name}")
         for fn in vars(mod).values():
             for cache in getattr(fn, "device_caches", {}).values() if isinstance(fn, JITFunction) else ():

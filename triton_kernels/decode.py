@@ -105,7 +105,7 @@ def compile_specs():
     and the option branches a user reaches (lse; window + softcap + lse). BatchDecode always
     launches with partials (HAS_PARTIALS); the functional decode of an unsplit batch without."""
     from .attention import SPEC_LAYOUTS, compile_spec
-    from .specs import per_target, tuned_entries, tuned_label
+    from .specs import per_target, tuned_entries
 
     variants = {"plain": {}, "lse": dict(RETURN_LSE=True),
                 "window_softcap_lse": dict(WINDOW=True, SOFTCAP=True, RETURN_LSE=True)}
@@ -131,13 +131,10 @@ def compile_specs():
                                 specs.append(compile_spec("decode", f"{prefix}/{dt}/d{hd}/g{group}/p{ps}/{name}",
                                                           targets, dt, cfg, group=group, head_dim=hd, page_size=ps,
                                                           layout=lay, HAS_PARTIALS=True, **variants[name]))
-    for plat, e in tuned_entries("decode"):
-        b = e["bucket"]
-        group, ps = b.get("group", 1), b.get("page_size", 16)
-        cfg = choose_config(plat, b["head_dim"], group, ps, b["dtype"],
-                            **{k: b[k] for k in ("batch", "kv_len") if k in b})
-        lay = "vllm" if b.get("layout") == "vllm" else "NHD|HND|ragged"
-        specs.append(compile_spec("decode", tuned_label(plat, b), (plat.arch,), tuned_label(plat, b).split("/")[1],
-                                  cfg, group=group, head_dim=b["head_dim"], page_size=ps, layout=lay,
-                                  HAS_PARTIALS=True))
+    for t in tuned_entries("decode"):
+        # Decode buckets carry q_len 1, which lookups never pass: batch and kv_len pick the entry.
+        cfg = choose_config(t.platform, t.head_dim, t.group, t.page_size, t.torch_dtype,
+                            **{k: v for k, v in t.shape.items() if k != "q_len"})
+        specs.append(compile_spec("decode", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
+                                  head_dim=t.head_dim, page_size=t.page_size, layout=t.layout, HAS_PARTIALS=True))
     return specs

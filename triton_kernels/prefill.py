@@ -162,7 +162,7 @@ def compile_specs():
     4, 8, and the feature branches a user reaches (causal; window + softcap + lse; custom mask;
     rotary; the vllm split layout)."""
     from .attention import compile_spec
-    from .specs import per_target, tuned_entries, tuned_label
+    from .specs import per_target, tuned_entries
 
     variants = {
         "causal": dict(CAUSAL=True),
@@ -192,12 +192,8 @@ def compile_specs():
                             specs.append(compile_spec("prefill", f"{prefix}/{dt}/d{hd}/g{group}/{name}", targets, dt,
                                                       cfg, group=group, head_dim=hd, page_size=16, layout=layout,
                                                       **variants[name]))
-    for plat, e in tuned_entries("prefill"):
-        b = e["bucket"]
-        group, ps = b.get("group", 1), b.get("page_size", 16)
-        cfg = config_for(plat, b["head_dim"], group, ps, getattr(torch, b["dtype"]),
-                         **{k: b[k] for k in ("batch", "q_len", "kv_len") if k in b})
-        label = tuned_label(plat, b)
-        specs.append(compile_spec("prefill", label, (plat.arch,), label.split("/")[1], cfg, group=group,
-                                  head_dim=b["head_dim"], page_size=ps, layout="NHD|HND|ragged", CAUSAL=True))
+    for t in tuned_entries("prefill"):
+        cfg = config_for(t.platform, t.head_dim, t.group, t.page_size, getattr(torch, t.torch_dtype), **t.shape)
+        specs.append(compile_spec("prefill", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
+                                  head_dim=t.head_dim, page_size=t.page_size, layout=t.layout, CAUSAL=True))
     return specs

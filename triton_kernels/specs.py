@@ -237,13 +237,27 @@ def target_platform(target: str):
     return Platform(vendor, target, warp, sms, name)
 
 
-def tuned_entries(op: str) -> list:
-    """(platform, entry) for every `op` entry of the device files shipped in attn/configs, the
-    platform being the device the file was tuned on (its name picks the file in lookups). A kernel
-    module gives each a spec for that device's arch: what a tuned config can launch is compiled
-    here too. Entries without head_dim and dtype (never matched by a lookup) are left out."""
+@dataclass(frozen=True)
+class TunedEntry:
+    """One entry of a shipped device file, as a kernel module's compile_specs() needs it."""
+    platform: object      # the device the file was tuned on (its name picks the file in lookups)
+    label: str            # the spec's config label: device, dtype, head_dim, group, page size, sizes
+    dtype: str            # "fp16" / "bf16"
+    torch_dtype: str      # the bucket's "float16" / "bfloat16"
+    head_dim: int
+    group: int
+    page_size: int
+    layout: str           # a SPEC_LAYOUTS key
+    shape: dict           # the size keys (batch, q_len, kv_len) that pick the bucket
+
+
+def tuned_entries(op: str) -> list[TunedEntry]:
+    """Every `op` entry of the device files shipped in attn/configs: a kernel module gives each a
+    spec for the arch it was tuned on, so what a tuned config can launch is compiled here too.
+    Entries without head_dim and dtype (never matched by a lookup) are left out."""
     from attn import configs
     from attn.platform import Platform
+    short = {"float16": "fp16", "bfloat16": "bf16"}
     out = []
     for path in sorted(configs._DIR.glob("*/*.json")):
         data = configs.load_file(path)
@@ -254,17 +268,15 @@ def tuned_entries(op: str) -> list:
         plat = Platform(vendor, arch, warp, sms, data["meta"].get("device", path.stem))
         for e in data.get("ops", {}).get(op, []):
             b = e.get("bucket", {})
-            if b.get("dtype") in ("float16", "bfloat16") and "head_dim" in b:
-                out.append((plat, e))
+            if b.get("dtype") not in short or "head_dim" not in b:
+                continue
+            shape = {k: b[k] for k in ("batch", "q_len", "kv_len") if k in b}
+            group, ps = b.get("group", 1), b.get("page_size", 16)
+            label = (f"tuned:{plat.config_key}/{short[b['dtype']]}/d{b['head_dim']}/g{group}/p{ps}/"
+                     + "x".join(f"{k[0]}{v}" for k, v in shape.items()))
+            out.append(TunedEntry(plat, label, short[b["dtype"]], b["dtype"], b["head_dim"], group, ps,
+                                  "vllm" if b.get("layout") == "vllm" else "NHD|HND|ragged", shape))
     return out
-
-
-def tuned_label(plat, bucket: dict) -> str:
-    """A tuned spec's config label: device, dtype, head_dim, group, page size and size bucket."""
-    dt = {"float16": "fp16", "bfloat16": "bf16"}[bucket["dtype"]]
-    sizes = "x".join(f"{k[0]}{bucket[k]}" for k in ("batch", "q_len", "kv_len") if k in bucket)
-    return (f"tuned:{plat.config_key}/{dt}/d{bucket['head_dim']}/g{bucket.get('group', 1)}"
-            f"/p{bucket.get('page_size', 16)}/{sizes}")
 
 
 def spec_platform(vendor: str):
