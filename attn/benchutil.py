@@ -151,7 +151,7 @@ class Case:
         q, kv = self.q, self.kv
         b = len(self.kv_lens)
         return dict(head_dim=kv.head_dim, group=q.shape[1] // kv.num_kv_heads, page_size=kv.page_size,
-                    dtype=platform.dtype_name(q.dtype), batch=b,
+                    dtype=platform.dtype_name(q.dtype), layout=kv.layout.family, batch=b,
                     q_len=int(round(float(np.mean(self.q_lens)))) if b else 0,
                     kv_len=int(round(float(np.mean(self.kv_lens)))) if b else 0)
 

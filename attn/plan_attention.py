@@ -100,7 +100,7 @@ class BatchAttention:
         cfg = P.config_for(plat, kv.head_dim, group, kv.page_size, kv.dtype,
                            features=P.features_of(window_left=window_left, softcap=softcap,
                                                   logits_transform=logits_transform, return_lse=return_lse,
-                                                  persistent=True))
+                                                  persistent=True), layout=kv.layout.family)
         cfg.update(self.kernel_config)
         if self.cfg is not None and cfg != self.cfg and self._captured:
             V.fail(f"this BatchAttention was captured in a CUDA graph with kernel config {self.cfg}; this plan "

@@ -114,7 +114,7 @@ class BatchPrefill:
         cfg = P.config_for(platform.for_tensor(kv.k), d, group, kv.page_size, kv.dtype,
                            features=P.features_of(custom_mask=custom_mask, window_left=window_left, softcap=softcap,
                                                   logits_transform=logits_transform, return_lse=return_lse,
-                                                  rotary=rotary), **self._shape)
+                                                  rotary=rotary), layout=kv.layout.family, **self._shape)
         if self._captured_cfg is not None and cfg != self._captured_cfg:
             V.fail(f"this BatchPrefill was captured in a CUDA graph with kernel config {self._captured_cfg}; "
                    f"this plan's options need {cfg}: build another BatchPrefill for them")

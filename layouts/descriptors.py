@@ -48,6 +48,14 @@ class Layout:
     def dims(self, which: str) -> tuple[str, ...]:
         return self.k_dims if which == "k" else self.v_dims
 
+    @property
+    def family(self) -> str:
+        """The tuned-config family (attn.configs' "layout" key): "rows" where a token's head dim
+        is contiguous in K and V (NHD, HND, ragged: the kernel loads their tiles alike, only the
+        strides differ), else the layout's name (vLLM's split K and slot-major V load differently
+        and want configs of their own)."""
+        return "rows" if self.k_dims[-1] == "D" and self.v_dims[-1] == "D" else self.name
+
     # --- reading a storage tensor -------------------------------------------------------
     def sizes(self, t: torch.Tensor, which: str) -> dict[str, int]:
         """Named sizes of a storage tensor: P, H, S, D (with D = Dhi*Dlo for split layouts)."""

@@ -63,6 +63,25 @@ def test_exact_and_nearest_bucket(tuned_dir):
     assert at(batch=64, kv_len=4096)["BLOCK_M"] == configs.heuristic("decode", H100)["BLOCK_M"]
 
 
+def test_layout_family_picks_its_own_entries(tuned_dir):
+    """Entries tuned on a rows layout (NHD / HND / ragged; buckets written before the layout key
+    mean that too) are never used for vLLM's split layout, whose tiles load differently: on the
+    H200 the HND-tuned decode config ran vLLM's 8 x 32768 at 0.79x of the heuristic."""
+    from attn.layouts.descriptors import get_layout
+    assert [get_layout(n).family for n in ("NHD", "HND", "ragged", "vllm")] == ["rows", "rows", "rows", "vllm"]
+    h = configs.heuristic("decode", H100, head_dim=128)
+    assert configs.lookup("decode", H100, **BASE, layout="rows", batch=64, kv_len=4096)["BLOCK_N"] == 32
+    assert configs.lookup("decode", H100, **BASE, layout="vllm", batch=64, kv_len=4096) == h
+    path = configs.file_for(H100, tuned_dir)
+    data = json.loads(path.read_text())
+    data["ops"]["decode"].append(entry({**BASE, "layout": "vllm", "batch": 8, "kv_len": 32768}, BLOCK_N=16))
+    path.write_text(json.dumps(data))
+    configs.clear_cache()
+    # Nearest among the family's own entries, however far; the rows entries keep answering rows.
+    assert configs.lookup("decode", H100, **BASE, layout="vllm", batch=64, kv_len=4096)["BLOCK_N"] == 16
+    assert configs.lookup("decode", H100, **BASE, layout="rows", batch=8, kv_len=32768)["BLOCK_N"] in (32, 128)
+
+
 def test_fallback_to_heuristic(tuned_dir):
     # A dtype with no entry, an op with no entries, a device with no file.
     h = configs.heuristic("decode", H100, head_dim=128)
@@ -142,7 +161,7 @@ def test_decode_shape_needs_no_sync():
     q = torch.randn(2, 8, 16)
     # a tensor whose values cannot be read stands in for a device sync: decode_shape must not read them
     s = configs.decode_shape(q, kv.with_seq_lens(torch.empty(2, dtype=torch.int32, device="meta")))
-    assert s == dict(head_dim=16, group=4, page_size=4, dtype="float32", batch=2, kv_len=12)
+    assert s == dict(head_dim=16, group=4, page_size=4, dtype="float32", layout="rows", batch=2, kv_len=12)
 
 
 def test_dtype_name_is_the_config_key():

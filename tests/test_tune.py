@@ -26,8 +26,9 @@ def fake_timer(log):
 
 def make(tmp_path, log, **kw):
     kw.setdefault("space", SPACE)
-    return tune.Tuner("decode", SHAPES, out=tmp_path / "cpu.json", plat=CPU, device="cpu", dtype=torch.float32,
-                      timer=fake_timer(log), q_heads=4, kv_heads=2, head_dim=16, progress=False, hip=False,
+    kw.setdefault("timer", fake_timer(log))
+    return tune.Tuner("decode", kw.pop("shapes", SHAPES), out=tmp_path / "cpu.json", plat=CPU, device="cpu", dtype=torch.float32,
+                      q_heads=4, kv_heads=2, head_dim=16, progress=False, hip=False,
                       log=lambda *a: None, **kw)
 
 
@@ -68,6 +69,24 @@ def test_tuned_file_is_what_lookup_returns(tmp_path):
         configs.use_dir(None)
 
 
+def test_write_results_replaces_a_bucket_written_before_the_layout_key(tmp_path):
+    """The tuner's buckets name their layout family; a file's older entry of the same shape
+    without the key (a rows layout) is replaced, not kept beside it, and a vLLM entry of the
+    same sizes is another bucket."""
+    path = tmp_path / "cpu" / "cpu.json"
+    res = make(tmp_path, [], shapes=[dict(batch=2, kv_len=32)]).run()
+    assert [e["bucket"]["layout"] for e in res["entries"]] == ["rows"]
+    shape = {k: v for k, v in res["entries"][0]["bucket"].items() if k != "layout"}
+    old = dict(bucket=shape, config=dict(BLOCK_N=16), time_us=2.0, heuristic_time_us=2.0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"ops": {"decode": [old]}}))
+    tune.write_results(path, "decode", res["entries"], CPU)
+    vllm = dict(bucket={**shape, "layout": "vllm"}, config=dict(BLOCK_N=64), time_us=1.0, heuristic_time_us=1.0)
+    tune.write_results(path, "decode", [vllm], CPU)
+    entries = json.loads(path.read_text())["ops"]["decode"]
+    assert [(e["bucket"].get("layout"), e["config"]["BLOCK_N"]) for e in entries] == [("rows", 32), ("vllm", 64)]
+
+
 def test_resume_after_interruption(tmp_path):
     log = []
     t = make(tmp_path, log)
@@ -99,6 +118,10 @@ def test_parse_shapes():
     ext = tune.parse_shapes("extend", "16x2048+512")[0]
     assert ext["kv_len"] == 2560 and ext["q_len"] == 512
     assert tune.parse_shapes("rotary", "256") == [dict(tokens=256)]
+    assert tune.parse_shapes("decode", "64x4096:vllm,8x1024:pool") == [
+        dict(batch=64, kv_len=4096, layout="vllm", page_size=16), dict(batch=8, kv_len=1024, layout="pool", page_size=1)]
+    with pytest.raises(SystemExit, match="layout 'XYZ'"):
+        tune.parse_shapes("decode", "64x4096:XYZ")
     assert len(tune.parse_shapes("prefill", None)) == 3
     with pytest.raises(SystemExit, match="BxLEN"):
         tune.parse_shapes("decode", "64-4096")
@@ -175,6 +198,33 @@ def test_a_config_that_spills_is_never_picked(tmp_path, monkeypatch):
     assert res["entries"], res
     for e in res["entries"]:
         assert e["config"].get("BLOCK_N") != 32, e       # the fastest by the timer, but it spills
+
+
+def test_a_spilling_heuristic_is_still_the_baseline(tmp_path, monkeypatch):
+    """The heuristic runs wherever the file has no entry, spilling or not: it is timed as the
+    baseline (on the H200, Triton 3.6 spilled 2 bytes in vLLM's decode heuristic; rejecting it
+    recorded a 1e30 us baseline and wrote a config slower than the heuristic). A candidate that
+    spills is still rejected."""
+    current = {}
+    real_make_runner = tune.make_runner
+
+    def make_runner(op, case, cfg):
+        current.clear()
+        current.update(cfg)
+        return real_make_runner(op, case, cfg)
+
+    def timer(calls, cfg):               # the heuristic (BLOCK_N 16 on the CPU) is the fastest
+        for c in calls:
+            c()
+        return 0.5 if cfg.get("BLOCK_N") == 16 and cfg.get("programs_per_sm") != 1 else 1.0
+
+    monkeypatch.setattr(tune, "make_runner", make_runner)
+    monkeypatch.setattr(tune, "spills_since", lambda before: 2 if current.get("BLOCK_N") == 16 else 0)
+    res = make(tmp_path, [], timer=timer, space=([dict(BLOCK_N=32)], [dict(programs_per_sm=1)])).run()
+    assert res["entries"]
+    for e in res["entries"]:
+        assert e["heuristic_time_us"] == 500.0 and e["speedup"] == 1.0, e
+        assert e["config"]["BLOCK_N"] == 16 and e["config"]["programs_per_sm"] != 1, e
 
 
 def test_compiled_kernels_reads_triton_caches():

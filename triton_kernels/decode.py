@@ -51,7 +51,7 @@ def config_for(device, kv, q_heads: int, features=frozenset(), **shape) -> dict:
     dev = torch.device(device)
     plat = platform.get(dev.index) if dev.type == "cuda" else platform.get_cpu()
     return choose_config(plat, kv.head_dim, q_heads // kv.num_kv_heads, kv.page_size, platform.dtype_name(kv.dtype),
-                         features, **shape)
+                         features, layout=kv.layout.family, **shape)
 
 
 def choose_splits(kv_lens: np.ndarray, num_kv_heads: int, num_sms: int, cfg: dict,
@@ -127,13 +127,14 @@ def compile_specs():
                         for name in names:
                             # One spec per distinct config: configs are chosen per arch and device.
                             for prefix, targets, cfg in per_target(
-                                    lambda plat: choose_config(plat, hd, group, ps, tdt, features[name])):
+                                    lambda plat: choose_config(plat, hd, group, ps, tdt, features[name],
+                                                           layout="rows" if lay != "vllm" else lay)):
                                 specs.append(compile_spec("decode", f"{prefix}/{dt}/d{hd}/g{group}/p{ps}/{name}",
                                                           targets, dt, cfg, group=group, head_dim=hd, page_size=ps,
                                                           layout=lay, HAS_PARTIALS=True, **variants[name]))
     for t in tuned_entries("decode"):
         # Decode buckets carry q_len 1, which lookups never pass: batch and kv_len pick the entry.
-        cfg = choose_config(t.platform, t.head_dim, t.group, t.page_size, t.torch_dtype,
+        cfg = choose_config(t.platform, t.head_dim, t.group, t.page_size, t.torch_dtype, layout=t.family,
                             **{k: v for k, v in t.shape.items() if k != "q_len"})
         specs.append(compile_spec("decode", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
                                   head_dim=t.head_dim, page_size=t.page_size, layout=t.layout, HAS_PARTIALS=True))

@@ -131,7 +131,7 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     cfg = config_for(platform.for_tensor(q), d, group, kv.page_size, q.dtype,
                      features=features_of(custom_mask=custom_mask, window_left=window_left, softcap=softcap,
                                           logits_transform=logits_transform, return_lse=return_lse, rotary=rotary),
-                     **batch_shape(q_lens, kv_lens))
+                     layout=kv.layout.family, **batch_shape(q_lens, kv_lens))
     _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
     items = ordered_items(q_lens, kv_lens, tq, causal, window_left)
     work = WorkList.build(items, q.device)
@@ -193,7 +193,8 @@ def compile_specs():
                                                       cfg, group=group, head_dim=hd, page_size=16, layout=layout,
                                                       **variants[name]))
     for t in tuned_entries("prefill"):
-        cfg = config_for(t.platform, t.head_dim, t.group, t.page_size, getattr(torch, t.torch_dtype), **t.shape)
+        cfg = config_for(t.platform, t.head_dim, t.group, t.page_size, getattr(torch, t.torch_dtype),
+                         layout=t.family, **t.shape)
         specs.append(compile_spec("prefill", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
                                   head_dim=t.head_dim, page_size=t.page_size, layout=t.layout, CAUSAL=True))
     return specs

@@ -248,6 +248,7 @@ class TunedEntry:
     group: int
     page_size: int
     layout: str           # a SPEC_LAYOUTS key
+    family: str           # the bucket's layout family (attn.configs' "layout" key)
     shape: dict           # the size keys (batch, q_len, kv_len) that pick the bucket
 
 
@@ -272,10 +273,11 @@ def tuned_entries(op: str) -> list[TunedEntry]:
                 continue
             shape = {k: b[k] for k in ("batch", "q_len", "kv_len") if k in b}
             group, ps = b.get("group", 1), b.get("page_size", 16)
+            family = b.get("layout", configs.BUCKET_DEFAULTS["layout"])
             label = (f"tuned:{plat.config_key}/{short[b['dtype']]}/d{b['head_dim']}/g{group}/p{ps}/"
-                     + "x".join(f"{k[0]}{v}" for k, v in shape.items()))
+                     + "x".join(f"{k[0]}{v}" for k, v in shape.items()) + ("" if family == "rows" else f"/{family}"))
             out.append(TunedEntry(plat, label, short[b["dtype"]], b["dtype"], b["head_dim"], group, ps,
-                                  "vllm" if b.get("layout") == "vllm" else "NHD|HND|ragged", shape))
+                                  "NHD|HND|ragged" if family == "rows" else family, family, shape))
     return out
 
 

@@ -6,10 +6,11 @@
     auto_backend("decode", platform, **same_shape)     # -> "hip" / "triton" / None (no measurement)
 
 A file holds, per operation, a list of entries {"bucket": {...}, "config": {...}, "backend": ...,
-"time_us": ..., "heuristic_time_us": ...}. A bucket is a shape: discrete keys (dtype, head_dim) must
-match; size keys (group, page_size, batch, q_len, kv_len) are compared in log2 distance and the
-nearest entry wins. Keys the caller does not give are not compared. A device with no file, or a
-shape with no entry of its dtype and head_dim, gets heuristic().
+"time_us": ..., "heuristic_time_us": ...}. A bucket is a shape: discrete keys (dtype, head_dim, and
+layout: the KV layout's family, layouts.Layout.family) must match; size keys (group, page_size,
+batch, q_len, kv_len) are compared in log2 distance and the nearest entry wins. Keys the caller
+does not give are not compared; a bucket without a layout was tuned on a "rows" layout. A device
+with no file, or a shape with no entry of its dtype, head_dim and layout, gets heuristic().
 
 Files are read once per (vendor, device) and lookups are memoized per shape: no file I/O and no
 search on the hot path. Vendor differences live here, as data: a kernel never asks which vendor it
@@ -26,7 +27,10 @@ from pathlib import Path
 from attn.platform import Platform, dtype_name
 
 _DIR = Path(__file__).parent
-EXACT_KEYS = ("dtype", "head_dim")
+EXACT_KEYS = ("dtype", "head_dim", "layout")
+#: What a bucket without the key means. Files from before the layout key were tuned on HND / NHD /
+#: ragged caches: their decode configs made vLLM's layout 0.79x slower on the H200 (8 x 32768).
+BUCKET_DEFAULTS = {"layout": "rows"}
 # How much a factor of 2 counts, per size key: page size 1 vs 16 is another kernel variant and a
 # different GQA group changes the tile's row
 # packing more than a different batch size does.
@@ -122,6 +126,7 @@ def auto_backend(op: str, plat: Platform, **shape) -> str | None:
 def distance(bucket: dict, shape: dict) -> float | None:
     """log2 distance between a stored bucket and a query shape; None when an exact key differs."""
     d = 0.0
+    bucket = {**BUCKET_DEFAULTS, **bucket}
     for k, v in shape.items():
         if k not in bucket or v is None:
             continue
@@ -242,4 +247,5 @@ def decode_shape(q, kv) -> dict:
     if kv.max_pages_hint is not None:             # a padded page table: its width
         n = kv.max_pages_hint * b
     return dict(head_dim=kv.head_dim, group=q.shape[1] // kv.num_kv_heads, page_size=kv.page_size,
-                dtype=dtype_name(q.dtype), batch=b, kv_len=max(1, n * kv.page_size // max(b, 1)))
+                dtype=dtype_name(q.dtype), layout=kv.layout.family, batch=b,
+                kv_len=max(1, n * kv.page_size // max(b, 1)))
