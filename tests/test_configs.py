@@ -69,9 +69,9 @@ def test_layout_family_picks_its_own_entries(tuned_dir):
     H200 the HND-tuned decode config ran vLLM's 8 x 32768 at 0.79x of the heuristic."""
     from attn.layouts.descriptors import get_layout
     assert [get_layout(n).family for n in ("NHD", "HND", "ragged", "vllm")] == ["rows", "rows", "rows", "vllm"]
-    h = configs.heuristic("decode", H100, head_dim=128)
     assert configs.lookup("decode", H100, **BASE, layout="rows", batch=64, kv_len=4096)["BLOCK_N"] == 32
-    assert configs.lookup("decode", H100, **BASE, layout="vllm", batch=64, kv_len=4096) == h
+    vllm = dict(BASE, layout="vllm", batch=64, kv_len=4096)
+    assert configs.lookup("decode", H100, **vllm) == configs.heuristic("decode", H100, **vllm)
     path = configs.file_for(H100, tuned_dir)
     data = json.loads(path.read_text())
     data["ops"]["decode"].append(entry({**BASE, "layout": "vllm", "batch": 8, "kv_len": 32768}, BLOCK_N=16))
@@ -80,6 +80,17 @@ def test_layout_family_picks_its_own_entries(tuned_dir):
     # Nearest among the family's own entries, however far; the rows entries keep answering rows.
     assert configs.lookup("decode", H100, **BASE, layout="vllm", batch=64, kv_len=4096)["BLOCK_N"] == 16
     assert configs.lookup("decode", H100, **BASE, layout="rows", batch=8, kv_len=32768)["BLOCK_N"] in (32, 128)
+
+
+def test_vllm_decode_loads_k_by_dim_group_only_where_it_fits():
+    """k_by_group (a register-hungry K tile view) is chosen where it was measured faster and
+    compiles without spills: Hopper, vLLM's layout, head_dim 128, GQA 4; nowhere else."""
+    A100 = Platform("nvidia", "sm_80", 32, 108, "NVIDIA A100-SXM4-80GB")
+    on = lambda plat, **s: configs.heuristic("decode", plat, **{"head_dim": 128, "group": 4, "page_size": 16,  # noqa: E731
+                                                                "layout": "vllm", **s}).get("k_by_group", False)
+    assert on(H100)
+    assert not on(H100, layout="rows") and not on(H100, group=8) and not on(H100, group=1)
+    assert not on(H100, head_dim=64) and not on(A100) and not on(MI300)
 
 
 def test_fallback_to_heuristic(tuned_dir):

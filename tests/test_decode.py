@@ -122,6 +122,20 @@ def test_batch_decode_errors(gen, device):
 
 
 # ------------------------------------------------------------------------------------ GPU tier
+@pytest.mark.parametrize("page_size,group,dtype", [(16, 4, torch.float16), (3, 1, torch.float32), (8, 8, torch.float16)])
+def test_decode_vllm_k_by_dim_group(page_size, group, dtype, gen, device):
+    """vLLM's K loaded a dim group at a time (config k_by_group: on for Hopper at GQA 4, d 128)
+    gives the same answer as the [slot, dim] tile, on odd lengths, pages and splits."""
+    case = make_kv(LENS, layout="vllm", page_size=page_size, kv_heads=2, head_dim=128, dtype=dtype, device=device,
+                   gen=gen)
+    q = randn((len(LENS), 2 * group, 128), dtype, device, gen)
+    for splits in (None, 3):
+        dec = attn.BatchDecode(max_batch=len(LENS), max_splits=4, device=device, kernel_config=dict(k_by_group=True))
+        out, lse = run_plan(dec, case, q, num_splits=splits)
+        assert dec.cfg["k_by_group"] is True
+        check(case, q, out, lse, f"k_by_group splits={splits}")
+
+
 GPU_FORMS = [(f, p) for f in ("NHD", "HND", "vllm") for p in (1, 3, 16)] + [("ragged", 1), ("token_pool", 1)]
 
 

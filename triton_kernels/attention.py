@@ -72,7 +72,7 @@ def attend_block(
     K_SPLIT: tl.constexpr, V_SPLIT: tl.constexpr, IDENTITY_PAGES: tl.constexpr,
     MASKED: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr,
     SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, CACHE: tl.constexpr, PRECISION: tl.constexpr,
-    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr,
+    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr,
 ):
     """One block of BLOCK_N keys: load K and V through the page map, scores, masks, online softmax.
     m_i is kept in log2 units. MASKED=False is for blocks the caller knows are fully visible
@@ -108,6 +108,25 @@ def attend_block(
     LOAD_MASK: tl.constexpr = MASKED or BLOCK_D != HEAD_DIM
     if LOAD_MASK:
         kmask = in_len[:, None] & (d < HEAD_DIM)[None, :]
+    # vLLM's K holds a page's x-groups of one dim group together: [head_dim/x][page_size][x].
+    # Loaded as a [head_dim/x, BLOCK_N, x] tile (config k_by_group), the lanes of a warp walk the
+    # slots of one dim group (256 contiguous bytes a page) instead of the dim groups of one slot
+    # (16 bytes at a 256-byte stride: a 32-byte L2 request per lane; the H200's decode then hit
+    # the L2's request rate at 44% of DRAM bandwidth). Decode tiles only: the view back to
+    # [head_dim, BLOCK_N] took the registers of prefill's 128-row tiles (32-136 bytes spilled on
+    # sm_90), and prefill reuses each K tile across its rows anyway.
+    BY_GROUP: tl.constexpr = K_BY_GROUP and K_SPLIT > 1 and q.shape[0] <= 16 and not ROTATE_K
+    if BY_GROUP:
+        g = tl.arange(0, BLOCK_D // K_SPLIT)
+        k_off3 = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[None, :, None] \
+            + (g * ks_dhi)[:, None, None] + (tl.arange(0, K_SPLIT) * ks_dlo)[None, None, :]
+        if LOAD_MASK:
+            kmask3 = in_len[None, :, None] & (g * K_SPLIT < HEAD_DIM)[:, None, None]
+            k3 = tl.load(k_ptr + k_off3, mask=kmask3, other=0.0, cache_modifier=CACHE)
+        else:
+            k3 = tl.load(k_ptr + k_off3, cache_modifier=CACHE)
+        kt = tl.reshape(tl.permute(k3, (0, 2, 1)), (BLOCK_D, BLOCK_N))
+    elif LOAD_MASK:
         k = tl.load(k_ptr + k_off, mask=kmask, other=0.0, cache_modifier=CACHE)
     else:
         k = tl.load(k_ptr + k_off, cache_modifier=CACHE)
@@ -118,7 +137,9 @@ def attend_block(
         kmask2 = in_len[:, None] & (d < HEAD_DIM)[None, :]
         kp = tl.load(k_ptr + kp_off, mask=kmask2, other=0.0)
         k = _rope(k, kp, pos, in_len, d, cs_ptr, s_cs, cs_half, ROT, ROT_DIM).to(kp.dtype)
-    s = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+    if not BY_GROUP:
+        kt = tl.trans(k)
+    s = tl.dot(q, kt, input_precision=PRECISION)
 
     PLAIN: tl.constexpr = not SOFTCAP and TRANSFORM is None
     if not PLAIN:
@@ -177,7 +198,7 @@ def attend_item(
     IDENTITY_PAGES: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr,
     SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr, ROT: tl.constexpr, ROT_DIM: tl.constexpr,
-    ROTATE_K: tl.constexpr,
+    ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr,
 ):
     """One work item for one kv head (and one block of its GQA group starting at g0): the
     query tile of the item's request against its KV range; writes out/lse or partial rows."""
@@ -254,7 +275,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
         for j in range(j1, j2):
             start_n = tl.load(blk_ids + j) * BLOCK_N
             acc, m_i, l_i = attend_block(
@@ -263,7 +284,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
     else:
         for start_n in range(lo, mid_lo, BLOCK_N):
             acc, m_i, l_i = attend_block(
@@ -272,7 +293,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
         for start_n in range(mid_lo, mid_hi, BLOCK_N):
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
@@ -280,7 +301,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
         for start_n in range(mid_hi, hi, BLOCK_N):
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
@@ -288,7 +309,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
 
     # Rows that saw no key: out 0, lse -inf.
     seen = l_i > 0
@@ -329,7 +350,7 @@ def attention_kernel(
     CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr, SOFTCAP: tl.constexpr,
     TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr,
-    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr,
+    ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr,
     prog_indptr, prog_items, item_kind, item_stride,
     PERSISTENT: tl.constexpr, BLOCK_M_DECODE: tl.constexpr, GH_DECODE: tl.constexpr, TQ_DECODE: tl.constexpr,
 ):
@@ -359,7 +380,7 @@ def attention_kernel(
                     mask_ptr, mask_indptr, blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap,
                     window_left, NUM_Q_HEADS, GROUP, GH_DECODE, TQ_DECODE, HEAD_DIM, BLOCK_D, BLOCK_M_DECODE,
                     BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP,
-                    TRANSFORM, RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+                    TRANSFORM, RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
             else:
                 attend_item(
                     item, kv_head, g0, stride, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr,
@@ -369,7 +390,7 @@ def attention_kernel(
                     mask_ptr, mask_indptr, blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap,
                     window_left, NUM_Q_HEADS, GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE,
                     K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM,
-                    RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+                    RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
     else:
         item = pid // HB
         if item < tl.load(num_items_ptr):      # the grid is sized for the planned maximum
@@ -381,7 +402,7 @@ def attention_kernel(
                 blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap, window_left, NUM_Q_HEADS,
                 GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT,
                 IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, RETURN_LSE, HAS_PARTIALS,
-                CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K)
+                CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
 
 
 # ---------------------------------------------------------------------------------- launcher
@@ -461,7 +482,7 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         CAUSAL=bool(causal), WINDOW=window_left >= 0, HAS_MASK=custom_mask is not None, SOFTCAP=softcap > 0,
         TRANSFORM=transform, RETURN_LSE=bool(return_lse), HAS_PARTIALS=has_parts,
         CACHE=cfg.get("cache_modifier", ""), PRECISION="ieee" if q.dtype.itemsize == 4 else None,
-        **rot, **opts,
+        K_BY_GROUP=bool(cfg.get("k_by_group", False)), **rot, **opts,
         prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride, **pers,
     )
 
@@ -495,7 +516,7 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               PAGE_SIZE=page_size, K_SPLIT=split, V_SPLIT=1, IDENTITY_PAGES=False, CAUSAL=False, WINDOW=False,
               HAS_MASK=False, SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=False,
               CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0, ROTATE_K=False,
-              PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1)
+              K_BY_GROUP=bool(cfg.get("k_by_group", False)), PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1)
     cx.update(ones)
     cx.update(features)
     return KernelSpec(kernel=kernel, config=f"{label}/{layout}", fn=attention_kernel,

@@ -218,6 +218,12 @@ def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
         if plat.vendor == "nvidia" and not hopper(plat) and shape.get("page_size") == 1:
             # A page number per key: 3 stages spilled 8-16 bytes on sm_80 (head_dim 128); 2 none.
             cfg["num_stages"] = 2
+        if hopper(plat) and shape.get("layout") == "vllm" and head_dim == 128 and group == 4:
+            # vLLM's split K loaded a dim group at a time (triton_kernels/attention.py: K_BY_GROUP):
+            # 1.16x at 64 x 4096 and 1.19x at 8 x 32768 on the H200. Elsewhere its register cost
+            # spilled (compile matrix, Triton 3.9: sm_80 96 bytes, sm_90 GQA 1 40 and GQA 8 8,
+            # gfx90a-gfx950 461-477).
+            cfg["k_by_group"] = True
     else:
         cfg = {}
     if op in ("prefill", "extend", "decode"):
