@@ -1,6 +1,8 @@
 """The tuner's loop on the Triton interpreter: tiny fp32 shapes, a tiny candidate space, and an
 injected timer so the winner is known in advance (the real timer needs a GPU)."""
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -136,6 +138,37 @@ def test_candidate_space_vendor_knobs():
     s1, s2 = tune.candidate_space("decode", nv)
     assert not any("waves_per_eu" in m for m in s2)
     assert any("programs_per_sm" in m for m in s2) and any(c["BLOCK_N"] == 128 for c in s1)
+
+
+def test_hopper_prefill_candidates_compile_without_spills():
+    """Every prefill tile the tuner may pick on Hopper compiles for sm_90 without spilling (the
+    compile matrix's rule): a device with an older Triton can time a tile clean that spills here.
+    (A subprocess: the tests run Triton in interpreter mode, which cannot compile.)"""
+    import os
+    import subprocess
+    repo = Path(__file__).resolve().parents[1]
+    script = (
+        "import json, sys, triton\n"
+        "sys.path.insert(0, 'ci')\n"
+        "import compile_matrix\n"
+        "from attn import tune\n"
+        "from attn.platform import Platform\n"
+        "from attn.triton_kernels.attention import compile_spec\n"
+        "from attn.triton_kernels.specs import gpu_target\n"
+        "nv = Platform('nvidia', 'sm_90', 32, 132, 'NVIDIA H200')\n"
+        "out = []\n"
+        "for c in tune.candidate_space('prefill', nv)[0]:\n"
+        "    spec = compile_spec('prefill', 'candidate', ('sm_90',), 'bf16', dict(c, cache_modifier=''), group=4,\n"
+        "                        head_dim=128, page_size=1, layout='NHD|HND|ragged', CAUSAL=True)\n"
+        "    k = triton.compile(spec.source(), target=gpu_target('sm_90'), options=spec.options_for('sm_90'))\n"
+        "    out.append([c, compile_matrix.nvidia_metrics(k, 90)['spill']])\n"
+        "print(json.dumps(out))\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    p = subprocess.run([sys.executable, "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = json.loads(p.stdout.strip().splitlines()[-1])
+    assert len(rows) >= 4
+    assert [c for c, spill in rows if spill] == [], rows
 
 
 def test_tuner_rotary_op_runs_and_checks(tmp_path):

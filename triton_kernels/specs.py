@@ -275,7 +275,7 @@ def tuned_entries(op: str) -> list[TunedEntry]:
             group, ps = b.get("group", 1), b.get("page_size", 16)
             family = b.get("layout", configs.BUCKET_DEFAULTS["layout"])
             label = (f"tuned:{plat.config_key}/{short[b['dtype']]}/d{b['head_dim']}/g{group}/p{ps}/"
-                     + "x".join(f"{k[0]}{v}" for k, v in shape.items()) + ("" if family == "rows" else f"/{family}"))
+                     + "x".join(f"{k[0]}{v}" for k, v in shape.items()))
             out.append(TunedEntry(plat, label, short[b["dtype"]], b["dtype"], b["head_dim"], group, ps,
                                   "NHD|HND|ragged" if family == "rows" else family, family, shape))
     return out
