@@ -179,10 +179,9 @@ def sweep(args, dtype, cache, row, t_start):
 
 
 def fused_into_attention(cache, row_fused, rounds=3):
-    """Rotary in attention (attn.Rotary: prefill rotates q in a pass of its own, decode on load):
-    the same plan with and without it, prefill b=8 x 2048 (ragged, causal) and decode b=64 x 4096
-    (HND, page 16), bf16. Timed alternately (graph replays, attn.benchutil.gpu_time) over
-    `rounds` rounds; medians compared."""
+    """Rotary fused into attention (q rotated on load, attn.Rotary): the same plan with and without
+    it, prefill b=8 x 2048 (ragged, causal) and decode b=64 x 4096 (HND, page 16), bf16. Timed
+    alternately (graph replays, attn.benchutil.gpu_time) over `rounds` rounds; medians compared."""
     import statistics
     rot = attn.Rotary(cache, style="neox")
     dt = torch.bfloat16
