@@ -71,7 +71,6 @@ class BatchPrefill:
         self._work = None        # WorkList, sized when the tile shape is known (first plan)
         self._blk_indptr = self._blk_ids = None
         self._out = self._lse = None
-        self._q_rot = self._q_pos = None   # rotary on q in a pass of its own (prefill.rotates_q_first)
         self._planned = None
         self._captured_cfg = None   # the kernel config a captured graph holds (set by run())
         self._shape = None          # the first plan's batch shape: it picks the tuned bucket for good
@@ -89,9 +88,7 @@ class BatchPrefill:
         causal, sm_scale, window_left, softcap, logits_transform, return_lse: as attn.prefill
         custom_mask  bool [sum(q_len * kv_len)] (FlashInfer's flattened form), packed 8 keys a byte
                      into the plan's buffer; fully masked KV blocks are skipped by the kernel
-        rotary       attn.Rotary: q rotated at its position (K too with rotate_k, on load), by a
-                     pass over q into a plan buffer of max_tokens rows before the attention launch
-                     (or on load with rotate_k: prefill.rotates_q_first says why)
+        rotary       attn.Rotary: q rotated on load at its position (K too with rotate_k)
         num_q_heads  q heads, if not given to the constructor
         Returns self.
         """
@@ -172,17 +169,6 @@ class BatchPrefill:
             blocks = (self._blk_indptr, self._blk_ids)
         if rotary is not None:
             P.check_rotary(rotary, d, self.device)
-        q_rotary = rotary if P.rotates_q_first(rotary) else None
-        if q_rotary is not None:
-            if self._q_rot is None or self._q_rot.shape != (self.max_tokens, hq, d) or self._q_rot.dtype != kv.dtype:
-                self._grow("rotated-q buffer")
-                self._q_rot = torch.empty((self.max_tokens, hq, d), dtype=kv.dtype, device=self.device)
-                # Rows past a batch keep position 0 (in every cache): a graph captured with a
-                # larger q buffer rotates them harmlessly, and the kernel never reads them.
-                self._q_pos = torch.zeros(self.max_tokens, dtype=torch.int32, device=self.device)
-            if total_q:
-                self._q_pos[:total_q].copy_(torch.from_numpy(P.q_positions(q_lens, kv_lens)))
-            rotary = None
 
         shape = (self.max_tokens, hq, d)
         if self._out is None or self._out.shape != shape or self._out.dtype != kv.dtype:
@@ -200,7 +186,7 @@ class BatchPrefill:
             transform=transform.triton_fn if transform is not None else None,
             custom_mask=self._mask if custom_mask is not None else None,
             mask_indptr=self._mask_indptr if custom_mask is not None else None, mask_blocks=blocks,
-            rotary=rotary, q_rotary=q_rotary, return_lse=bool(return_lse),
+            rotary=rotary, return_lse=bool(return_lse),
             page_map=(self._page_indptr, self._page_indptr if kv.identity_pages else self._page_indices,
                       self._seq_lens),
             geometry=kv_geometry(kv), q_heads=hq, d=d, dtype=kv.dtype, total_q=total_q)
@@ -243,13 +229,6 @@ class BatchPrefill:
         out, lse = prepare_run(p, q, kv, p["total_q"] if p else 0, out, lse, "BatchPrefill")
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             self._captured_cfg = dict(p["cfg"])
-        if p["q_rotary"] is not None:
-            # All of q's rows (up to max_tokens), not the batch's: a captured graph then rotates
-            # what a later plan's batch needs. Launch arguments are fixed at capture; q's shape is too.
-            from attn.triton_kernels.prefill import rotate_q
-            q = q[: self.max_tokens]
-            rotate_q(q, p["q_rotary"], self._q_pos, self._q_rot[: q.shape[0]])
-            q = self._q_rot[: q.shape[0]]
         launch(q, kv, self._q_indptr, self._work, out, lse, p["cfg"], causal=p["causal"], sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                custom_mask=p["custom_mask"], mask_indptr=p["mask_indptr"], mask_blocks=p["mask_blocks"],

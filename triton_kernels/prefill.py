@@ -101,32 +101,6 @@ def check_rotary(rotary, head_dim: int, device):
         V.fail(f"rotary.rotary_dim must be <= head_dim={head_dim}; got {rotary.rotary_dim}")
 
 
-def rotates_q_first(rotary) -> bool:
-    """Whether a prefill rotates q in a pass of its own (then attends over the rotated copy)
-    instead of on load in the attention kernel. On load, the rotated q tile is a computed
-    register operand that the compiler re-reads from shared memory at every KV block: +6.4% at
-    8 x 2048 on the H200 (+7.4% on the H100), against one extra read and write of q here. With
-    rotate_k the kernel rotates K on load anyway, and q with it. Decode keeps q on load (+0.2%)."""
-    return rotary is not None and not rotary.rotate_k
-
-
-def q_positions(q_lens: np.ndarray, kv_lens: np.ndarray) -> np.ndarray:
-    """int32 position of every q row: row i of request b sits at kv_len - q_len + i (the queries
-    are the last q_len tokens of their sequence), as the kernel's causal mask places them."""
-    starts = np.asarray(kv_lens, np.int64) - np.asarray(q_lens, np.int64)
-    rows = np.arange(int(np.sum(q_lens)), dtype=np.int64) - np.repeat(np.cumsum(q_lens) - q_lens, q_lens)
-    return (np.repeat(starts, q_lens) + rows).astype(np.int32)
-
-
-def rotate_q(q, rotary, positions, out) -> None:
-    """out[:n] = q[:n] rotated at positions[:n] (n = out's rows): one launch of the rotary kernel
-    with no k heads."""
-    from .rotary import rotary as launch_rotary
-    n = out.shape[0]
-    launch_rotary(q[:n], q[:n, :0], out, None, rotary.cos_sin_cache, int(rotary.rotary_dim), rotary.style == "neox",
-                  positions=positions[:n])
-
-
 def host_lengths(q_indptr, kv) -> tuple[np.ndarray, np.ndarray]:
     """(q_lens, kv_lens) on the host in one device-to-host copy."""
     b = kv.batch_size
@@ -172,10 +146,6 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
         check_rotary(rotary, d, q.device)
     out = torch.empty_like(q)
     lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
-    if total_q and rotates_q_first(rotary):
-        q_rot = torch.empty_like(q)
-        rotate_q(q, rotary, torch.from_numpy(q_positions(q_lens, kv_lens)).to(q.device), q_rot)
-        q, rotary = q_rot, None
     if total_q:
         launch(q, kv, q_indptr, work, out, lse, cfg, causal=causal,
                sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, window_left=window_left,

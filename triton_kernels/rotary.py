@@ -415,15 +415,13 @@ def compile_specs():
                  ("apply", "neox", 256, 256, "bf16", POS_TENSOR), ("HND", "gptj", 256, 256, "bf16", POS_TENSOR),
                  ("vllm", "neox", 256, 256, "bf16", POS_TENSOR),
                  ("apply", "gptj", 128, 64, "bf16", POS_RAGGED), ("NHD|ragged", "neox", 128, 64, "bf16", POS_TENSOR),
-                 ("vllm", "gptj", 128, 64, "fp16", POS_TENSOR), ("apply", "neox", 128, 128, "fp32", POS_DENSE),
-                 # q alone (no k heads): BatchPrefill's pass before the attention launch.
-                 ("q", "neox", 128, 128, "bf16", POS_TENSOR), ("q", "gptj", 64, 32, "fp16", POS_TENSOR)]
+                 ("vllm", "gptj", 128, 64, "fp16", POS_TENSOR), ("apply", "neox", 128, 128, "fp32", POS_DENSE)]
     for vendor, targets in (("nvidia", NVIDIA_TARGETS), ("amd", AMD_TARGETS)):
         plat = spec_platform(vendor)
         for mode, style, d, r, dt, pos_mode in variants:
-            write = mode not in ("apply", "q")
+            write = mode != "apply"
             head_major = mode in ("HND", "vllm")
-            cfg = launch_config(1 << 14, 32, 0 if mode == "q" else 8, d, vendor, plat.num_sms, write, head_major, 16)
+            cfg = launch_config(1 << 14, 32, 8, d, vendor, plat.num_sms, write, head_major, 16)
             btq, btk = cfg["BLOCK_TQ"], cfg["BLOCK_TK"]
             cx = dict(D=d, R2=r // 2, CHUNK=max(btq, btk), BLOCK_TQ=btq, BLOCK_TK=btk, BLOCK_HQ=cfg["BLOCK_HQ"],
                       BLOCK_HK=cfg["BLOCK_HK"], BLOCK_R2=_np2(r // 2), BLOCK_P=_np2(max(d - r, 1)),
