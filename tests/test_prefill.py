@@ -16,7 +16,7 @@ import torch
 
 import attn
 from attn import transforms as T
-from kvgen import flat_custom_mask, make_kv, poison, ragged_q, rel_err, tol
+from kvgen import flat_custom_mask, make_kv, poison, ragged_q, randn, rel_err, tol
 
 BACKEND = "triton"          # the backend the GPU tier report counts these tests under
 
@@ -244,6 +244,27 @@ def test_rotary_fused(style, partial, rotate_k, gen, device):
         assert rel_err(got, attn.prefill(q_rot, case.kv, qi, backend="torch")) <= 1e-5
 
 
+def test_batch_prefill_rotary_replanned_over_one_q_buffer(gen, device):
+    """BatchPrefill with rotary over one static q buffer (as a captured graph holds it), re-planned
+    for batches of other sizes and positions: every run matches the reference (q at its new
+    positions), and the caller's q is left as it was."""
+    d, max_tokens = 32, 64
+    cache = attn.rotary.cos_sin_cache(128, d, base=300.0, device=device)
+    plan = attn.BatchPrefill(max_tokens=max_tokens, max_batch=3, device=device, num_q_heads=4)
+    q_static = randn((max_tokens, 4, d), torch.float32, device, gen)
+    for q_lens, kv_lens, style in [([20, 3], [50, 3], "neox"), ([60], [100], "gptj"), ([1, 2, 5], [9, 2, 77], "neox")]:
+        case = make_kv(kv_lens, layout="HND", page_size=4, kv_heads=2, head_dim=d, device=device, gen=gen)
+        qi = torch.tensor([0] + list(itertools.accumulate(q_lens)), dtype=torch.int32, device=device)
+        rot = attn.Rotary(cache, style)
+        plan.plan(qi, case.kv, rotary=rot)
+        q_static.copy_(randn((max_tokens, 4, d), torch.float32, device, gen))
+        before = q_static.clone()
+        got = plan.run(q_static, case.kv)[: sum(q_lens)]
+        assert torch.equal(q_static, before), "run() must not rotate the caller's q in place"
+        ref = _reference(q_static[: sum(q_lens)].clone(), case.kv, qi, dict(rotary=rot), return_lse=False)
+        assert rel_err(got, ref) <= 1e-5, (q_lens, kv_lens, style)
+
+
 # ---------------------------------------------------------------------------- plan / run
 def test_batch_prefill_replan(gen, device):
     """One BatchPrefill object, several batches: buffers reused, each run matches its batch."""
@@ -373,9 +394,11 @@ def test_gpu_pool_past_2_31_elements(gen):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("masked", [False, True])
-def test_gpu_cuda_graph_replay(masked, gen):
-    """run() captured once replays correctly for two different batches of the planned maximum size."""
+@pytest.mark.parametrize("variant", ["causal", "masked", "rotary"])
+def test_gpu_cuda_graph_replay(variant, gen):
+    """run() captured once replays correctly for two different batches of the planned maximum size
+    (rotary: q rotated on load at the positions of each replan)."""
+    masked = variant == "masked"
     hq, hk, d, max_tokens, dtype = 32, 8, 128, 4096, torch.bfloat16
     batches = [([1024, 1024, 2048], [1024, 3000, 2048]), ([4000, 96], [4000, 500])]
     cases = []
@@ -398,9 +421,11 @@ def test_gpu_cuda_graph_replay(masked, gen):
     q_static = torch.randn(max_tokens, hq, d, dtype=dtype, device="cuda")
     out_static = torch.empty_like(q_static)
 
+    rot = attn.Rotary(attn.rotary.cos_sin_cache(4096, d, device="cuda")) if variant == "rotary" else None
+
     def options(q_lens, kv_lens):
         m = flat_custom_mask(q_lens, kv_lens, gen, p=0.5).cuda() if masked else None
-        return dict(causal=not masked, custom_mask=m)
+        return dict(causal=not masked, custom_mask=m, rotary=rot)
 
     q_lens, kv_lens, _ = cases[0]
     qi = torch.tensor([0] + list(itertools.accumulate(q_lens)), dtype=torch.int32, device="cuda")
