@@ -147,11 +147,15 @@ class Collector:
             self.on_record(self)
 
     def not_run(self) -> int:
-        return len(self.selected - set(self.records))
+        return len(self.not_run_ids())
+
+    def not_run_ids(self) -> list:
+        return sorted(self.selected - set(self.records))
 
 
-def collected_params(paths: list) -> dict:
-    """nodeid -> parameters, from collecting these test files here (no test runs)."""
+def collected_params(paths: list, gpu_ids: set | None = None) -> dict:
+    """nodeid -> parameters, from collecting these test files here (no test runs); gpu_ids, when
+    given, receives the nodeids marked gpu."""
     class Params:
         def __init__(self):
             self.params = {}
@@ -159,6 +163,8 @@ def collected_params(paths: list) -> dict:
         def pytest_collection_modifyitems(self, items):
             for it in items:        # what tests/conftest.py attached, as a run's reports carry it
                 self.params[it.nodeid] = params_from_summary(dict(it.user_properties).get("params", {}))
+                if gpu_ids is not None and it.get_closest_marker("gpu") is not None:
+                    gpu_ids.add(it.nodeid)
 
     c = Params()
     cwd = os.getcwd()
@@ -284,7 +290,7 @@ def records_from_junit(paths: list) -> list:
 
 
 def write_report(out: str, env: dict, records: list, shown_args: list, rc: int, wall: float, note: str = "",
-                 not_run: int = 0, status: str = "") -> str:
+                 not_run: int = 0, status: str = "", not_run_ids: list | None = None) -> str:
     os.makedirs(out, exist_ok=True)
     key = env.get("device_key") or "cpu"
     md_path = os.path.join(out, f"{key}.md")
@@ -295,7 +301,8 @@ def write_report(out: str, env: dict, records: list, shown_args: list, rc: int, 
         f.write(md)
     with open(os.path.join(out, f"{key}.json"), "w") as f:
         json.dump({"environment": env, "pytest_exit": rc, "wall_seconds": round(wall, 1), "status": status,
-                   "not_run": not_run, "totals": dict(Counter(r["outcome"] for r in records)),
+                   "not_run": not_run, "not_run_ids": not_run_ids,
+                   "totals": dict(Counter(r["outcome"] for r in records)),
                    **{f"by_{ax}": {k: dict(v) for k, v in tally(records, ax).items()} for ax in AXES},
                    "tests": records}, f, indent=1)
     return md_path
@@ -335,16 +342,37 @@ def main(argv=None) -> int:
         records = {}
         for p in parts:
             records.update({r["nodeid"]: r for r in p["tests"]})
+        ran = set(records)
         records = sorted(records.values(), key=lambda r: r["nodeid"])
+        gpu_ids: set = set()
+        files = sorted({r["nodeid"].split("::")[0] for r in records})
+        params = collected_params(files, gpu_ids) if a.relabel or any(
+            p.get("not_run") and p.get("not_run_ids") is None for p in parts) else {}
         if a.relabel:
-            params = collected_params(sorted({r["nodeid"].split("::")[0] for r in records}))
             records = [{**r, **labels(r["nodeid"], params.get(r["nodeid"], {}))} for r in records]
-        not_run = sum(int(p.get("not_run", 0)) for p in parts)
-        status = "; ".join(p["status"] for p in parts if p.get("status"))
-        rc = 1 if any(r["outcome"] in ("failed", "error") for r in records) else max(p["pytest_exit"] for p in parts)
+        # A test one part did not reach counts as not run unless another part ran it. Reports
+        # from before not_run_ids: the gpu tests of the part's files that it has no record of,
+        # collected here: at least the part's count unless tests were removed since (else the
+        # count stands); tests added since make it an overestimate, never an underestimate.
+        missing, unknown = set(), 0
+        for p in parts:
+            ids = p.get("not_run_ids")
+            if ids is None and p.get("not_run"):
+                mine = {r["nodeid"] for r in p["tests"]}
+                pfiles = {n.split("::")[0] for n in mine}
+                guess = {n for n in gpu_ids if n.split("::")[0] in pfiles} - mine
+                ids = sorted(guess) if len(guess) >= int(p["not_run"]) else None
+                if ids is None:
+                    unknown += int(p["not_run"])
+            missing.update(ids or ())
+        not_run = len(missing - ran) + unknown
+        # A part stopped by its deadline exits 2; once other parts ran what it left, the whole passed.
+        rc = 1 if any(r["outcome"] in ("failed", "error") for r in records) else (
+            max(p["pytest_exit"] for p in parts) if not_run else 0)
+        status = "; ".join(p["status"] for p in parts if p.get("status")) if not_run else ""
         shown = ["--merge"] + [os.path.relpath(x, REPO) for x in a.merge] + (["--relabel"] if a.relabel else [])
         md_path = write_report(a.out, env, records, shown, rc, sum(float(p["wall_seconds"]) for p in parts),
-                               a.note, not_run=not_run, status=status)
+                               a.note, not_run=not_run, status=status, not_run_ids=sorted(missing - ran))
         print(f"gpu_tier: report written to {md_path}", file=sys.stderr)
         return rc
     if a.from_junit:
@@ -384,7 +412,8 @@ def main(argv=None) -> int:
         if time.time() - last[0] >= a.write_every:
             last[0] = time.time()
             write_report(a.out, env, sorted(c.records.values(), key=lambda r: r["nodeid"]), shown, -1,
-                         time.time() - t0, not_run=c.not_run(), status="partial: the run was still going")
+                         time.time() - t0, not_run=c.not_run(), status="partial: the run was still going",
+                         not_run_ids=c.not_run_ids())
 
     col = Collector(deadline=None if a.deadline is None else t0 + a.deadline, on_record=partial)
     rc = int(pytest.main(args, plugins=[col]))
@@ -395,7 +424,8 @@ def main(argv=None) -> int:
     if not_run:
         why = col.stopped or {2: "interrupted", 3: "pytest internal error"}.get(rc, f"pytest exit {rc}")
         status = f"incomplete: {why}; {not_run} of {len(col.selected)} selected tests did not run"
-    md_path = write_report(a.out, env, records, shown, rc, wall, not_run=not_run, status=status)
+    md_path = write_report(a.out, env, records, shown, rc, wall, not_run=not_run, status=status,
+                           not_run_ids=col.not_run_ids())
     print(f"gpu_tier: report written to {md_path}", file=sys.stderr)
     return rc
 

@@ -243,6 +243,35 @@ def test_gpu_tier_merges_reports_of_split_runs(tmp_path):
     assert "--merge" in md.read_text()
 
 
+def test_gpu_tier_merge_forgets_what_a_later_part_ran(tmp_path):
+    """A part stopped by its deadline lists the tests it did not reach; merged with a part that
+    ran them, the report is complete (exit 0); merged alone it still says what is missing."""
+    tests = tmp_path / "test_slow.py"
+    tests.write_text(SLOW_TESTS)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    outs = []
+    for i, extra in enumerate((["--deadline", "0.5"], [])):
+        out = tmp_path / f"r{i}"
+        subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--allow-no-gpu", "--out", str(out),
+                        "-m", "not gpu", *extra, str(tests)], capture_output=True, text=True, timeout=600,
+                       cwd=tmp_path, env=env)
+        (js,) = out.glob("*.json")
+        outs.append(str(js))
+    first = json.loads(Path(outs[0]).read_text())
+    assert 1 <= first["not_run"] == len(first["not_run_ids"]) < 6, first["not_run_ids"]
+
+    def merge(*parts):
+        out = tmp_path / f"m{len(parts)}"
+        p = subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--out", str(out), "--merge", *parts],
+                           capture_output=True, text=True, timeout=300)
+        (md,) = out.glob("*.md")
+        return p.returncode, json.loads(md.with_suffix(".json").read_text())
+    rc, alone = merge(outs[0])
+    assert rc != 0 and alone["not_run"] == first["not_run"] and alone["status"].startswith("incomplete"), alone
+    rc, both = merge(*outs)
+    assert rc == 0 and both["not_run"] == 0 and both["status"] == "" and both["totals"] == {"passed": 6}, both
+
+
 def _gpu_tier_module():
     import importlib.util
     spec = importlib.util.spec_from_file_location("gpu_tier", REPO / "ci" / "gpu_tier.py")
