@@ -47,7 +47,7 @@ KINDS = ("strided", "vllm")
 TARGETS = ("gfx90a", "sm_80", "sm_90")
 THREADS = 128           # 4 warps / 2 waves: with ~160 registers, 3 work-groups per SM on sm_90
 REDUCE_THREADS = 128
-MIN_BLOCKS = 3          # NVIDIA: the work-groups per SM an instance is recompiled for if ptxas spills
+MIN_BLOCKS = 3          # NVIDIA: work-groups per SM an instance is compiled for (without, if that spills)
 KERNELS = ("attn_paged_decode", "attn_paged_decode_reduce")
 
 
@@ -213,7 +213,7 @@ def cache_dir() -> Path:
 def _cache_key(inst: Instance, target: str, opts: list[str], compiler: str) -> str:
     src, pre = source()
     h = hashlib.sha256()
-    for part in (src, pre, " ".join(opts), target, compiler):
+    for part in (src, pre, " ".join(opts), target, compiler, f"min_blocks={MIN_BLOCKS} first"):
         h.update(part.encode())
         h.update(b"\0")
     return f"{inst.key}_{target}_{h.hexdigest()[:20]}"
@@ -235,12 +235,18 @@ def compile(inst: Instance, target: str, use_cache: bool = True) -> Compiled:
         return Compiled(inst, target, binary, log, resources(binary, log, nvidia))
     src, pre = source()
     fn = runtime.nvrtc_compile if nvidia else runtime.hiprtc_compile
-    binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts)
-    if nvidia and _spills(resources(binary, log, nvidia)):
-        # ptxas sometimes caps an instance at 128 registers and spills (sm_90, head_dim 64 vLLM
-        # GQA 4: 8 bytes); asking for the occupancy the work-group size was chosen for (3 per
-        # SM, up to 168 registers) gives it the registers instead.
+    if nvidia:
+        # Ask ptxas for the occupancy the work-group size was chosen for (MIN_BLOCKS per SM: at
+        # most 168 registers at 128 threads). Left to itself it gave head_dim 128 GQA 4 175
+        # registers (2 work-groups an SM) once the shuffles carried a member mask (ca72c1b),
+        # where 161 had fitted 3; the H200's HIP decode then read 2518-2714 GB/s against
+        # 2782-3200 before. It also capped head_dim 64 vLLM GQA 4 at 128 registers with 8 bytes
+        # of spill. An instance that spills within the budget is compiled without it.
         binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts + [f"-DATTN_MIN_BLOCKS={MIN_BLOCKS}"])
+        if _spills(resources(binary, log, nvidia)):
+            binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts)
+    else:
+        binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts)
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
