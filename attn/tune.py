@@ -11,6 +11,7 @@ buckets left over keep the heuristic.
 
     python -m attn tune --op decode --budget-s 120
     python -m attn tune --op prefill --shapes 8x2048,16x512
+    python -m attn tune --op decode --shapes 64x4096:vllm,8x32768:vllm
 """
 from __future__ import annotations
 
@@ -443,6 +444,7 @@ def add_arguments(parser):
     parser.add_argument("--op", required=True, choices=OPS + ("all",), help="operation to tune (all: every one)")
     parser.add_argument("--shapes", default=None,
                         help="comma-separated BxLEN (decode, prefill), BxPREFIX+NEW (extend), TOKENS (rotary); "
+                             "decode takes a layout after a colon (64x4096:vllm, :NHD, :pool; HND otherwise); "
                              "default: the kernel issues' shapes")
     parser.add_argument("--out", default=None, help="device file to write (default attn/configs/<vendor>/<device>.json)")
     parser.add_argument("--budget-s", type=float, default=None, help="stop tuning after this many seconds")
