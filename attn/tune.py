@@ -2,8 +2,8 @@
 code only looks them up).
 
 For each shape bucket the tuner times the heuristic config and a focused candidate space (block
-sizes, num_warps, num_stages, load cache modifier, decode split counts; AMD: waves_per_eu,
-matrix_instr_nonkdim, kpack) in two stages (tiles, then modifiers on the best tile), checks the
+sizes, num_warps, num_stages, load cache modifier, decode split counts, vLLM's K tile form; AMD:
+waves_per_eu, matrix_instr_nonkdim, kpack) in two stages (tiles, then modifiers on the best tile), checks the
 fastest candidate against the float32 reference (the next one if it fails), and for decode also
 times the HIP backend, recording which path wins. A partial file (<out>.partial.json) is written
 after every measurement: an interrupted run resumes where it stopped. --budget-s bounds the run;
@@ -335,8 +335,18 @@ class Tuner:
         """Tune every shape (within the budget); returns {"entries": [...], "skipped": [...]}."""
         from tqdm import tqdm
         s1, s2 = self.space
-        per_shape = len(s1) + len(s2) + 1
-        bar = tqdm(total=per_shape * len(self.shapes), desc=f"tune {self.op}", unit="cfg",
+
+        def extra_mods(spec, heur) -> list:
+            if self.op == "decode" and spec.get("layout") == "vllm":
+                # vLLM's K tile by dim group (attention.py: K_BY_GROUP) against the heuristic's
+                # choice: the heuristic turns it on where it was measured (the H200); measure it
+                # elsewhere too.
+                return [dict(k_by_group=not heur.get("k_by_group", False))]
+            return []
+
+        def per_shape(spec) -> int:
+            return len(s1) + len(s2) + 1 + len(extra_mods(spec, {}))
+        bar = tqdm(total=sum(per_shape(spec) for spec in self.shapes), desc=f"tune {self.op}", unit="cfg",
                    disable=not self.progress, file=sys.stderr)
         entries, skipped = [], []
         for spec in self.shapes:
@@ -348,11 +358,11 @@ class Tuner:
             bkey = ckey(bucket)
             if bkey in self.state["done"]:
                 entries.append(self.state["done"][bkey])
-                bar.update(per_shape)
+                bar.update(per_shape(spec))
                 continue
             if self.out_of_time():
                 skipped.append(bucket)
-                bar.update(per_shape)
+                bar.update(per_shape(spec))
                 continue
             heur = configs.heuristic(CONFIG_OP[self.op], self.plat, **shape)
             if self.op == "rotary":
@@ -369,7 +379,7 @@ class Tuner:
                     timed[ckey(c)] = (self._time(bkey, case, c), c)
                     bar.update(1)
             sweep(heur, s1)                                                # tiles over the heuristic
-            sweep(min(timed.values(), key=lambda t: t[0])[1], s2)          # modifiers over the best tile
+            sweep(min(timed.values(), key=lambda t: t[0])[1], s2 + extra_mods(spec, heur))  # over the best tile
             probe = probe_case(self.op, spec, self.dtype, self.device)
             entry = None
             for ms, cfg in sorted(timed.values(), key=lambda t: t[0]):

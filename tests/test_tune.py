@@ -89,6 +89,27 @@ def test_write_results_replaces_a_bucket_written_before_the_layout_key(tmp_path)
     assert [(e["bucket"].get("layout"), e["config"]["BLOCK_N"]) for e in entries] == [("rows", 32), ("vllm", 64)]
 
 
+def test_vllm_decode_buckets_measure_both_k_tiles(tmp_path):
+    """A vLLM decode bucket times the K tile by dim group against the heuristic's choice (on for
+    the H200's GQA 4 / d 128, off elsewhere): the tuner, not the heuristic, decides; both run
+    correctly here (the interpreter) and the winner carries its choice into the file."""
+    log = []
+
+    def timer(calls, cfg):
+        for c in calls:
+            c()
+        log.append(dict(cfg))
+        return 0.5 if cfg.get("k_by_group") else 1.0
+    res = make(tmp_path, log, shapes=[dict(batch=2, kv_len=40, layout="vllm")], timer=timer).run()
+    assert sorted({bool(c.get("k_by_group")) for c in log}) == [False, True], log
+    (e,) = res["entries"]
+    assert e["bucket"]["layout"] == "vllm" and e["config"]["k_by_group"] is True, e
+    # rows layouts do not time the flag: it changes nothing there
+    log.clear()
+    make(tmp_path / "rows", log, shapes=[dict(batch=2, kv_len=40)], timer=timer).run()
+    assert not any("k_by_group" in c for c in log), log
+
+
 def test_resume_after_interruption(tmp_path):
     log = []
     t = make(tmp_path, log)
