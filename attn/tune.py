@@ -439,7 +439,7 @@ def write_results(path, op: str, entries: list, plat) -> dict:
     ops = data.setdefault("ops", {})
     cop = CONFIG_OP[op]
     # A bucket written before the layout key and the same bucket with the key's default are one.
-    same = lambda b: ckey({**configs.BUCKET_DEFAULTS, **b} if "page_size" in b else b)   # noqa: E731
+    same = lambda b: ckey({**configs.BUCKET_DEFAULTS, **b})   # noqa: E731
     new = {same(n["bucket"]) for n in entries}
     keep = [e for e in ops.get(cop, []) if same(e["bucket"]) not in new]
     ops[cop] = keep + entries

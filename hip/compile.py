@@ -201,7 +201,8 @@ def source() -> tuple[str, str]:
 def options(inst: Instance, target: str) -> list[str]:
     defs = [f"-D{k}={v}" for k, v in inst.defines().items()]
     if target.startswith("sm_"):
-        return [f"--gpu-architecture={target}", "-std=c++17", "--use_fast_math", "--ptxas-options=-v", *defs]
+        return [f"--gpu-architecture={target}", "-std=c++17", "--use_fast_math", "--ptxas-options=-v", *defs,
+                f"-DATTN_MIN_BLOCKS={MIN_BLOCKS}"]
     return [f"--offload-arch={target}", "-O3", "-std=c++17", *defs]
 
 
@@ -213,7 +214,7 @@ def cache_dir() -> Path:
 def _cache_key(inst: Instance, target: str, opts: list[str], compiler: str) -> str:
     src, pre = source()
     h = hashlib.sha256()
-    for part in (src, pre, " ".join(opts), target, compiler, f"min_blocks={MIN_BLOCKS} first"):
+    for part in (src, pre, " ".join(opts), target, compiler):
         h.update(part.encode())
         h.update(b"\0")
     return f"{inst.key}_{target}_{h.hexdigest()[:20]}"
@@ -235,18 +236,15 @@ def compile(inst: Instance, target: str, use_cache: bool = True) -> Compiled:
         return Compiled(inst, target, binary, log, resources(binary, log, nvidia))
     src, pre = source()
     fn = runtime.nvrtc_compile if nvidia else runtime.hiprtc_compile
-    if nvidia:
-        # Ask ptxas for the occupancy the work-group size was chosen for (MIN_BLOCKS per SM: at
-        # most 168 registers at 128 threads). Left to itself it gave head_dim 128 GQA 4 175
-        # registers (2 work-groups an SM) once the shuffles carried a member mask (ca72c1b),
-        # where 161 had fitted 3; the H200's HIP decode then read 2518-2714 GB/s against
-        # 2782-3200 before. It also capped head_dim 64 vLLM GQA 4 at 128 registers with 8 bytes
-        # of spill. An instance that spills within the budget is compiled without it.
-        binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts + [f"-DATTN_MIN_BLOCKS={MIN_BLOCKS}"])
-        if _spills(resources(binary, log, nvidia)):
-            binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts)
-    else:
-        binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts)
+    binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre}, opts)
+    if nvidia and _spills(resources(binary, log, nvidia)):
+        # options() asks ptxas for the occupancy the work-group size was chosen for (MIN_BLOCKS per
+        # SM: at most 168 registers at 128 threads). Left to itself it gave head_dim 128 GQA 4 175
+        # registers (2 work-groups an SM) once the shuffles carried a member mask (ca72c1b), where
+        # 161 had fitted 3; the H200's HIP decode then read 2518-2714 GB/s against 2782-3200
+        # before. An instance that spills within that budget is compiled without it.
+        binary, log = fn(src, "paged_decode.hip", {"prelude.h": pre},
+                         [o for o in opts if not o.startswith("-DATTN_MIN_BLOCKS=")])
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -350,8 +350,8 @@ __device__ void paged_decode_reduce(PageMap pm, int q_heads, int num_splits, int
 
 #define ATTN_NG (ATTN_THREADS / (ATTN_LANES(ATTN_HEAD_DIM / VEC) * ATTN_HSPLIT))
 
-// NVIDIA only (attn.hip.compile sets it): work-groups per SM for ptxas to keep, given when its own
-// register choice for an instance would spill.
+// NVIDIA only (attn.hip.compile: options() sets it): work-groups per SM for ptxas to keep; an
+// instance that would spill within that register budget is compiled without it.
 #ifndef ATTN_MIN_BLOCKS
 #define ATTN_MIN_BLOCKS 1
 #endif

@@ -101,8 +101,6 @@ def attend_block(
             page = tl.max_constancy(page, RUN)
     # 64-bit row bases, 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile of int64 offsets costs the
     # registers that otherwise hold the accumulator (it spilled at BLOCK_M=128 on sm_90).
-    k_off = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[:, None] \
-        + dim_offset(d, ks_dhi, ks_dlo, K_SPLIT)[None, :]
     v_off = kv_offset(page, kv_head, slot, 0, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, V_SPLIT)[:, None] \
         + dim_offset(d, vs_dhi, vs_dlo, V_SPLIT)[None, :]
     LOAD_MASK: tl.constexpr = MASKED or BLOCK_D != HEAD_DIM
@@ -126,10 +124,13 @@ def attend_block(
         else:
             k3 = tl.load(k_ptr + k_off3, cache_modifier=CACHE)
         kt = tl.reshape(tl.permute(k3, (0, 2, 1)), (BLOCK_D, BLOCK_N))
-    elif LOAD_MASK:
-        k = tl.load(k_ptr + k_off, mask=kmask, other=0.0, cache_modifier=CACHE)
     else:
-        k = tl.load(k_ptr + k_off, cache_modifier=CACHE)
+        k_off = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[:, None] \
+            + dim_offset(d, ks_dhi, ks_dlo, K_SPLIT)[None, :]
+        if LOAD_MASK:
+            k = tl.load(k_ptr + k_off, mask=kmask, other=0.0, cache_modifier=CACHE)
+        else:
+            k = tl.load(k_ptr + k_off, cache_modifier=CACHE)
     if ROTATE_K:
         # A ragged K given un-rotated: rotate it at its own positions on load.
         kp_off = kv_offset(page[:, None], kv_head, slot[:, None], _rope_partner(d, ROT, ROT_DIM)[None, :],
@@ -496,6 +497,8 @@ SPEC_LAYOUTS = {
                        ("ks_page", "ks_head", "ks_slot", "vs_page", "vs_head", "vs_slot")),
     "vllm": (8, dict(ks_dlo=1, vs_slot=1), ("ks_page", "ks_head", "ks_dhi", "vs_page", "vs_head", "vs_dhi")),
 }
+#: Each spec layout's tuned-config family (layouts.Layout.family, attn.configs' "layout" key).
+SPEC_FAMILY = {"NHD|HND|ragged": "rows", "vllm": "vllm"}
 _SPEC_POINTERS = dict(q_indptr="*i32", page_indptr="*i32", page_indices="*i32", seq_lens="*i32",
                       item_req="*i32", item_q_start="*i32", item_kv_start="*i32", item_kv_end="*i32",
                       item_out="*i32", num_items_ptr="*i32", mask_indptr="*i64", blk_indptr="*i32",

@@ -104,7 +104,7 @@ def compile_specs():
     16 (NHD|HND|ragged compile to one binary), page size 1 (token pool), the vLLM split layout,
     and the option branches a user reaches (lse; window + softcap + lse). BatchDecode always
     launches with partials (HAS_PARTIALS); the functional decode of an unsplit batch without."""
-    from .attention import SPEC_LAYOUTS, compile_spec
+    from .attention import SPEC_FAMILY, SPEC_LAYOUTS, compile_spec
     from .specs import per_target, tuned_entries
 
     variants = {"plain": {}, "lse": dict(RETURN_LSE=True),
@@ -128,7 +128,7 @@ def compile_specs():
                             # One spec per distinct config: configs are chosen per arch and device.
                             for prefix, targets, cfg in per_target(
                                     lambda plat: choose_config(plat, hd, group, ps, tdt, features[name],
-                                                           layout="rows" if lay != "vllm" else lay)):
+                                                               layout=SPEC_FAMILY[lay])):
                                 specs.append(compile_spec("decode", f"{prefix}/{dt}/d{hd}/g{group}/p{ps}/{name}",
                                                           targets, dt, cfg, group=group, head_dim=hd, page_size=ps,
                                                           layout=lay, HAS_PARTIALS=True, **variants[name]))

@@ -247,9 +247,14 @@ class TunedEntry:
     head_dim: int
     group: int
     page_size: int
-    layout: str           # a SPEC_LAYOUTS key
     family: str           # the bucket's layout family (attn.configs' "layout" key)
     shape: dict           # the size keys (batch, q_len, kv_len) that pick the bucket
+
+    @property
+    def layout(self) -> str:
+        """The SPEC_LAYOUTS key of the family."""
+        from .attention import SPEC_FAMILY
+        return next(lay for lay, fam in SPEC_FAMILY.items() if fam == self.family)
 
 
 def tuned_entries(op: str) -> list[TunedEntry]:
@@ -276,8 +281,7 @@ def tuned_entries(op: str) -> list[TunedEntry]:
             family = b.get("layout", configs.BUCKET_DEFAULTS["layout"])
             label = (f"tuned:{plat.config_key}/{short[b['dtype']]}/d{b['head_dim']}/g{group}/p{ps}/"
                      + "x".join(f"{k[0]}{v}" for k, v in shape.items()))
-            out.append(TunedEntry(plat, label, short[b["dtype"]], b["dtype"], b["head_dim"], group, ps,
-                                  "NHD|HND|ragged" if family == "rows" else family, family, shape))
+            out.append(TunedEntry(plat, label, short[b["dtype"]], b["dtype"], b["head_dim"], group, ps, family, shape))
     return out
 
 
