@@ -72,11 +72,13 @@ class BatchAttention:
         self.page_indptr, self.seq_lens = z(max_batch + 1), z(max_batch)
         self.page_indices = z(max_pages) if max_pages is not None else None
         self.merge_indptr = z(max_tokens + 1)
+        self.merge_rows = z(max_tokens)
         self.num_rows = z(1)
         self.work = self.prog_indptr = self.prog_items = self.item_kind = self.item_stride = None
         self.part_o = self.part_lse = None
         self.cfg = None
         self.schedule = None
+        self.measured = None
         self._captured = False
         self._planned = None
 
@@ -97,6 +99,7 @@ class BatchAttention:
 
         group = q_heads // kv.num_kv_heads
         plat = platform.for_tensor(kv.k)
+        self._num_sms = plat.num_sms
         cfg = P.config_for(plat, kv.head_dim, group, kv.page_size, kv.dtype,
                            features=P.features_of(window_left=window_left, softcap=softcap,
                                                   logits_transform=logits_transform, return_lse=return_lse,
@@ -120,9 +123,12 @@ class BatchAttention:
             self.num_programs = max(1, plat.num_sms * per_sm // kv.num_kv_heads)
         sched = persistent_schedule.build(
             q_lens, kv_lens, num_programs=self.num_programs, tq_decode=tq_d, tq_prefill=tq_p,
-            block_m_decode=self.block_m_decode, block_m_prefill=cfg["BLOCK_M"], block_n=cfg["BLOCK_N"],
+            block_m_decode=self.block_m_decode, block_m_prefill=cfg["BLOCK_M"],
+            # KV chunks start on a block boundary of both tiles (powers of two: the larger divides)
+            block_n=max(cfg["BLOCK_N"], cfg.get("block_n_decode", 0)),
             causal=causal, chunk_target=self.chunk_kv)
         self.schedule = sched
+        self.measured = None
         page_map = self._fill(sched, q_indptr, kv, q_lens, q_heads, b, total_q)
         self._planned = dict(
             b=b, total_q=total_q, q_heads=q_heads, d=kv.head_dim, dtype=kv.dtype, causal=causal,
@@ -157,16 +163,20 @@ class BatchAttention:
                                    non_blocking=True)
         self.prog_items[:n].copy_(torch.from_numpy(sched.prog_items.astype(np.int32)), non_blocking=True)
         self.prog_indptr.copy_(torch.from_numpy(sched.prog_indptr.astype(np.int32)), non_blocking=True)
-        # merge_segments reads query row r's partials at merge_indptr[r]:merge_indptr[r+1]; rows of
-        # unsplit tiles have none. Split tiles are laid out in row order, so the offsets ascend.
-        counts = np.zeros(self.max_tokens, np.int64)
-        if len(sched.merge):
-            q_ip = np.concatenate([[0], np.cumsum(q_lens)])
-            counts[q_ip[sched.merge[:, 0]] + sched.merge[:, 1]] = sched.merge[:, 3]
+        # The merge list: one entry per query row whose tile was split, in row order (split tiles'
+        # partial rows are laid out in that order, so entry i's parts start where i-1's end).
+        # A list rather than every row: the merge then costs the split rows only, not max_tokens.
+        q_ip = np.concatenate([[0], np.cumsum(q_lens)]).astype(np.int64)
+        m = sched.merge[np.argsort(q_ip[sched.merge[:, 0]] + sched.merge[:, 1], kind="stable")] \
+            if len(sched.merge) else sched.merge
+        rows = np.zeros(self.max_tokens, np.int32)
+        rows[:len(m)] = q_ip[m[:, 0]] + m[:, 1]
         mi = np.zeros(self.max_tokens + 1, np.int64)
-        mi[1:] = np.cumsum(counts)
+        mi[1:len(m) + 1] = np.cumsum(m[:, 3])
+        mi[len(m) + 1:] = mi[len(m)]
+        self.merge_rows.copy_(torch.from_numpy(rows), non_blocking=True)
         self.merge_indptr.copy_(torch.from_numpy(mi.astype(np.int32)), non_blocking=True)
-        self.num_rows.fill_(total_q)
+        self.num_rows.fill_(len(m))
         base = sched.num_partial_rows
         rows = max(base, 1)
         if self.part_o is None or self.part_o.shape[0] < rows or self.part_o.shape[1:] != (q_heads, kv.head_dim):
@@ -189,7 +199,8 @@ class BatchAttention:
         return page_map
 
     # ------------------------------------------------------------------------------ run
-    def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):
+    def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None,
+            *, _prog_times=None):
         from attn.triton_kernels.attention import launch
         from attn.triton_kernels.merge import merge_segments
         p = self._planned
@@ -200,12 +211,28 @@ class BatchAttention:
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                return_lse=p["return_lse"], part_o=self.part_o, part_lse=self.part_lse,
                persistent=(self.prog_indptr, self.prog_items, self.item_kind, self.item_stride, self.num_programs,
-                           self.block_m_decode), page_map=p["page_map"])
+                           self.block_m_decode), page_map=p["page_map"], prog_times=_prog_times)
         merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
-                       lse if p["return_lse"] else None, max_rows=self.max_tokens)
+                       lse if p["return_lse"] else None, max_rows=self.max_tokens, rows=self.merge_rows,
+                       grid_rows=4 * self._num_sms)
         return (out, lse) if p["return_lse"] else out
 
     # ------------------------------------------------------------------------------ inspection
+    def measure(self, q: torch.Tensor, kv: KVCache) -> np.ndarray:
+        """Run once with a clock read at each program's start and end (a separately compiled
+        variant; plain runs carry no timer) and return the programs' busy times in microseconds,
+        float [num_programs, kv_heads]; describe() then reports the measured imbalance beside the
+        estimate. GPU only: the interpreter has no device clock."""
+        if self._planned is None:
+            V.fail("BatchAttention.measure(): call plan() first")
+        if self.device.type != "cuda":
+            V.fail(f"BatchAttention.measure() needs a GPU; this one lives on {self.device}")
+        times = torch.zeros(self.num_programs * kv.num_kv_heads, 2, dtype=torch.int64, device=self.device)
+        self.run(q, kv, _prog_times=times)
+        t = times.cpu().numpy()
+        self.measured = ((t[:, 1] - t[:, 0]) / 1e3).reshape(self.num_programs, kv.num_kv_heads)
+        return self.measured
+
     def describe(self) -> str:
         """The schedule of the last plan: items and estimated load per program, imbalance."""
         s = self.schedule
@@ -220,4 +247,8 @@ class BatchAttention:
                  f"items per program: min {counts.min()} / mean {counts.mean():.1f} / max {counts.max()}",
                  f"estimated load per program (KV blocks x tile weight): min {loads.min():.0f} / mean "
                  f"{loads.mean():.0f} / max {loads.max():.0f}; imbalance (max/mean) {s.imbalance():.3f}"]
+        if self.measured is not None:
+            m = self.measured
+            lines.append(f"measured busy time per program (us): min {m.min():.1f} / mean {m.mean():.1f} / max "
+                         f"{m.max():.1f}; imbalance (max/mean) {m.max() / m.mean():.3f}")
         return "\n".join(lines)

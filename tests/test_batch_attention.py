@@ -194,6 +194,29 @@ def test_captured_plan_refuses_another_kernel_config(gen, device):
         ba.plan(q_indptr, case.kv, 8)
 
 
+def test_decode_items_take_their_own_kv_block(gen, device):
+    """block_n_decode / stages_decode: decode items read longer KV blocks than prefill ones; every
+    chunk still starts on a boundary of both blocks, and the answer does not change."""
+    case, q, q_indptr = _batch(gen, 6, [(20, 0), (9, 40)], "HND", 4, device, torch.float32, max_kv=120)
+    # chunk_kv 16 asks for chunks of one prefill block; the decode block (32) rounds them up.
+    ba = attn.BatchAttention(max_tokens=128, max_batch=16, num_programs=3, device=device, chunk_kv=16,
+                             kernel_config={"BLOCK_N": 16, "block_n_decode": 32, "stages_decode": 2})
+    _check(ba, case, q, q_indptr, "block_n_decode 32")
+    items = ba.schedule.items
+    assert (items[:, S.KV_START] % 32 == 0).all(), items[:, S.KV_START]
+    assert ba.schedule.num_partial_rows > 0, "the batch should have split tiles"
+
+
+def test_measure_needs_a_plan_and_a_gpu(gen):
+    case, q, q_indptr = _batch(gen, 2, [(5, 0)], "HND", 16, "cpu", torch.float32)
+    ba = attn.BatchAttention(max_tokens=16, max_batch=4, device="cpu")
+    with pytest.raises(ValueError, match="plan"):
+        ba.measure(q, case.kv)
+    ba.plan(q_indptr, case.kv, q.shape[1])
+    with pytest.raises(ValueError, match="needs a GPU"):
+        ba.measure(q, case.kv)
+
+
 # ----------------------------------------------------------------------------------- GPU tier
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -202,6 +225,11 @@ def test_gpu_mixed_batches(dtype, gen):
                                kv_heads=8, q_heads=32, head_dim=128, max_kv=3000)
     ba = attn.BatchAttention(max_tokens=4096, max_batch=64)
     _check(ba, case, q, q_indptr, f"gpu mixed {dtype}")
+    # The timed variant: one busy time per program and kv head, the same answer.
+    busy = ba.measure(q, case.kv)
+    assert busy.shape == (ba.num_programs, 8) and (busy > 0).all(), busy
+    assert "measured busy time" in ba.describe()
+    _check(ba, case, q, q_indptr, f"gpu mixed {dtype} after measure")
 
 
 @pytest.mark.gpu

@@ -13,8 +13,10 @@ m // GH and head m % GH of the group.
 K and V are read in place through the layout's strides and the page map (layouts/descriptors.py);
 loads are masked by sequence length, so slots past it may hold NaN.
 """
+import torch
 import triton
 import triton.language as tl
+from triton.language.extra import cuda as tl_cuda, hip as tl_hip
 
 from .addressing import dim_offset, kv_offset
 
@@ -26,6 +28,15 @@ LN2 = tl.constexpr(0.6931471805599453)
 def _tanh(x):
     # tl has no tanh on every backend; 2*sigmoid(2x) - 1 is exact enough in fp32 and portable.
     return 2.0 * tl.sigmoid(2.0 * x) - 1.0
+
+
+@triton.jit
+def _now(TIMER: tl.constexpr):
+    """A device clock in nanoseconds: 1 NVIDIA's %globaltimer, 2 AMD's s_memrealtime (100 MHz)."""
+    if TIMER == 1:
+        return tl_cuda.globaltimer()
+    else:
+        return tl_hip.memrealtime() * 10
 
 
 @triton.jit
@@ -199,7 +210,7 @@ def attend_item(
     IDENTITY_PAGES: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr,
     SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr, ROT: tl.constexpr, ROT_DIM: tl.constexpr,
-    ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr,
+    ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr, MID_STAGES: tl.constexpr = None,
 ):
     """One work item for one kv head (and one block of its GQA group starting at g0): the
     query tile of the item's request against its KV range; writes out/lse or partial rows."""
@@ -295,7 +306,7 @@ def attend_item(
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
                 True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
-        for start_n in range(mid_lo, mid_hi, BLOCK_N):
+        for start_n in tl.range(mid_lo, mid_hi, BLOCK_N, num_stages=MID_STAGES):
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
                 b, q_pos, q_head, mask_tile, mask_row, sm_scale, softcap, window_left,
@@ -352,8 +363,9 @@ def attention_kernel(
     TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr,
     ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr,
-    prog_indptr, prog_items, item_kind, item_stride,
+    prog_indptr, prog_items, item_kind, item_stride, prog_times,
     PERSISTENT: tl.constexpr, BLOCK_M_DECODE: tl.constexpr, GH_DECODE: tl.constexpr, TQ_DECODE: tl.constexpr,
+    BLOCK_N_DECODE: tl.constexpr, STAGES_DECODE: tl.constexpr, TIMER: tl.constexpr,
 ):
     # A 1-D grid, head blocks fastest: programs start in item order whatever the head count, so
     # an item order chosen by the planner (longest first, for causal tails) is the launch order.
@@ -367,6 +379,8 @@ def attention_kernel(
         # balanced at plan time. Decode-like items (kind 0) use the small M tile, prefill ones the
         # large; the plan keeps both tiles' head blocks equal (one block: the whole GQA group).
         prog = pid // HB
+        if TIMER != 0:
+            t_start = _now(TIMER)
         for w in range(tl.load(prog_indptr + prog), tl.load(prog_indptr + prog + 1)):
             item = tl.load(prog_items + w)
             # Partial rows of a split tile are token-major (token t, chunk j at out_slot + t * stride),
@@ -380,8 +394,9 @@ def attention_kernel(
                     vs_slot, vs_dhi, vs_dlo, item_req, item_q_start, item_kv_start, item_kv_end, item_out,
                     mask_ptr, mask_indptr, blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap,
                     window_left, NUM_Q_HEADS, GROUP, GH_DECODE, TQ_DECODE, HEAD_DIM, BLOCK_D, BLOCK_M_DECODE,
-                    BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP,
-                    TRANSFORM, RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
+                    BLOCK_N_DECODE, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP,
+                    TRANSFORM, RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP,
+                    STAGES_DECODE)
             else:
                 attend_item(
                     item, kv_head, g0, stride, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr,
@@ -392,6 +407,10 @@ def attention_kernel(
                     window_left, NUM_Q_HEADS, GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE,
                     K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM,
                     RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
+        if TIMER != 0:
+            # BatchAttention.measure(): each program's start and end, for the measured imbalance.
+            tl.store(prog_times + 2 * pid, t_start)
+            tl.store(prog_times + 2 * pid + 1, _now(TIMER))
     else:
         item = pid // HB
         if item < tl.load(num_items_ptr):      # the grid is sized for the planned maximum
@@ -421,7 +440,8 @@ def launch_options(cfg: dict) -> dict:
 
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
            softcap: float, transform=None, custom_mask=None, mask_indptr=None, return_lse: bool = False,
-           part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None, persistent=None):
+           part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None, persistent=None,
+           prog_times=None):
     """Run the items of `work` (attn.scheduling.WorkList). out [total_q, q_heads, d] and lse
     [total_q, q_heads] are written for rows whose item is not split; part_o [rows, q_heads, d] and
     part_lse [rows, q_heads] (float32) for the rest. Launch only: no host sync, no allocation.
@@ -432,7 +452,8 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     replace the items' KV ranges. rotary: attn.Rotary (q rotated on load; K too with rotate_k).
     page_map: (page_indptr, page_indices, seq_lens) to use instead of kv's (a plan's copies).
     persistent: attn.plan_attention's schedule (prog_indptr, prog_items, item_kind, item_stride,
-    num_programs, block_m_decode): a fixed grid of programs, each looping over its items."""
+    num_programs, block_m_decode): a fixed grid of programs, each looping over its items.
+    prog_times (int64 [grid, 2], persistent only): each program's start and end clock."""
     total_q, hq, d = q.shape
     group = hq // kv.num_kv_heads
     gh, tq, head_blocks = tile_shape(group, cfg["BLOCK_M"])
@@ -456,13 +477,20 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
             raise ValueError(f"the persistent schedule needs one head block per tile; GQA group {group} "
                              f"is larger than BLOCK_M {bm_decode}")
         grid = num_programs * kv.num_kv_heads * head_blocks
-        pers = dict(PERSISTENT=True, BLOCK_M_DECODE=bm_decode, GH_DECODE=gh_d, TQ_DECODE=tq_d)
+        # Decode items may take a longer KV block and a deeper pipeline than prefill ones (the
+        # config's block_n_decode / stages_decode): they are memory-bound.
+        pers = dict(PERSISTENT=True, BLOCK_M_DECODE=bm_decode, GH_DECODE=gh_d, TQ_DECODE=tq_d,
+                    BLOCK_N_DECODE=cfg.get("block_n_decode", cfg["BLOCK_N"]), STAGES_DECODE=cfg.get("stages_decode"))
     else:
         prog_indptr = prog_items = item_kind = item_stride = q_indptr
         grid = work.max_items * kv.num_kv_heads * head_blocks
-        pers = dict(PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1)
+        pers = dict(PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1, BLOCK_N_DECODE=cfg["BLOCK_N"],
+                    STAGES_DECODE=None)
     has_parts = part_o is not None
     dummy = out
+    timer = 0
+    if prog_times is not None:
+        timer = 2 if torch.version.hip else 1
     opts = launch_options(cfg)
     attention_kernel[(grid,)](
         q, q.stride(0), q.stride(1), out, out.stride(0), out.stride(1),
@@ -484,7 +512,8 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         TRANSFORM=transform, RETURN_LSE=bool(return_lse), HAS_PARTIALS=has_parts,
         CACHE=cfg.get("cache_modifier", ""), PRECISION="ieee" if q.dtype.itemsize == 4 else None,
         K_BY_GROUP=bool(cfg.get("k_by_group", False)), **rot, **opts,
-        prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride, **pers,
+        prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride,
+        prog_times=prog_times if prog_times is not None else q_indptr, TIMER=timer, **pers,
     )
 
 
@@ -504,7 +533,7 @@ _SPEC_POINTERS = dict(q_indptr="*i32", page_indptr="*i32", page_indices="*i32", 
                       item_out="*i32", num_items_ptr="*i32", mask_indptr="*i64", blk_indptr="*i32",
                       blk_ids="*i32", lse_ptr="*fp32", part_o_ptr="*fp32", part_lse_ptr="*fp32", cs_ptr="*fp32",
                       mask_ptr="*u8", sm_scale="fp32", softcap="fp32", prog_indptr="*i32", prog_items="*i32",
-                      item_kind="*i32", item_stride="*i32")
+                      item_kind="*i32", item_stride="*i32", prog_times="*i64")
 
 
 def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, group: int, head_dim: int,
@@ -519,7 +548,9 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               PAGE_SIZE=page_size, K_SPLIT=split, V_SPLIT=1, IDENTITY_PAGES=False, CAUSAL=False, WINDOW=False,
               HAS_MASK=False, SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=False,
               CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0, ROTATE_K=False,
-              K_BY_GROUP=bool(cfg.get("k_by_group", False)), PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1)
+              K_BY_GROUP=bool(cfg.get("k_by_group", False)), PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1,
+              BLOCK_N_DECODE=cfg.get("block_n_decode", cfg["BLOCK_N"]), STAGES_DECODE=cfg.get("stages_decode"),
+              TIMER=0)
     cx.update(ones)
     cx.update(features)
     return KernelSpec(kernel=kernel, config=f"{label}/{layout}", fn=attention_kernel,

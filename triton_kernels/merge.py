@@ -39,35 +39,12 @@ def _merge_chunk(acc, m, l, o_ptrs, lse, live, dmask):
 
 
 @triton.jit
-def merge_kernel(
-    o_ptr, lse_ptr, s_on, s_or, s_oh, s_ln, s_lr, s_lh,
-    indptr_ptr, n_parts, num_rows_ptr,
-    out_ptr, s_xr, s_xh, out_lse_ptr, s_yr, s_yh,
-    NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_P: tl.constexpr,
-    SEGMENTED: tl.constexpr, RETURN_LSE: tl.constexpr,
-):
-    """Program (row r, head h). SEGMENTED: r's parts are rows indptr[r]..indptr[r+1] of
-    o [parts, heads, D] (s_or = 0); a row with no parts is left alone (its attention program
-    wrote it), rows >= num_rows exit (the grid is sized for the planned maximum).
-    Else (merge_states): parts j = 0..n_parts-1 at j*s_on + r*s_or."""
-    pid = tl.program_id(0)
-    r = pid // NUM_HEADS
-    h = pid % NUM_HEADS
-    if SEGMENTED:
-        if r >= tl.load(num_rows_ptr):
-            return
-        start = tl.load(indptr_ptr + r)
-        n = tl.load(indptr_ptr + r + 1) - start
-        if n == 0:
-            return
-    else:
-        start = 0
-        n = n_parts
+def _merge_row(o_ptr, lse_ptr, s_on, s_ln, row_o, row_l, start, n, out_row, out_lse_row,
+               HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_P: tl.constexpr, RETURN_LSE: tl.constexpr):
+    """Merge parts start..start+n of one (row, head) (row_o / row_l: its o and lse bases) into out_row."""
     d = tl.arange(0, BLOCK_D)
     dmask = d < HEAD_DIM
     p = tl.arange(0, BLOCK_P)
-    row_o = o_ptr + r.to(tl.int64) * s_or + h * s_oh
-    row_l = lse_ptr + r.to(tl.int64) * s_lr + h * s_lh
     acc = tl.zeros((BLOCK_D,), tl.float32)
     m = tl.max(tl.full((BLOCK_P,), float("-inf"), tl.float32), 0)
     l = tl.sum(tl.zeros((BLOCK_P,), tl.float32), 0)
@@ -78,10 +55,44 @@ def merge_kernel(
         acc, m, l = _merge_chunk(acc, m, l, row_o + part[:, None] * s_on + d[None, :], lse, live, dmask)
     seen = l > 0
     out = acc / tl.where(seen, l, 1.0)
-    tl.store(out_ptr + r.to(tl.int64) * s_xr + h * s_xh + d, out.to(out_ptr.dtype.element_ty), mask=dmask)
+    tl.store(out_row + d, out.to(out_row.dtype.element_ty), mask=dmask)
     if RETURN_LSE:
-        lse_out = tl.where(seen, (m + tl.math.log2(tl.where(seen, l, 1.0))) * LN2, float("-inf"))
-        tl.store(out_lse_ptr + r.to(tl.int64) * s_yr + h * s_yh, lse_out)
+        tl.store(out_lse_row, tl.where(seen, (m + tl.math.log2(tl.where(seen, l, 1.0))) * LN2, float("-inf")))
+
+
+@triton.jit
+def merge_kernel(
+    o_ptr, lse_ptr, s_on, s_or, s_oh, s_ln, s_lr, s_lh,
+    indptr_ptr, n_parts, num_rows_ptr, rows_ptr, grid_rows,
+    out_ptr, s_xr, s_xh, out_lse_ptr, s_yr, s_yh,
+    NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_P: tl.constexpr,
+    SEGMENTED: tl.constexpr, HAS_ROWS: tl.constexpr, RETURN_LSE: tl.constexpr,
+):
+    """Program (row slot i, head h). SEGMENTED: entry i of the merge list has parts
+    indptr[i]..indptr[i+1] of o [parts, heads, D] (s_or = 0) and writes output row rows[i]
+    (HAS_ROWS) or i; entries >= num_rows are not there, and a program takes entries i,
+    i + grid_rows, ... (a grid sized once for a CUDA graph, whatever the list's length). An
+    entry with no parts is left alone (its attention program wrote the row).
+    Else (merge_states): parts j = 0..n_parts-1 at j*s_on + r*s_or."""
+    pid = tl.program_id(0)
+    h = pid % NUM_HEADS
+    if SEGMENTED:
+        for i in range(pid // NUM_HEADS, tl.load(num_rows_ptr), grid_rows):
+            start = tl.load(indptr_ptr + i)
+            n = tl.load(indptr_ptr + i + 1) - start
+            if n > 0:
+                r = i
+                if HAS_ROWS:
+                    r = tl.load(rows_ptr + i)
+                _merge_row(o_ptr, lse_ptr, s_on, s_ln, o_ptr + h * s_oh, lse_ptr + h * s_lh, start, n,
+                           out_ptr + r.to(tl.int64) * s_xr + h * s_xh, out_lse_ptr + r.to(tl.int64) * s_yr + h * s_yh,
+                           HEAD_DIM, BLOCK_D, BLOCK_P, RETURN_LSE)
+    else:
+        r = pid // NUM_HEADS
+        _merge_row(o_ptr, lse_ptr, s_on, s_ln, o_ptr + r.to(tl.int64) * s_or + h * s_oh,
+                   lse_ptr + r.to(tl.int64) * s_lr + h * s_lh, 0, n_parts,
+                   out_ptr + r.to(tl.int64) * s_xr + h * s_xh, out_lse_ptr + r.to(tl.int64) * s_yr + h * s_yh,
+                   HEAD_DIM, BLOCK_D, BLOCK_P, RETURN_LSE)
 
 
 @triton.jit
@@ -127,21 +138,25 @@ def _warps(block_d: int) -> int:
     return 8 if block_d >= 256 else 4 if block_d >= 128 else 2
 
 
-def merge_segments(part_o, part_lse, merge_indptr, num_rows, out, lse, *, max_rows: int):
-    """The split-KV merge: out[r] (and lse[r]) from rows merge_indptr[r]:merge_indptr[r+1] of
-    part_o [parts, heads, d] / part_lse [parts, heads] (float32, contiguous). Rows with no parts are
-    not touched; rows >= num_rows[0] exit. out [>= max_rows, heads, d] with unit stride along d.
-    Launch only: no host sync; the grid is max_rows * heads wide."""
+def merge_segments(part_o, part_lse, merge_indptr, num_rows, out, lse, *, max_rows: int, rows=None,
+                   grid_rows: int | None = None):
+    """The split-KV merge: entry i of the merge list combines rows merge_indptr[i]:merge_indptr[i+1]
+    of part_o [parts, heads, d] / part_lse [parts, heads] (float32, contiguous) into output row
+    rows[i] (int32 [max_rows]; None: row i) of out (and lse). Entries with no parts are not touched;
+    entries >= num_rows[0] do not exist. out has unit stride along d.
+    Launch only: no host sync. The grid is grid_rows * heads programs (default max_rows), each
+    walking the list with stride grid_rows: a short list costs little under a large max_rows."""
     heads, d = part_o.shape[1], part_o.shape[2]
     bd = _block_d(d)
     ret = lse is not None
-    merge_kernel[(max_rows * heads,)](
+    grid_rows = max(1, min(max_rows, grid_rows or max_rows))
+    merge_kernel[(grid_rows * heads,)](
         part_o, part_lse, part_o.stride(0), 0, part_o.stride(1), part_lse.stride(0), 0, part_lse.stride(1),
-        merge_indptr, 0, num_rows,
+        merge_indptr, 0, num_rows, rows if rows is not None else merge_indptr, grid_rows,
         out, out.stride(0), out.stride(1), lse if ret else part_lse, lse.stride(0) if ret else 0,
         lse.stride(1) if ret else 0,
-        NUM_HEADS=heads, HEAD_DIM=d, BLOCK_D=bd, BLOCK_P=MERGE_BLOCK_P, SEGMENTED=True, RETURN_LSE=ret,
-        num_warps=_warps(bd),
+        NUM_HEADS=heads, HEAD_DIM=d, BLOCK_D=bd, BLOCK_P=MERGE_BLOCK_P, SEGMENTED=True, HAS_ROWS=rows is not None,
+        RETURN_LSE=ret, num_warps=_warps(bd),
     )
 
 
@@ -164,10 +179,10 @@ def merge_states(outs, lses):
         bd = _block_d(d)
         merge_kernel[(rows * heads,)](
             o, lv, o.stride(0), o.stride(1), o.stride(2), lv.stride(0), lv.stride(1), lv.stride(2),
-            lv, n, lv,
+            lv, n, lv, lv, 1,
             out, out.stride(0), out.stride(1), lse, lse.stride(0), lse.stride(1),
             NUM_HEADS=heads, HEAD_DIM=d, BLOCK_D=bd, BLOCK_P=min(MERGE_BLOCK_P, max(triton.next_power_of_2(n), 2)),
-            SEGMENTED=False, RETURN_LSE=True, num_warps=_warps(bd),
+            SEGMENTED=False, HAS_ROWS=False, RETURN_LSE=True, num_warps=_warps(bd),
         )
     return out.reshape(*mid, heads, d), lse.reshape(*mid, heads)
 
@@ -211,18 +226,22 @@ def compile_specs():
         for hd in (64, 80, 96, 128, 192, 256):
             bd = _block_d(hd)
             opts = dict(num_warps=_warps(bd))
-            for name, seg, ret in (("segmented", True, False), ("segmented_lse", True, True),
-                                   ("states", False, True)):
+            # segmented_rows: BatchAttention's merge list (output rows named by a row list)
+            for name, seg, ret, rows in (("segmented", True, False, False), ("segmented_lse", True, True, False),
+                                         ("segmented_rows", True, False, True), ("states", False, True, False)):
                 if dt == "fp32" and seg:
                     continue                        # decode outputs are 16-bit
                 cx = dict(NUM_HEADS=32, HEAD_DIM=hd, BLOCK_D=bd, BLOCK_P=MERGE_BLOCK_P, SEGMENTED=seg,
-                          RETURN_LSE=ret, s_lh=1)               # unit strides: the JIT makes them constexpr
+                          HAS_ROWS=rows, RETURN_LSE=ret, s_lh=1)   # unit strides: the JIT makes them constexpr
+                if not seg:
+                    cx["grid_rows"] = 1                 # merge_states passes 1: the JIT specializes it
                 if ret:
                     cx["s_yh"] = 1
                 # zeros (segmented rows, an absent lse) are multiples of 16, as are the row strides
                 aligned = ("s_on", "s_ln", "s_xr", "s_or", "s_lr", "s_yr") + (() if ret else ("s_yh",))
                 sig = signature(merge_kernel, cx, o_ptr="*fp32" if seg else f"*{dt}", lse_ptr="*fp32",
-                                indptr_ptr="*i32", num_rows_ptr="*i32", out_ptr=f"*{dt}", out_lse_ptr="*fp32")
+                                indptr_ptr="*i32", num_rows_ptr="*i32", rows_ptr="*i32", out_ptr=f"*{dt}",
+                                out_lse_ptr="*fp32")
                 specs.append(KernelSpec("merge", f"{name}/{dt}/d{hd}", merge_kernel, sig, cx, options=opts,
                                         aligned=aligned))
             cx = dict(NUM_HEADS=32, HEAD_DIM=hd, BLOCK_D=bd, s_lah=1, s_lbh=1)
