@@ -55,11 +55,14 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
             # a 32-row tile none.
             cfg["BLOCK_M"] = min(cfg["BLOCK_M"], 32)
     cfg["BLOCK_N"] = block_n
-    if "persistent" in features and plat.vendor == "nvidia" and plat.arch == "sm_90":
+    if "persistent" in features and plat.vendor == "nvidia" and plat.arch == "sm_90" and head_dim == 128:
         # BatchAttention runs one 8-warp program an SM (the large tile holds the registers), so its
-        # decode items have a quarter of BatchDecode's loads in flight; a deeper pipeline for their
-        # KV loop made them 1.45x faster on the H200 (decode-only batch, 2026-12-03) at no spill
-        # (246 registers; sm_90's shared memory holds the 5 stages, sm_80's would not fit the others).
+        # decode items have a quarter of BatchDecode's programs in flight. Their KV loop with
+        # 128-key blocks and 5 stages made a decode-only batch 1.81x faster on the H200 (573 -> 317
+        # us; 3 or 4 stages gained nothing, 7 no more than 5; 2026-12-03, benchmarks/results/
+        # h200-2026-12-03/): 255 registers, no spill. Head dim 128 only: 5 stages spilled 8 bytes
+        # at d80/d96, 128-key blocks needed 276 KB of shared memory at d192/d256 (Triton 3.9).
+        cfg.setdefault("block_n_decode", 128)
         cfg.setdefault("stages_decode", 5)
     return cfg
 
