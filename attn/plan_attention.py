@@ -99,7 +99,9 @@ class BatchAttention:
 
         group = q_heads // kv.num_kv_heads
         plat = platform.for_tensor(kv.k)
-        self._num_sms = plat.num_sms
+        # The merge's grid: rows of programs walking the merge list, fixed per device so that a
+        # captured graph replays it whatever the list's length.
+        self.merge_grid_rows = 4 * plat.num_sms
         cfg = P.config_for(plat, kv.head_dim, group, kv.page_size, kv.dtype,
                            features=P.features_of(window_left=window_left, softcap=softcap,
                                                   logits_transform=logits_transform, return_lse=return_lse,
@@ -169,12 +171,11 @@ class BatchAttention:
         q_ip = np.concatenate([[0], np.cumsum(q_lens)]).astype(np.int64)
         m = sched.merge[np.argsort(q_ip[sched.merge[:, 0]] + sched.merge[:, 1], kind="stable")] \
             if len(sched.merge) else sched.merge
-        rows = np.zeros(self.max_tokens, np.int32)
-        rows[:len(m)] = q_ip[m[:, 0]] + m[:, 1]
-        mi = np.zeros(self.max_tokens + 1, np.int64)
+        merge_rows = np.zeros(self.max_tokens, np.int32)
+        merge_rows[:len(m)] = q_ip[m[:, 0]] + m[:, 1]
+        mi = np.zeros(self.max_tokens + 1, np.int64)          # entries past num_rows are never read
         mi[1:len(m) + 1] = np.cumsum(m[:, 3])
-        mi[len(m) + 1:] = mi[len(m)]
-        self.merge_rows.copy_(torch.from_numpy(rows), non_blocking=True)
+        self.merge_rows.copy_(torch.from_numpy(merge_rows), non_blocking=True)
         self.merge_indptr.copy_(torch.from_numpy(mi.astype(np.int32)), non_blocking=True)
         self.num_rows.fill_(len(m))
         base = sched.num_partial_rows
@@ -214,7 +215,7 @@ class BatchAttention:
                            self.block_m_decode), page_map=p["page_map"], prog_times=_prog_times)
         merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
                        lse if p["return_lse"] else None, max_rows=self.max_tokens, rows=self.merge_rows,
-                       grid_rows=4 * self._num_sms)
+                       grid_rows=self.merge_grid_rows)
         return (out, lse) if p["return_lse"] else out
 
     # ------------------------------------------------------------------------------ inspection
