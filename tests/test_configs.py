@@ -93,6 +93,20 @@ def test_vllm_decode_loads_k_by_dim_group_only_where_it_fits():
     assert not on(H100, head_dim=64) and not on(A100) and not on(MI300)
 
 
+def test_wide_head_decode_lifts_the_register_ceiling_on_ampere_only():
+    """Pre-Hopper NVIDIA decode at head dims 192 / 256 compiles with maxnreg 255 (ptxas otherwise
+    capped it at 168 registers and spilled); the option reaches NVIDIA compiles and never AMD's."""
+    from attn.triton_kernels.decode import compile_specs
+    A100 = Platform("nvidia", "sm_80", 32, 108, "NVIDIA A100-SXM4-80GB")
+    nreg = lambda plat, hd: configs.heuristic("decode", plat, head_dim=hd, group=4, page_size=16).get("maxnreg")  # noqa: E731
+    assert nreg(A100, 256) == 255 and nreg(A100, 192) == 255
+    assert nreg(A100, 128) is None and nreg(H100, 256) is None and nreg(MI300, 256) is None
+    wide = [s for s in compile_specs() if "d256/g4/p16/plain" in s.config]
+    by_target = {t: s.options_for(t) for s in wide for t in s.targets}
+    assert by_target["sm_80"]["maxnreg"] == 255
+    assert all("maxnreg" not in by_target[t] for t in ("sm_90", "gfx90a", "gfx942", "gfx950"))
+
+
 def test_fallback_to_heuristic(tuned_dir):
     # A dtype with no entry, an op with no entries, a device with no file.
     h = configs.heuristic("decode", H100, head_dim=128)

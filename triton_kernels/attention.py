@@ -434,8 +434,8 @@ def tile_shape(group: int, block_m: int):
 
 def launch_options(cfg: dict) -> dict:
     """The Triton launch options of a config (the rest of it is constexprs and planning knobs)."""
-    return {k: cfg[k] for k in ("num_warps", "num_stages", "waves_per_eu", "matrix_instr_nonkdim", "kpack")
-            if k in cfg}
+    return {k: cfg[k] for k in ("num_warps", "num_stages", "maxnreg", "waves_per_eu", "matrix_instr_nonkdim",
+                                "kpack") if k in cfg}
 
 
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,

@@ -48,8 +48,8 @@ None at launch (an optional lse output) is typed "constexpr" and given the value
 constexprs, as the JIT specializes it.
 
 Options: `options` is passed to triton.compile for every target; the AMD knobs (waves_per_eu,
-matrix_instr_nonkdim, kpack, schedule_hint) are dropped for NVIDIA targets. A config that differs
-between vendors is two specs with disjoint `targets`.
+matrix_instr_nonkdim, kpack, schedule_hint) are dropped for NVIDIA targets, the NVIDIA one (maxnreg)
+for AMD targets. A config that differs between vendors is two specs with disjoint `targets`.
 
 Specialization: the JIT turns an integer argument equal to 1 into a constant (a unit head-dim
 stride, a page_size of 1). Where the launcher passes such a 1, put it in constexprs with value 1
@@ -80,6 +80,8 @@ AMD_TARGETS: tuple[str, ...] = ("gfx90a", "gfx942", "gfx950")
 
 #: Options only the AMD backend understands.
 AMD_ONLY_OPTIONS = frozenset({"waves_per_eu", "matrix_instr_nonkdim", "kpack", "schedule_hint"})
+#: Options only the NVIDIA backend understands (maxnreg: ptxas's per-thread register ceiling).
+NVIDIA_ONLY_OPTIONS = frozenset({"maxnreg"})
 
 
 class Limits(NamedTuple):
@@ -137,7 +139,7 @@ class KernelSpec:
     def options_for(self, target: str) -> dict:
         if TARGETS[target][0] == "cuda":
             return {k: v for k, v in self.options.items() if k not in AMD_ONLY_OPTIONS}
-        return dict(self.options)
+        return {k: v for k, v in self.options.items() if k not in NVIDIA_ONLY_OPTIONS}
 
     def attrs(self) -> dict:
         """Divisibility hints as the JIT would give them: pointers and `aligned` ints by 16."""

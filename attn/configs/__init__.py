@@ -218,6 +218,12 @@ def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
         if plat.vendor == "nvidia" and not hopper(plat) and shape.get("page_size") == 1:
             # A page number per key: 3 stages spilled 8-16 bytes on sm_80 (head_dim 128); 2 none.
             cfg["num_stages"] = 2
+        if plat.vendor == "nvidia" and not hopper(plat) and head_dim > 128:
+            # ptxas held head dims 192 / 256 to 168 registers (three blocks an SM) and spilled 8-16
+            # bytes on sm_80 (compile matrix, Triton 3.9; which group and feature set spilled moved
+            # with every tile tried). With the ceiling at 255 it takes the 177-206 they need and
+            # spills nothing, at two blocks an SM: a decode block streams K/V through 3 stages.
+            cfg["maxnreg"] = 255
         if hopper(plat) and shape.get("layout") == "vllm" and head_dim == 128 and group == 4:
             # vLLM's split K loaded a dim group at a time (triton_kernels/attention.py: K_BY_GROUP):
             # 1.16x at 64 x 4096 and 1.19x at 8 x 32768 on the H200. Elsewhere its register cost
