@@ -8,6 +8,10 @@ assigned to a fixed number of persistent programs by longest-processing-time-fir
 min-heap of program loads, so all programs finish together. Items whose query tile was cut into
 several KV chunks write partial rows, merged afterwards.
 
+An item's cost is a CostModel: a weight per KV block and a fixed cost per item, for each tile kind.
+The default weighs a block by its tile's rows; fit() replaces it with the least-squares fit of the
+programs' measured busy times (BatchAttention.calibrate), in microseconds.
+
 Pure numpy on the host, at plan time.
 """
 from __future__ import annotations
@@ -25,10 +29,32 @@ REQ, Q_START, KV_START, KV_END, OUT_SLOT, KIND, STRIDE = range(7)
 DECODE, PREFILL = 0, 1
 
 
+@dataclass(frozen=True)
+class CostModel:
+    """Cost of an item: blocks x per-block weight + a per-item overhead (loading q, the epilogue),
+    each by tile kind. Only ratios matter to the schedule; a fitted model is in microseconds."""
+    decode_block: float
+    decode_item: float
+    prefill_block: float
+    prefill_item: float
+
+    @classmethod
+    def default(cls, block_m_decode: int, block_m_prefill: int) -> "CostModel":
+        """KV blocks touched, scaled by the tile's M (a large tile does more math per block)."""
+        return cls(1.0 + block_m_decode / 64.0, 2.0, 1.0 + block_m_prefill / 64.0, 2.0)
+
+    def per_block(self, kind: np.ndarray) -> np.ndarray:
+        return np.where(kind == DECODE, self.decode_block, self.prefill_block)
+
+    def cost(self, kind: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+        return blocks * self.per_block(kind) + np.where(kind == DECODE, self.decode_item, self.prefill_item)
+
+
 @dataclass
 class Schedule:
     items: np.ndarray          # int64 [n, 7]: req, q_start, kv_start, kv_end, out_slot, kind, stride
     cost: np.ndarray           # float [n]: estimated cost of each item
+    blocks: np.ndarray         # int64 [n]: KV blocks each item reads
     prog_indptr: np.ndarray    # int64 [programs + 1]: program p runs prog_items[prog_indptr[p]:...]
     prog_items: np.ndarray     # int64 [n]: item ids, each exactly once
     merge: np.ndarray          # int64 [m, 4]: request, token in request, first partial row, count
@@ -38,11 +64,14 @@ class Schedule:
     def num_programs(self) -> int:
         return len(self.prog_indptr) - 1
 
+    def owner(self) -> np.ndarray:
+        """int64 [n]: the program each item runs on."""
+        owner = np.empty(len(self.prog_items), np.int64)
+        owner[self.prog_items] = np.repeat(np.arange(self.num_programs), np.diff(self.prog_indptr))
+        return owner
+
     def program_loads(self) -> np.ndarray:
-        loads = np.zeros(self.num_programs)
-        for p in range(self.num_programs):
-            loads[p] = self.cost[self.prog_items[self.prog_indptr[p]:self.prog_indptr[p + 1]]].sum()
-        return loads
+        return np.bincount(self.owner(), weights=self.cost, minlength=self.num_programs)
 
     def imbalance(self) -> float:
         """max / mean of the estimated program loads (1.0 is perfect)."""
@@ -50,17 +79,37 @@ class Schedule:
         return float(loads.max() / loads.mean()) if loads.size and loads.mean() > 0 else 1.0
 
 
-def item_cost(kv: np.ndarray, block_m: np.ndarray, block_n: int) -> np.ndarray:
-    """Cost in KV blocks touched, scaled by the tile's M (a large tile does more math per block),
-    plus a fixed per-item overhead (loading q, the epilogue)."""
-    blocks = np.maximum((kv + block_n - 1) // block_n, 0)
-    return blocks * (1.0 + block_m / 64.0) + 2.0
+def fit(sched: Schedule, busy: np.ndarray, prior: CostModel) -> CostModel:
+    """The CostModel that best explains measured busy times (float [programs] or [programs, kv
+    heads], microseconds): least squares of each program's time on its decode / prefill blocks and
+    items, pulled lightly towards `prior` (scaled to the measurement) so that a batch with one
+    tile kind, or programs that all hold the same mix, still gives a usable model."""
+    busy = np.asarray(busy, np.float64).reshape(sched.num_programs, -1).mean(axis=1)
+    owner, kind = sched.owner(), sched.items[:, KIND]
+    # Columns: decode blocks, decode items, prefill blocks, prefill items of each program.
+    a = np.stack([np.bincount(owner, weights=np.where(kind == k, w, 0.0), minlength=sched.num_programs)
+                  for k in (DECODE, PREFILL) for w in (sched.blocks, 1.0)], axis=1)
+    w0 = np.array([prior.decode_block, prior.decode_item, prior.prefill_block, prior.prefill_item])
+    predicted = (a @ w0).sum()
+    w0 = w0 * (busy.sum() / predicted if predicted > 0 else 1.0)
+    # Ridge on unit-norm columns: block sums are ~100x item counts, and an unused column (no
+    # decode items) has norm 0 and keeps the prior's weight.
+    norm = np.linalg.norm(a, axis=0)
+    norm = np.where(norm > 0, norm, 1.0)
+    an = a / norm
+    lam = 1e-3
+    w = np.linalg.solve(an.T @ an + lam * np.eye(4), an.T @ busy + lam * w0 * norm) / norm
+    # Costs are positive: a negative weight is noise in a column the batch barely exercises.
+    w = np.where(w > 0, w, w0 * 1e-3)
+    return CostModel(*map(float, w))
 
 
 def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_decode: int,
           tq_prefill: int, block_m_decode: int, block_m_prefill: int, block_n: int, causal: bool,
-          chunk_target: int | None = None) -> Schedule:
-    """Items for every request and their assignment to num_programs persistent programs."""
+          chunk_target: int | None = None, model: CostModel | None = None) -> Schedule:
+    """Items for every request and their assignment to num_programs persistent programs (costs
+    from `model`, by default CostModel.default)."""
+    model = model or CostModel.default(block_m_decode, block_m_prefill)
     q_lens = np.asarray(q_lens, np.int64)
     kv_lens = np.asarray(kv_lens, np.int64)
     # Query tiles, request-major: request b holds ceil(q_len / tq) tiles (none for q_len 0).
@@ -69,23 +118,22 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
     n_tiles = np.maximum(-(-q_lens // tq_b), 0)
     req = np.repeat(np.arange(len(q_lens), dtype=np.int64), n_tiles)
     if not len(req):
-        return Schedule(np.zeros((0, 7), np.int64), np.zeros(0), np.zeros(num_programs + 1, np.int64),
+        return Schedule(np.zeros((0, 7), np.int64), np.zeros(0), np.zeros(0, np.int64),
+                        np.zeros(num_programs + 1, np.int64),
                         np.zeros(0, np.int64), np.zeros((0, 4), np.int64), 0)
     lq, lk, tq, kind = q_lens[req], kv_lens[req], tq_b[req], kind_b[req]
     q0 = (np.arange(len(req)) - np.repeat(np.cumsum(n_tiles) - n_tiles, n_tiles)) * tq
     ntok = np.minimum(tq, lq - q0)
     # Keys the tile's last row sees.
     visible = np.maximum(np.minimum(lk, lk - lq + q0 + ntok) if causal else lk, 0)
-    bm = np.where(kind == DECODE, block_m_decode, block_m_prefill)
-    tile_cost = item_cost(visible, bm, block_n)
+    tile_blocks = np.maximum((visible + block_n - 1) // block_n, 0)
+    blocks = np.maximum(tile_blocks, 1)
     # Cut long tiles so that one item is at most about one program's fair share.
     if chunk_target is None:
-        share = tile_cost.sum() / num_programs
-        per_block = 1.0 + bm / 64.0
-        chunk_blocks = np.maximum(np.floor(share / per_block), 4).astype(np.int64)
+        share = model.cost(kind, tile_blocks).sum() / num_programs
+        chunk_blocks = np.maximum(np.floor(share / model.per_block(kind)), 4).astype(np.int64)
     else:
         chunk_blocks = np.full(len(req), max(chunk_target // block_n, 1), np.int64)
-    blocks = np.maximum((visible + block_n - 1) // block_n, 1)
     n_chunks = (blocks + chunk_blocks - 1) // chunk_blocks
     step = chunk_blocks * block_n
     split = n_chunks > 1
@@ -99,13 +147,14 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
     kv1 = (j + 1) * step[t]
     items = np.stack([req[t], q0[t], kv0, np.where(last, KV_END_OPEN, kv1),
                       np.where(split[t], base[t] + j, -1), kind[t], n_chunks[t]], axis=1).astype(np.int64)
-    cost = item_cost(np.where(last, visible[t], kv1) - kv0, bm[t], block_n).astype(np.float64)
+    item_blocks = np.maximum((np.where(last, visible[t], kv1) - kv0 + block_n - 1) // block_n, 0)
+    cost = model.cost(kind[t], item_blocks).astype(np.float64)
     # Merge rows: split tile t's token i reads its partials from base + i * n_chunks on.
     s = np.repeat(np.flatnonzero(split), ntok[split])
     i = np.arange(len(s)) - np.repeat(np.cumsum(ntok[split]) - ntok[split], ntok[split])
     merge = np.stack([req[s], q0[s] + i, base[s] + i * n_chunks[s], n_chunks[s]], axis=1).astype(np.int64)
     prog_indptr, prog_items = assign(cost, num_programs)
-    return Schedule(items, cost, prog_indptr, prog_items, merge, int(rows.sum()))
+    return Schedule(items, cost, item_blocks, prog_indptr, prog_items, merge, int(rows.sum()))
 
 
 def assign(cost: np.ndarray, num_programs: int):

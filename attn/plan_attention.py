@@ -33,6 +33,8 @@ class BatchAttention:
         max_partial_rows  most partial rows of split tiles (None: grown until captured)
         num_programs      persistent programs per kv head (None: one wave, SMs x resident / kv_heads)
         chunk_kv          KV tokens per chunk of a long tile (None: about one program's fair share)
+        cost_model        persistent_schedule.CostModel that weighs items (None: KV blocks by
+                          tile rows); calibrate() fits one to measured program times
         device            where the buffers live (default: the current CUDA device)
 
     plan(q_indptr, kv, q_heads, causal=True, sm_scale=None, window_left=-1, softcap=0.0,
@@ -44,6 +46,8 @@ class BatchAttention:
     run(q, kv, out=None, lse=None): q [total_q, q_heads, head_dim] -> out (, lse [total_q, q_heads]).
 
     describe() prints the schedule: items per program and the estimated load imbalance.
+    measure(q, kv) reads each program's busy time (GPU); calibrate(q, kv) fits the cost model to
+    it and plans again (keep cost_model for later plans and other instances).
 
     Example::
 
@@ -54,7 +58,8 @@ class BatchAttention:
 
     def __init__(self, max_tokens: int, max_batch: int, *, max_pages: int | None = None,
                  max_partial_rows: int | None = None, num_programs: int | None = None, device=None,
-                 kernel_config: dict | None = None, chunk_kv: int | None = None):
+                 kernel_config: dict | None = None, chunk_kv: int | None = None,
+                 cost_model: persistent_schedule.CostModel | None = None):
         for name, v in (("max_tokens", max_tokens), ("max_batch", max_batch)):
             if not isinstance(v, int) or v < 1:
                 V.fail(f"{name} must be an int >= 1; got {v!r}")
@@ -65,6 +70,9 @@ class BatchAttention:
         self.max_pages, self.max_partial_rows = max_pages, max_partial_rows
         self.num_programs = num_programs
         self.chunk_kv = chunk_kv
+        if cost_model is not None and not isinstance(cost_model, persistent_schedule.CostModel):
+            V.fail(f"cost_model must be an attn.persistent_schedule.CostModel or None; got {type(cost_model).__name__}")
+        self.cost_model = cost_model
         self.kernel_config = dict(kernel_config or {})
         dev = self.device
         z = lambda n: torch.zeros(max(n, 1), dtype=torch.int32, device=dev)  # noqa: E731
@@ -81,6 +89,7 @@ class BatchAttention:
         self.measured = None
         self._captured = False
         self._planned = None
+        self._plan_args = None
 
     # ------------------------------------------------------------------------------ plan
     def plan(self, q_indptr, kv: KVCache, q_heads: int, *, causal: bool = True, sm_scale: float | None = None,
@@ -128,8 +137,11 @@ class BatchAttention:
             block_m_decode=self.block_m_decode, block_m_prefill=cfg["BLOCK_M"],
             # KV chunks start on a block boundary of both tiles (powers of two: the larger divides)
             block_n=max(cfg["BLOCK_N"], cfg.get("block_n_decode", 0)),
-            causal=causal, chunk_target=self.chunk_kv)
+            causal=causal, chunk_target=self.chunk_kv, model=self.cost_model)
         self.schedule = sched
+        self._plan_args = (q_indptr, kv, q_heads, dict(causal=causal, sm_scale=sm_scale, window_left=window_left,
+                                                       softcap=softcap, logits_transform=logits_transform,
+                                                       return_lse=return_lse))
         self.measured = None
         page_map = self._fill(sched, q_indptr, kv, q_lens, q_heads, b, total_q)
         self._planned = dict(
@@ -234,6 +246,20 @@ class BatchAttention:
         self.measured = ((t[:, 1] - t[:, 0]) / 1e3).reshape(self.num_programs, kv.num_kv_heads)
         return self.measured
 
+    def calibrate(self, q: torch.Tensor, kv: KVCache) -> persistent_schedule.CostModel:
+        """Fit the cost model to this batch's measured program times (measure(), after one warm
+        run) and plan the same batch again with it; later plans keep it. Returns the model, in
+        microseconds, to pass as cost_model= elsewhere. GPU only, like measure()."""
+        if self._plan_args is None:
+            V.fail("BatchAttention.calibrate(): call plan() first")
+        self.run(q, kv)                                     # compile and warm outside the clock
+        busy = self.measure(q, kv)
+        prior = self.cost_model or persistent_schedule.CostModel.default(self.block_m_decode, self.cfg["BLOCK_M"])
+        self.cost_model = persistent_schedule.fit(self.schedule, busy, prior)
+        q_indptr, kv_planned, q_heads, options = self._plan_args
+        self.plan(q_indptr, kv_planned, q_heads, **options)
+        return self.cost_model
+
     def describe(self) -> str:
         """The schedule of the last plan: items and estimated load per program, imbalance."""
         s = self.schedule
@@ -242,11 +268,12 @@ class BatchAttention:
         loads = s.program_loads()
         counts = np.diff(s.prog_indptr)
         kinds = np.bincount(s.items[:, persistent_schedule.KIND], minlength=2) if len(s.items) else [0, 0]
+        unit = "cost_model units, us when fitted" if self.cost_model is not None else "KV blocks x tile weight"
         lines = [f"BatchAttention: {len(s.items)} items ({kinds[0]} decode-tile, {kinds[1]} prefill-tile) on "
                  f"{s.num_programs} programs per kv head; {len(s.merge)} query rows merged from "
                  f"{s.num_partial_rows} partial rows",
                  f"items per program: min {counts.min()} / mean {counts.mean():.1f} / max {counts.max()}",
-                 f"estimated load per program (KV blocks x tile weight): min {loads.min():.0f} / mean "
+                 f"estimated load per program ({unit}): min {loads.min():.0f} / mean "
                  f"{loads.mean():.0f} / max {loads.max():.0f}; imbalance (max/mean) {s.imbalance():.3f}"]
         if self.measured is not None:
             m = self.measured

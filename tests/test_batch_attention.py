@@ -168,6 +168,62 @@ def test_schedule_splits_long_tiles_when_programs_are_few():
     assert s.imbalance() < 1.6
 
 
+def _true_loads(s, model):
+    return np.bincount(s.owner(), weights=model.cost(s.items[:, S.KIND], s.blocks), minlength=s.num_programs)
+
+
+def test_fitted_cost_model_explains_program_times_and_rebalances(gen):
+    """Programs' busy times simulated from a model unlike the default (decode blocks cheaper,
+    per-item overheads larger): the fit reproduces the times, and a plan with it is balanced
+    under the true costs where the default's was not."""
+    rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=gen)))
+    q_lens = np.r_[np.ones(64, int), [512, 1024, 1536, 2048]]
+    kv_lens = np.r_[rng.integers(1024, 8192, 64), [2048, 3000, 1536, 4096]]
+    kw = dict(num_programs=16, tq_decode=4, tq_prefill=32, block_m_decode=16, block_m_prefill=128,
+              block_n=128, causal=True)
+    true = S.CostModel(decode_block=0.9, decode_item=3.0, prefill_block=4.0, prefill_item=1.5)
+    first = S.build(q_lens, kv_lens, **kw)
+    busy = _true_loads(first, true)
+    fitted = S.fit(first, np.repeat(busy[:, None], 8, axis=1), S.CostModel.default(16, 128))
+    predicted = _true_loads(first, fitted)
+    np.testing.assert_allclose(predicted, busy, rtol=0.02)
+    assert fitted.prefill_block / fitted.decode_block == pytest.approx(4.0 / 0.9, rel=0.1)
+    before = busy.max() / busy.mean()
+    after = _true_loads(S.build(q_lens, kv_lens, model=fitted, **kw), true)
+    assert before > 1.03 and after.max() / after.mean() < 1.015, (before, after.max() / after.mean())
+
+
+def test_fit_keeps_the_prior_for_a_tile_kind_the_batch_lacks():
+    s = S.build(np.ones(40, int), np.arange(100, 4100, 100), num_programs=8, tq_decode=4, tq_prefill=32,
+                block_m_decode=16, block_m_prefill=128, block_n=64, causal=True)
+    prior = S.CostModel.default(16, 128)
+    busy = 0.5 * s.program_loads()                       # the prior exactly, in other units
+    fitted = S.fit(s, busy, prior)
+    for name in ("decode_block", "decode_item", "prefill_block", "prefill_item"):
+        assert getattr(fitted, name) == pytest.approx(0.5 * getattr(prior, name), rel=1e-3), name
+
+
+def test_calibrate_fits_and_replans(gen, device, monkeypatch):
+    """calibrate(): one warm run, measure(), fit, the same plan again with the model; the
+    kernel-side clock is replaced by times from a known model (measure() itself is GPU-only)."""
+    case, q, q_indptr = _batch(gen, 12, [(40, 8), (70, 0)], "HND", 16, device, torch.float32)
+    ba = attn.BatchAttention(max_tokens=256, max_batch=16, device=device, num_programs=3)
+    true = S.CostModel(decode_block=0.5, decode_item=9.0, prefill_block=6.0, prefill_item=1.0)
+    runs = []
+    monkeypatch.setattr(ba, "run", lambda q_, kv_: runs.append(1))
+    monkeypatch.setattr(ba, "measure", lambda q_, kv_: np.repeat(_true_loads(ba.schedule, true)[:, None], 2, 1))
+    with pytest.raises(ValueError, match="plan"):
+        ba.calibrate(q, case.kv)
+    ba.plan(q_indptr, case.kv, q.shape[1], causal=False, window_left=30)
+    model = ba.calibrate(q, case.kv)
+    assert runs == [1] and ba.cost_model is model and isinstance(model, S.CostModel)
+    assert ba._planned["causal"] is False and ba._planned["window_left"] == 30   # the same options
+    np.testing.assert_allclose(ba.schedule.cost, model.cost(ba.schedule.items[:, S.KIND], ba.schedule.blocks))
+    assert "us when fitted" in ba.describe()
+    with pytest.raises(ValueError, match="cost_model must be"):
+        attn.BatchAttention(max_tokens=8, max_batch=8, device=device, cost_model={"decode_block": 1.0})
+
+
 def test_describe_and_errors(gen, device):
     case, q, q_indptr = _batch(gen, 3, [(10, 0)], "HND", 16, device, torch.float32)
     ba = attn.BatchAttention(max_tokens=8, max_batch=8, device=device)
@@ -230,6 +286,10 @@ def test_gpu_mixed_batches(dtype, gen):
     assert busy.shape == (ba.num_programs, 8) and (busy > 0).all(), busy
     assert "measured busy time" in ba.describe()
     _check(ba, case, q, q_indptr, f"gpu mixed {dtype} after measure")
+    # Calibrated: a model in microseconds that predicts the programs' times, the same answer.
+    model = ba.calibrate(q, case.kv)
+    assert all(w > 0 for w in (model.decode_block, model.prefill_block)), model
+    _check(ba, case, q, q_indptr, f"gpu mixed {dtype} calibrated")
 
 
 @pytest.mark.gpu

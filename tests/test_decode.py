@@ -136,6 +136,18 @@ def test_decode_vllm_k_by_dim_group(page_size, group, dtype, gen, device):
         check(case, q, out, lse, f"k_by_group splits={splits}")
 
 
+def test_decode_register_ceiling_reaches_the_launch(gen, device):
+    """maxnreg (the pre-Hopper NVIDIA heuristic's at head dims 192 / 256) is a launch option the
+    kernel is launched with, not a constexpr: same answer, and the config keeps it."""
+    case = make_kv(LENS, layout="HND", page_size=16, kv_heads=2, head_dim=256, dtype=torch.float16, device=device,
+                   gen=gen)
+    q = randn((len(LENS), 8, 256), torch.float16, device, gen)
+    dec = attn.BatchDecode(max_batch=len(LENS), max_splits=4, device=device, kernel_config=dict(maxnreg=255))
+    out, lse = run_plan(dec, case, q, num_splits=3)
+    assert dec.cfg["maxnreg"] == 255
+    check(case, q, out, lse, "maxnreg 255")
+
+
 GPU_FORMS = [(f, p) for f in ("NHD", "HND", "vllm") for p in (1, 3, 16)] + [("ragged", 1), ("token_pool", 1)]
 
 
