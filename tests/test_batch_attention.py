@@ -79,13 +79,14 @@ def test_replan_reuses_buffers(gen, device):
 
 def test_small_chunk_kv_grows_the_work_list_until_captured(gen, device):
     # max_batch 2, max_tokens 2, one program: the automatic sizing holds 2*2 + 0 + 4 = 8 items;
-    # chunks of 16 keys over 200-key decodes need 26.
-    case, q, q_indptr = _batch(gen, 0, [(1, 199), (1, 150)], "HND", 16, device, torch.float32)
+    # chunks of one KV block (16 keys in the interpreter, 64-128 on GPUs) over 2000 and 1500 keys
+    # need 28-219.
+    case, q, q_indptr = _batch(gen, 0, [(1, 1999), (1, 1500)], "HND", 16, device, torch.float32)
     ba = attn.BatchAttention(max_tokens=2, max_batch=2, num_programs=1, device=device, chunk_kv=16)
     _check(ba, case, q, q_indptr, "chunk_kv 16")
     assert len(ba.schedule.items) > 8 and ba.work.max_items >= len(ba.schedule.items)
     ba._captured = True                            # what run() records while a CUDA graph is captured
-    longer, q2, q_indptr2 = _batch(gen, 0, [(1, 299), (1, 250)], "HND", 16, device, torch.float32)
+    longer, q2, q_indptr2 = _batch(gen, 0, [(1, 2999), (1, 2500)], "HND", 16, device, torch.float32)
     with pytest.raises(ValueError, match="work items .* captured in a graph"):
         ba.plan(q_indptr2, longer.kv, q2.shape[1])
 
