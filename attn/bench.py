@@ -254,6 +254,19 @@ def suite_mixed(ctx):
             bd.run(q_d, kv_d)
         row["peers"]["attn prefill+decode"], _ = _time([separate])
         if q.is_cuda:
+            # The same two launches on two streams (forked and joined inside the graph): what the
+            # one persistent launch must beat when the GPU can run the kernels side by side.
+            side = torch.cuda.Stream()
+
+            def concurrent():
+                main = torch.cuda.current_stream()
+                side.wait_stream(main)
+                with torch.cuda.stream(side):
+                    bd.run(q_d, kv_d)
+                bp.run(q_p, kv_p)
+                main.wait_stream(side)
+            row["peers"]["attn prefill||decode, 2 streams"], _ = _time([concurrent])
+        if q.is_cuda:
             # The same batch planned with a cost model fitted to its measured program times.
             # A fresh instance: the timed one was captured, and the new plan may need more rows.
             bc = attn.BatchAttention(max_tokens=q.shape[0], max_batch=kv.batch_size).plan(qip, kv, q.shape[1])
