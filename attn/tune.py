@@ -123,8 +123,11 @@ def candidate_space(op: str, plat) -> tuple[list[dict], list[dict]]:
         stage2 = [dict(cache_modifier=".cg")] if op == "extend" else []
     elif op == "decode":
         # No 2-warp tiles and no 128-key blocks at 4 warps: both spill on sm_90 (compile matrix).
+        # The page-number load takes pipeline stages of its own: at 2-4 stages the pipeliner gives
+        # K and V one shared-memory buffer each (one block in flight), at 5-6 two, at 8 three
+        # (sm_90 TTGIR, Triton 3.9); 5 and 6 are the cheapest two-buffer tiles.
         tiles = [(16, 64, 4, 3), (16, 32, 4, 3), (16, 64, 8, 3),
-                 (16, 64, 4, 2), (16, 64, 4, 4), (16, 128, 8, 3)]
+                 (16, 64, 4, 2), (16, 64, 4, 4), (16, 128, 8, 3), (16, 64, 4, 5), (16, 32, 4, 6)]
         if amd:
             tiles = [(m, n, min(w, 4), min(s, 2)) for m, n, w, s in tiles]
         stage1 = _uniq(dict(BLOCK_M=m, BLOCK_N=n, num_warps=w, num_stages=s) for m, n, w, s in tiles)

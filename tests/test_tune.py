@@ -161,9 +161,10 @@ def test_candidate_space_vendor_knobs():
     assert any("programs_per_sm" in m for m in s2) and any(c["BLOCK_N"] == 128 for c in s1)
 
 
-def test_hopper_prefill_candidates_compile_without_spills():
-    """Every prefill tile the tuner may pick on Hopper compiles for sm_90 without spilling (the
-    compile matrix's rule): a device with an older Triton can time a tile clean that spills here.
+@pytest.mark.parametrize("op", ["prefill", "decode"])
+def test_hopper_candidates_compile_without_spills(op):
+    """Every tile the tuner may pick on Hopper compiles for sm_90 without spilling (the compile
+    matrix's rule): a device with an older Triton can time a tile clean that spills here.
     (A subprocess: the tests run Triton in interpreter mode, which cannot compile.)"""
     import os
     import subprocess
@@ -178,9 +179,11 @@ def test_hopper_prefill_candidates_compile_without_spills():
         "from attn.triton_kernels.specs import gpu_target\n"
         "nv = Platform('nvidia', 'sm_90', 32, 132, 'NVIDIA H200')\n"
         "out = []\n"
-        "for c in tune.candidate_space('prefill', nv)[0]:\n"
-        "    spec = compile_spec('prefill', 'candidate', ('sm_90',), 'bf16', dict(c, cache_modifier=''), group=4,\n"
-        "                        head_dim=128, page_size=1, layout='NHD|HND|ragged', CAUSAL=True)\n"
+        f"op = {op!r}\n"
+        "extra, ps, cm = (dict(CAUSAL=True), 1, '') if op == 'prefill' else (dict(HAS_PARTIALS=True), 16, '.cg')\n"
+        "for c in tune.candidate_space(op, nv)[0]:\n"
+        "    spec = compile_spec(op, 'candidate', ('sm_90',), 'bf16', dict(c, cache_modifier=cm), group=4,\n"
+        "                        head_dim=128, page_size=ps, layout='NHD|HND|ragged', **extra)\n"
         "    k = triton.compile(spec.source(), target=gpu_target('sm_90'), options=spec.options_for('sm_90'))\n"
         "    out.append([c, compile_matrix.nvidia_metrics(k, 90)['spill']])\n"
         "print(json.dumps(out))\n")
