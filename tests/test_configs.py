@@ -259,3 +259,21 @@ def test_batch_prefill_keeps_the_first_plans_bucket(tmp_path):
         assert fresh.cfg["BLOCK_N"] == 64
     finally:
         configs.use_dir(None)
+
+
+def test_rotating_k_on_load_narrows_the_tile_where_it_overflowed():
+    """attn.Rotary(rotate_k=True) reads each key's partner half too: the prefill config takes
+    32-key blocks on Hopper (128x64 / 3 stages needed 289 KB of shared memory at d80-d128) and an
+    unpipelined loop on Ampere at d192 / d256 (3 KB of spills); q-only rotary keeps the tile."""
+    import torch
+    import attn
+    from attn.triton_kernels import prefill as P
+    A100 = Platform("nvidia", "sm_80", 32, 108, "NVIDIA A100-SXM4-80GB")
+    cache = attn.rotary.cos_sin_cache(64, 128)
+    both = P.features_of(rotary=attn.Rotary(cache, "neox", rotate_k=True))
+    q_only = P.features_of(rotary=attn.Rotary(cache, "neox"))
+    assert "rotate_k" in both and "rotate_k" not in q_only
+    cfg = lambda plat, hd, f: P.config_for(plat, hd, 4, 1, torch.bfloat16, features=f)  # noqa: E731
+    assert cfg(H100, 128, both)["BLOCK_N"] == 32 and cfg(H100, 128, q_only)["BLOCK_N"] == 64
+    assert cfg(A100, 256, both)["num_stages"] == 1 and cfg(A100, 256, q_only)["num_stages"] == 2
+    assert cfg(MI300, 128, both) == cfg(MI300, 128, q_only)

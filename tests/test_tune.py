@@ -183,7 +183,7 @@ def test_hopper_candidates_compile_without_spills(op):
         "extra, ps, cm = (dict(CAUSAL=True), 1, '') if op == 'prefill' else (dict(HAS_PARTIALS=True), 16, '.cg')\n"
         "for c in tune.candidate_space(op, nv)[0]:\n"
         "    spec = compile_spec(op, 'candidate', ('sm_90',), 'bf16', dict(c, cache_modifier=cm), group=4,\n"
-        "                        head_dim=128, page_size=ps, layout='NHD|HND|ragged', **extra)\n"
+        "                        head_dim=128, page_size=ps, layout='NHD|HND', **extra)\n"
         "    k = triton.compile(spec.source(), target=gpu_target('sm_90'), options=spec.options_for('sm_90'))\n"
         "    out.append([c, compile_matrix.nvidia_metrics(k, 90)['spill']])\n"
         "print(json.dumps(out))\n")

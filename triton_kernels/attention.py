@@ -25,6 +25,17 @@ LN2 = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
+def _dot(a, b, PRECISION: tl.constexpr):
+    """tl.dot, or with PRECISION "upcast" both operands in fp32 (the launcher's choice for bf16 in
+    the Triton interpreter, whose bf16 dot returned garbage: 2.6e10 off on a 16x16 product,
+    Triton 3.9)."""
+    if PRECISION == "upcast":
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+    else:
+        return tl.dot(a, b, input_precision=PRECISION)
+
+
+@triton.jit
 def _tanh(x):
     # tl has no tanh on every backend; 2*sigmoid(2x) - 1 is exact enough in fp32 and portable.
     return 2.0 * tl.sigmoid(2.0 * x) - 1.0
@@ -151,7 +162,7 @@ def attend_block(
         k = _rope(k, kp, pos, in_len, d, cs_ptr, s_cs, cs_half, ROT, ROT_DIM).to(kp.dtype)
     if not BY_GROUP:
         kt = tl.trans(k)
-    s = tl.dot(q, kt, input_precision=PRECISION)
+    s = _dot(q, kt, PRECISION)
 
     PLAIN: tl.constexpr = not SOFTCAP and TRANSFORM is None
     if not PLAIN:
@@ -194,7 +205,7 @@ def attend_block(
         v = tl.load(v_ptr + v_off, mask=kmask, other=0.0, cache_modifier=CACHE)
     else:
         v = tl.load(v_ptr + v_off, cache_modifier=CACHE)
-    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, PRECISION)
     return acc, m_new, l_i
 
 
@@ -432,6 +443,14 @@ def tile_shape(group: int, block_m: int):
     return gh, block_m // gh, triton.cdiv(group, gh)
 
 
+def dot_precision(q: torch.Tensor):
+    """The dots' PRECISION: fp32 in IEEE (tf32 would lose the reference's digits); bf16 on the CPU
+    (the interpreter) upcast, see _dot; else the hardware's."""
+    if q.dtype.itemsize == 4:
+        return "ieee"
+    return "upcast" if q.device.type == "cpu" and q.dtype == torch.bfloat16 else None
+
+
 def launch_options(cfg: dict) -> dict:
     """The Triton launch options of a config (the rest of it is constexprs and planning knobs)."""
     return {k: cfg[k] for k in ("num_warps", "num_stages", "maxnreg", "waves_per_eu", "matrix_instr_nonkdim",
@@ -510,7 +529,7 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         PAGE_SIZE=kv.page_size, K_SPLIT=ks.split, V_SPLIT=vs.split, IDENTITY_PAGES=kv.identity_pages,
         CAUSAL=bool(causal), WINDOW=window_left >= 0, HAS_MASK=custom_mask is not None, SOFTCAP=softcap > 0,
         TRANSFORM=transform, RETURN_LSE=bool(return_lse), HAS_PARTIALS=has_parts,
-        CACHE=cfg.get("cache_modifier", ""), PRECISION="ieee" if q.dtype.itemsize == 4 else None,
+        CACHE=cfg.get("cache_modifier", ""), PRECISION=dot_precision(q),
         K_BY_GROUP=bool(cfg.get("k_by_group", False)), **rot, **opts,
         prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride,
         prog_times=prog_times if prog_times is not None else q_indptr, TIMER=timer, **pers,
@@ -518,16 +537,19 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
 
 
 # ---------------------------------------------------------------------------------- compile specs
-# (layout label, K_SPLIT, strides the JIT specializes to 1, strides it sees as multiples of 16).
-# These are what the JIT sees at run time for each layout family, so the compile matrix compiles
-# the binaries that really run (vectorized, pipelined loads need the alignment facts).
+# (layout label, K_SPLIT, strides the JIT specializes to 1, strides it sees as multiples of 16,
+# constexprs the layout fixes). These are what the JIT sees at run time for each layout, so the
+# compile matrix compiles the binaries that really run (vectorized, pipelined loads need the
+# alignment facts). A ragged cache has no page map (IDENTITY_PAGES, one token a page): a binary
+# of its own, whose pipeliner gives K and V a buffer more than over a page map.
+_ROWS_ALIGNED = ("ks_page", "ks_head", "ks_slot", "vs_page", "vs_head", "vs_slot")
 SPEC_LAYOUTS = {
-    "NHD|HND|ragged": (1, dict(ks_dhi=1, vs_dhi=1),
-                       ("ks_page", "ks_head", "ks_slot", "vs_page", "vs_head", "vs_slot")),
-    "vllm": (8, dict(ks_dlo=1, vs_slot=1), ("ks_page", "ks_head", "ks_dhi", "vs_page", "vs_head", "vs_dhi")),
+    "NHD|HND": (1, dict(ks_dhi=1, vs_dhi=1), _ROWS_ALIGNED, {}),
+    "ragged": (1, dict(ks_dhi=1, vs_dhi=1), _ROWS_ALIGNED, dict(IDENTITY_PAGES=True, PAGE_SIZE=1)),
+    "vllm": (8, dict(ks_dlo=1, vs_slot=1), ("ks_page", "ks_head", "ks_dhi", "vs_page", "vs_head", "vs_dhi"), {}),
 }
 #: Each spec layout's tuned-config family (layouts.Layout.family, attn.configs' "layout" key).
-SPEC_FAMILY = {"NHD|HND|ragged": "rows", "vllm": "vllm"}
+SPEC_FAMILY = {"NHD|HND": "rows", "ragged": "rows", "vllm": "vllm"}
 _SPEC_POINTERS = dict(q_indptr="*i32", page_indptr="*i32", page_indices="*i32", seq_lens="*i32",
                       item_req="*i32", item_q_start="*i32", item_kv_start="*i32", item_kv_end="*i32",
                       item_out="*i32", num_items_ptr="*i32", mask_indptr="*i64", blk_indptr="*i32",
@@ -542,7 +564,7 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
     this config and feature set (features: CAUSAL=True, RETURN_LSE=True, ... as launch() sets)."""
     from .specs import KernelSpec, signature
     gh, tq, _ = tile_shape(group, cfg["BLOCK_M"])
-    split, ones, aligned = SPEC_LAYOUTS[layout]
+    split, ones, aligned, fixed = SPEC_LAYOUTS[layout]
     cx = dict(NUM_Q_HEADS=8 * group, GROUP=group, GH=gh, TQ=tq, HEAD_DIM=head_dim,
               BLOCK_D=max(triton.next_power_of_2(head_dim), 16), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
               PAGE_SIZE=page_size, K_SPLIT=split, V_SPLIT=1, IDENTITY_PAGES=False, CAUSAL=False, WINDOW=False,
@@ -551,6 +573,7 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               K_BY_GROUP=bool(cfg.get("k_by_group", False)), PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1,
               BLOCK_N_DECODE=cfg.get("block_n_decode", cfg["BLOCK_N"]), STAGES_DECODE=cfg.get("stages_decode"),
               TIMER=0)
+    cx.update(fixed)
     cx.update(ones)
     cx.update(features)
     return KernelSpec(kernel=kernel, config=f"{label}/{layout}", fn=attention_kernel,

@@ -101,7 +101,8 @@ def decode(q, kv, *, sm_scale=None, window_left=-1, softcap=0.0, logits_transfor
 def compile_specs():
     """The decode configurations of attention_kernel and the split-KV merge (specs.py's contract):
     each vendor's decode heuristic for head dims 64..256, fp16/bf16, GQA groups 1/4/8 at page size
-    16 (NHD|HND|ragged compile to one binary), page size 1 (token pool), the vLLM split layout,
+    16 (NHD|HND compile to one binary), page size 1 (the token pool; a ragged cache, without a
+    page map, is a binary of its own), the vLLM split layout,
     and the option branches a user reaches (lse; window + softcap + lse). BatchDecode always
     launches with partials (HAS_PARTIALS); the functional decode of an unsplit batch without."""
     from .attention import SPEC_FAMILY, SPEC_LAYOUTS, compile_spec
@@ -118,12 +119,16 @@ def compile_specs():
             for group in (1, 4, 8):
                 for ps in (16, 1):
                     for lay in SPEC_LAYOUTS:
+                        if lay == "ragged" and ps != 1:          # one token a page, no page map
+                            continue
                         full = hd == 128 and group == 4
-                        if (ps == 1 or lay == "vllm") and not (hd == 128 and dt == "bf16"):
+                        # The token pool and vLLM's layout at bf16 d128; ragged caches at every bf16 head dim.
+                        if (ps == 1 or lay == "vllm") and not (hd == 128 and dt == "bf16") \
+                                and not (lay == "ragged" and dt == "bf16"):
                             continue
                         if lay == "vllm" and ps == 1:
                             continue
-                        names = list(variants) if full and ps == 16 and lay != "vllm" else ["plain"]
+                        names = list(variants) if full and ps == 16 and lay == "NHD|HND" else ["plain"]
                         for name in names:
                             # One spec per distinct config: configs are chosen per arch and device.
                             for prefix, targets, cfg in per_target(

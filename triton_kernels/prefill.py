@@ -19,7 +19,7 @@ from .mask_summary import block_lists, pack_mask
 
 # ------------------------------------------------------------------------------ planning
 #: Feature branches that take registers beyond the plain causal tile (config_for's `features`).
-FEATURES = frozenset({"mask", "window", "softcap", "transform", "lse", "rotary", "persistent"})
+FEATURES = frozenset({"mask", "window", "softcap", "transform", "lse", "rotary", "rotate_k", "persistent"})
 
 
 def features_of(*, custom_mask=None, window_left=-1, softcap=0.0, logits_transform=None, return_lse=False,
@@ -28,7 +28,8 @@ def features_of(*, custom_mask=None, window_left=-1, softcap=0.0, logits_transfo
     return frozenset(name for name, on in (
         ("mask", custom_mask is not None), ("window", window_left is not None and window_left >= 0),
         ("softcap", bool(softcap)), ("transform", logits_transform is not None), ("lse", bool(return_lse)),
-        ("rotary", rotary is not None), ("persistent", bool(persistent))) if on)
+        ("rotary", rotary is not None), ("rotate_k", rotary is not None and bool(rotary.rotate_k)),
+        ("persistent", bool(persistent))) if on)
 
 
 def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dtype, masked: bool = False,
@@ -54,6 +55,15 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
             # The persistent loop spilled 8-72 bytes at 64x32 and 8-168 at 64x16 (sm_80, sm_90);
             # a 32-row tile none.
             cfg["BLOCK_M"] = min(cfg["BLOCK_M"], 32)
+    if "rotate_k" in features and plat.vendor == "nvidia":
+        # K rotated on load reads each key's partner half too, a third pipelined K/V-sized load:
+        # at 128x64 / 3 stages sm_90 needed 289 KB of shared memory (d80-d128), and sm_80's 64x32 /
+        # 2 stages (d192 / d256) spilled 3 KB. 32-key blocks fit sm_90 (164 KB, 237 registers);
+        # sm_80 compiles clean only unpipelined (255 registers, 53 KB).
+        if configs.hopper(plat) and head_dim > 64:
+            block_n = min(block_n, 32)
+        elif not configs.hopper(plat) and head_dim > 128:
+            cfg["num_stages"] = 1
     cfg["BLOCK_N"] = block_n
     if "persistent" in features and plat.vendor == "nvidia" and plat.arch == "sm_90" and head_dim == 128:
         # BatchAttention runs one 8-warp program an SM (the large tile holds the registers), so its
@@ -169,7 +179,7 @@ def compile_specs():
     """The prefill configurations of attention_kernel (triton_kernels/specs.py's contract): for
     each vendor's heuristic config, head dims 64..256, fp16/bf16, the GQA tile shapes of groups 1,
     4, 8, and the feature branches a user reaches (causal; window + softcap + lse; custom mask;
-    rotary; the vllm split layout)."""
+    rotary, with K too over a ragged cache; the vllm split layout; ragged caches)."""
     from .attention import compile_spec
     from .specs import per_target, tuned_entries
 
@@ -178,6 +188,8 @@ def compile_specs():
         "window_softcap_lse": dict(CAUSAL=True, WINDOW=True, SOFTCAP=True, RETURN_LSE=True),
         "mask": dict(CAUSAL=False, HAS_MASK=True),
         "rotary": dict(CAUSAL=True, ROT=1, ROT_DIM=64),
+        # A ragged K given un-rotated, rotated on load too (attn.Rotary(rotate_k=True)).
+        "rotary_k": dict(CAUSAL=True, ROT=1, ROT_DIM=64, ROTATE_K=True),
         # attn.BatchAttention: the persistent loop with both tiles (the decode tile: 16 rows).
         "persistent": dict(CAUSAL=True, HAS_PARTIALS=True, PERSISTENT=True, BLOCK_M_DECODE=16, GH_DECODE=4,
                            TQ_DECODE=4),
@@ -185,6 +197,7 @@ def compile_specs():
     # Each variant's features, as the launcher derives them from the call's options.
     features = {"causal": frozenset(), "window_softcap_lse": frozenset({"window", "softcap", "lse"}),
                 "mask": frozenset({"mask"}), "rotary": frozenset({"rotary"}),
+                "rotary_k": frozenset({"rotary", "rotate_k"}),
                 "persistent": frozenset({"persistent"})}
     specs = []
     for dt in ("fp16", "bf16"):
@@ -196,10 +209,12 @@ def compile_specs():
                     # One spec per distinct config: the launcher picks per arch (sm_80 != sm_90).
                     for prefix, targets, cfg in per_target(
                             lambda plat: config_for(plat, hd, group, 16, tdt, features=features[name])):
-                        for layout in (("NHD|HND|ragged", "vllm") if name == "causal" and group == 4
-                                       else ("NHD|HND|ragged",)):
+                        layouts = {"causal": ("NHD|HND", "ragged", "vllm") if group == 4 else ("NHD|HND",),
+                                   "rotary_k": ("ragged",)}.get(name, ("NHD|HND",))
+                        for layout in layouts:
                             specs.append(compile_spec("prefill", f"{prefix}/{dt}/d{hd}/g{group}/{name}", targets, dt,
-                                                      cfg, group=group, head_dim=hd, page_size=16, layout=layout,
+                                                      cfg, group=group, head_dim=hd,
+                                                      page_size=1 if layout == "ragged" else 16, layout=layout,
                                                       **variants[name]))
     for t in tuned_entries("prefill"):
         cfg = config_for(t.platform, t.head_dim, t.group, t.page_size, getattr(torch, t.torch_dtype),

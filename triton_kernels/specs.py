@@ -17,8 +17,8 @@ Each module that holds a kernel defines a function ``compile_specs() -> list[Ker
   int32 / int64 index tensors),
 - launch options (num_warps, num_stages; on AMD waves_per_eu, matrix_instr_nonkdim, kpack),
 
-that it can reach. Layouts that differ only in strides (NHD, HND, ragged) compile to one binary:
-name them in one spec's `config` label ("NHD|HND|ragged") rather than repeating it.
+that it can reach. Layouts that differ only in strides (NHD, HND) compile to one binary: name
+them in one spec's `config` label ("NHD|HND") rather than repeating it.
 
 Derive specs from the launcher's own choice wherever possible: keep the config choice in a plain
 function (e.g. ``_config(head_dim, kv_heads, dtype, platform)``) that both the launcher and
