@@ -54,6 +54,20 @@ def test_mixed_batch_matches_reference(layout, page_size, gen, device):
     assert ba.schedule.num_partial_rows > 0, "the batch should have split tiles"
 
 
+def test_ragged_cache_runs_as_a_token_pool(gen, device, monkeypatch):
+    """A ragged cache is launched with a page map of its rows in order (the persistent loop's
+    no-page-map binary did not fit sm_90 at d128); the answer is the ragged cache's."""
+    import attn.triton_kernels.attention as A
+    seen = []
+    real = A.launch
+    monkeypatch.setattr(A, "launch", lambda q, kv, *a, **k: seen.append(kv) or real(q, kv, *a, **k))
+    case, q, q_indptr = _batch(gen, 3, [(20, 5)], "ragged", 1, device, torch.float32)
+    ba = attn.BatchAttention(max_tokens=64, max_batch=8, num_programs=2, device=device, chunk_kv=32)
+    _check(ba, case, q, q_indptr, "ragged as token pool")
+    assert case.kv.identity_pages and not seen[-1].identity_pages
+    assert torch.equal(seen[-1].page_indices.cpu(), torch.arange(case.kv.num_pages, dtype=torch.int32))
+
+
 @pytest.mark.parametrize("kind", ["decode_only", "prefill_only", "empty_requests"])
 def test_pure_batches(kind, gen, device):
     mix = {"decode_only": (7, []), "prefill_only": (0, [(40, 0), (9, 9)]),

@@ -277,3 +277,21 @@ def test_rotating_k_on_load_narrows_the_tile_where_it_overflowed():
     assert cfg(H100, 128, both)["BLOCK_N"] == 32 and cfg(H100, 128, q_only)["BLOCK_N"] == 64
     assert cfg(A100, 256, both)["num_stages"] == 1 and cfg(A100, 256, q_only)["num_stages"] == 2
     assert cfg(MI300, 128, both) == cfg(MI300, 128, q_only)
+
+
+def test_persistent_and_token_pool_configs_where_the_compile_matrix_found_spills():
+    """Configs chosen from the compile matrix (Triton 3.9) for binaries it did not hold before:
+    BatchAttention over vLLM's layout (64-key decode blocks on sm_90 d128; 8 warps, unpipelined,
+    on AMD at d > 128), its wide heads on NVIDIA (maxnreg 255), and pre-Hopper decode over a
+    page size of 1 (32-key blocks)."""
+    import torch
+    from attn.triton_kernels import prefill as P
+    A100 = Platform("nvidia", "sm_80", 32, 108, "NVIDIA A100-SXM4-80GB")
+    pers = lambda plat, hd, lay: P.config_for(plat, hd, 4, 16, torch.bfloat16, features={"persistent"},  # noqa: E731
+                                              layout=lay)
+    assert pers(H100, 128, "vllm")["block_n_decode"] == 64 and pers(H100, 128, "rows")["block_n_decode"] == 128
+    assert pers(H100, 256, "rows")["maxnreg"] == 255 and "maxnreg" not in pers(H100, 128, "rows")
+    assert pers(MI300, 256, "vllm")["num_warps"] == 8 and pers(MI300, 256, "vllm")["num_stages"] == 1
+    assert pers(MI300, 256, "rows")["num_warps"] == 4
+    dec = lambda plat, ps: configs.heuristic("decode", plat, head_dim=128, group=4, page_size=ps)  # noqa: E731
+    assert dec(A100, 1)["BLOCK_N"] == 32 and dec(A100, 16)["BLOCK_N"] == 64 and dec(H100, 1)["BLOCK_N"] == 64

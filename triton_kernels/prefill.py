@@ -50,6 +50,10 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
         # 64x32 spilled 2-18 VGPRs with window + softcap + lse, or the persistent loop (two tiles in
         # one kernel) on gfx90a-gfx950; 64x16 none. (The custom mask did too until it was packed.)
         block_n = min(block_n, 16)
+        if "persistent" in features and head_dim > 128 and shape.get("layout") == "vllm":
+            # ... and over vLLM's split K at d192 / d256 spilled 1-37 registers at 4 warps (SGPRs
+            # on gfx90a); 8 warps unpipelined none.
+            cfg.update(num_warps=8, num_stages=1)
     if plat.vendor == "nvidia" and head_dim > 128:
         if "persistent" in features:
             # The persistent loop spilled 8-72 bytes at 64x32 and 8-168 at 64x16 (sm_80, sm_90);
@@ -65,6 +69,10 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
         elif not configs.hopper(plat) and head_dim > 128:
             cfg["num_stages"] = 1
     cfg["BLOCK_N"] = block_n
+    if "persistent" in features and plat.vendor == "nvidia" and head_dim > 128:
+        # One program an SM is the design, but ptxas held the 32-row tile to 128 registers (two
+        # programs an SM) and spilled 32-40 bytes over a token pool on sm_90; 255 lets it take 180.
+        cfg["maxnreg"] = 255
     if "persistent" in features and plat.vendor == "nvidia" and plat.arch == "sm_90" and head_dim == 128:
         # BatchAttention runs one 8-warp program an SM (the large tile holds the registers), so its
         # decode items have a quarter of BatchDecode's programs in flight. Their KV loop with
@@ -72,7 +80,8 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
         # us; 3 or 4 stages gained nothing, 7 no more than 5; 2026-12-03, benchmarks/results/
         # h200-2026-12-03/): 255 registers, no spill. Head dim 128 only: 5 stages spilled 8 bytes
         # at d80/d96, 128-key blocks needed 276 KB of shared memory at d192/d256 (Triton 3.9).
-        cfg.setdefault("block_n_decode", 128)
+        # vLLM's layout: 64-key blocks (128 spilled 24 bytes; the split K's address math).
+        cfg.setdefault("block_n_decode", 64 if shape.get("layout") == "vllm" else 128)
         cfg.setdefault("stages_decode", 5)
     return cfg
 
@@ -180,7 +189,7 @@ def compile_specs():
     each vendor's heuristic config, head dims 64..256, fp16/bf16, the GQA tile shapes of groups 1,
     4, 8, and the feature branches a user reaches (causal; window + softcap + lse; custom mask;
     rotary, with K too over a ragged cache; the vllm split layout; ragged caches)."""
-    from .attention import compile_spec
+    from .attention import SPEC_FAMILY, compile_spec
     from .specs import per_target, tuned_entries
 
     variants = {
@@ -206,15 +215,20 @@ def compile_specs():
             for group in (1, 4, 8):
                 names = list(variants) if (group == 4 and dt == "bf16") else ["causal"]
                 for name in names:
-                    # One spec per distinct config: the launcher picks per arch (sm_80 != sm_90).
-                    for prefix, targets, cfg in per_target(
-                            lambda plat: config_for(plat, hd, group, 16, tdt, features=features[name])):
-                        layouts = {"causal": ("NHD|HND", "ragged", "vllm") if group == 4 else ("NHD|HND",),
-                                   "rotary_k": ("ragged",)}.get(name, ("NHD|HND",))
-                        for layout in layouts:
-                            specs.append(compile_spec("prefill", f"{prefix}/{dt}/d{hd}/g{group}/{name}", targets, dt,
-                                                      cfg, group=group, head_dim=hd,
-                                                      page_size=1 if layout == "ragged" else 16, layout=layout,
+                    # (layout, page size) pairs: BatchAttention runs token pools and ragged caches
+                    # through the page-map binary at page size 1.
+                    pairs = {"causal": [("NHD|HND", 16), ("ragged", 1), ("vllm", 16)] if group == 4
+                             else [("NHD|HND", 16)],
+                             "rotary_k": [("ragged", 1)],
+                             "persistent": [("NHD|HND", 16), ("NHD|HND", 1), ("vllm", 16)]}.get(name, [("NHD|HND", 16)])
+                    for layout, ps in pairs:
+                        # One spec per distinct config: the launcher picks per arch (sm_80 != sm_90).
+                        for prefix, targets, cfg in per_target(
+                                lambda plat: config_for(plat, hd, group, ps, tdt, features=features[name],
+                                                        layout=SPEC_FAMILY[layout])):
+                            page = "/p1" if ps == 1 and layout != "ragged" else ""
+                            specs.append(compile_spec("prefill", f"{prefix}/{dt}/d{hd}/g{group}/{name}{page}", targets,
+                                                      dt, cfg, group=group, head_dim=hd, page_size=ps, layout=layout,
                                                       **variants[name]))
     for t in tuned_entries("prefill"):
         cfg = config_for(t.platform, t.head_dim, t.group, t.page_size, getattr(torch, t.torch_dtype),

@@ -216,8 +216,11 @@ def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
                    num_warps=4, num_stages=3, cache_modifier="" if amd else ".cg",
                    programs_per_sm=4, min_chunk_blocks=4)
         if plat.vendor == "nvidia" and not hopper(plat) and shape.get("page_size") == 1:
-            # A page number per key: 3 stages spilled 8-16 bytes on sm_80 (head_dim 128); 2 none.
+            # A page number per key: 3 stages spilled 8-16 bytes on sm_80 (head_dim 128); 2 none
+            # over a token pool, but 8 over a ragged cache (no page map: ptxas held it to 128
+            # registers); 32-key blocks take 72-96, no spill, for both.
             cfg["num_stages"] = 2
+            cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 32)
         if plat.vendor == "nvidia" and not hopper(plat) and head_dim > 128:
             # ptxas held head dims 192 / 256 to 168 registers (three blocks an SM) and spilled 8-16
             # bytes on sm_80 (compile matrix, Triton 3.9; which group and feature set spilled moved
