@@ -141,6 +141,7 @@ def compile_specs():
         # Decode buckets carry q_len 1, which lookups never pass: batch and kv_len pick the entry.
         cfg = choose_config(t.platform, t.head_dim, t.group, t.page_size, t.torch_dtype, layout=t.family,
                             **{k: v for k, v in t.shape.items() if k != "q_len"})
-        specs.append(compile_spec("decode", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
-                                  head_dim=t.head_dim, page_size=t.page_size, layout=t.layout, HAS_PARTIALS=True))
+        for layout in t.layouts:
+            specs.append(compile_spec("decode", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
+                                      head_dim=t.head_dim, page_size=t.page_size, layout=layout, HAS_PARTIALS=True))
     return specs

@@ -233,6 +233,7 @@ def compile_specs():
     for t in tuned_entries("prefill"):
         cfg = config_for(t.platform, t.head_dim, t.group, t.page_size, getattr(torch, t.torch_dtype),
                          layout=t.family, **t.shape)
-        specs.append(compile_spec("prefill", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
-                                  head_dim=t.head_dim, page_size=t.page_size, layout=t.layout, CAUSAL=True))
+        for layout in t.layouts:
+            specs.append(compile_spec("prefill", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
+                                      head_dim=t.head_dim, page_size=t.page_size, layout=layout, CAUSAL=True))
     return specs

@@ -253,10 +253,13 @@ class TunedEntry:
     shape: dict           # the size keys (batch, q_len, kv_len) that pick the bucket
 
     @property
-    def layout(self) -> str:
-        """The SPEC_LAYOUTS key of the family."""
+    def layouts(self) -> tuple:
+        """The SPEC_LAYOUTS keys whose binaries the entry can launch: a rows-family bucket of
+        page size 1 serves token pools and (without a page map, a binary of its own) ragged
+        caches; other buckets their family's one layout."""
         from .attention import SPEC_FAMILY
-        return next(lay for lay, fam in SPEC_FAMILY.items() if fam == self.family)
+        keys = tuple(lay for lay, fam in SPEC_FAMILY.items() if fam == self.family)
+        return keys if self.page_size == 1 else tuple(k for k in keys if k != "ragged")
 
 
 def tuned_entries(op: str) -> list[TunedEntry]:
