@@ -291,20 +291,23 @@ def test_measure_needs_a_plan_and_a_gpu(gen):
 # ----------------------------------------------------------------------------------- GPU tier
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_gpu_mixed_batches(dtype, gen):
-    case, q, q_indptr = _batch(gen, 48, [(300, 0), (129, 700), (1000, 24)], "HND", 16, "cuda", dtype,
+@pytest.mark.parametrize("layout,page_size", [("HND", 16), ("ragged", 1), ("vllm", 16)])
+def test_gpu_mixed_batches(layout, page_size, dtype, gen):
+    """Also over a ragged cache (run as a token pool) and vLLM's layout (64-key decode blocks on
+    sm_90): their persistent binaries were chosen from the compile matrix alone."""
+    case, q, q_indptr = _batch(gen, 48, [(300, 0), (129, 700), (1000, 24)], layout, page_size, "cuda", dtype,
                                kv_heads=8, q_heads=32, head_dim=128, max_kv=3000)
     ba = attn.BatchAttention(max_tokens=4096, max_batch=64)
-    _check(ba, case, q, q_indptr, f"gpu mixed {dtype}")
+    _check(ba, case, q, q_indptr, f"gpu mixed {layout} {dtype}")
     # The timed variant: one busy time per program and kv head, the same answer.
     busy = ba.measure(q, case.kv)
     assert busy.shape == (ba.num_programs, 8) and (busy > 0).all(), busy
     assert "measured busy time" in ba.describe()
-    _check(ba, case, q, q_indptr, f"gpu mixed {dtype} after measure")
+    _check(ba, case, q, q_indptr, f"gpu mixed {layout} {dtype} after measure")
     # Calibrated: a model in microseconds that predicts the programs' times, the same answer.
     model = ba.calibrate(q, case.kv)
     assert all(w > 0 for w in (model.decode_block, model.prefill_block)), model
-    _check(ba, case, q, q_indptr, f"gpu mixed {dtype} calibrated")
+    _check(ba, case, q, q_indptr, f"gpu mixed {layout} {dtype} calibrated")
 
 
 @pytest.mark.gpu
