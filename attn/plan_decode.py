@@ -145,7 +145,8 @@ class BatchDecode:
         key = (q_heads, kv.num_kv_heads, d, kv.page_size, kv.dtype, kv.layout.name)
         # Feature branches can narrow the config (attn.triton_kernels.decode.choose_config); a
         # captured graph keeps the binary (and options) it was captured with.
-        feats = features_of(window_left=window_left, softcap=softcap, logits_transform=fn, return_lse=return_lse)
+        feats = features_of(window_left=window_left, softcap=softcap, logits_transform=fn, return_lse=return_lse,
+                            rotary=rotary)
         if self.cfg is None:
             self.cfg = config_for(self.device, kv, q_heads, feats, **shape)
             self.cfg.update(self.kernel_config)

@@ -295,3 +295,15 @@ def test_persistent_and_token_pool_configs_where_the_compile_matrix_found_spills
     assert pers(MI300, 256, "rows")["num_warps"] == 4
     dec = lambda plat, ps: configs.heuristic("decode", plat, head_dim=128, group=4, page_size=ps)  # noqa: E731
     assert dec(A100, 1)["BLOCK_N"] == 32 and dec(A100, 16)["BLOCK_N"] == 64 and dec(H100, 1)["BLOCK_N"] == 64
+
+
+def test_decode_rotating_k_narrows_its_config():
+    """Decode with a ragged K rotated on load: 2 stages on Hopper past d64 (3 needed 245-254 KB
+    of shared memory), 16-key blocks on AMD (32 spilled 28-94 VGPRs)."""
+    import attn
+    from attn.triton_kernels import decode as D
+    rk = D.features_of(rotary=attn.Rotary(attn.rotary.cos_sin_cache(16, 64), "neox", rotate_k=True))
+    assert rk == {"rotate_k"} and D.features_of(rotary=None) == frozenset()
+    assert D.choose_config(H100, 96, 4, 1, "bfloat16", rk)["num_stages"] == 2
+    assert D.choose_config(H100, 96, 4, 1, "bfloat16")["num_stages"] == 3
+    assert D.choose_config(MI300, 128, 4, 1, "bfloat16", rk)["BLOCK_N"] == 16

@@ -136,6 +136,24 @@ def test_decode_vllm_k_by_dim_group(page_size, group, dtype, gen, device):
         check(case, q, out, lse, f"k_by_group splits={splits}")
 
 
+@pytest.mark.parametrize("form,page_size,rotate_k", [("HND", 16, False), ("ragged", 1, False), ("ragged", 1, True)])
+def test_decode_rotary_on_load(form, page_size, rotate_k, gen, device):
+    """attn.Rotary on decode: q rotated on load at position kv_len - 1 (and a ragged K given
+    un-rotated rotated at its own positions), split or not, against the torch backend."""
+    case = make_kv(LENS, layout=form, page_size=page_size, kv_heads=2, head_dim=64, dtype=torch.float16,
+                   device=device, gen=gen)
+    q = randn((len(LENS), 8, 64), torch.float16, device, gen)
+    rot = attn.Rotary(attn.rotary.cos_sin_cache(256, 64, base=500.0, device=device), "neox", rotate_k=rotate_k)
+    want = attn.decode(q, case.kv, rotary=rot, backend="torch")
+    for splits in (None, 3):
+        got = attn.decode(q, case.kv, rotary=rot, num_splits=splits, backend="triton")
+        assert_close(got, want, torch.float16, f"rotary {form} rotate_k={rotate_k} splits={splits}")
+    if not rotate_k:                   # q rotated outside, then plain decode: the same answer
+        pos = (case.kv.seq_lens.long() - 1).clamp(min=0)
+        q_rot, _ = attn.rotary.apply(q, q[:, :2], pos, rot.cos_sin_cache, style="neox", backend="torch")
+        assert_close(attn.decode(q_rot, case.kv, backend="torch"), want, torch.float16, "rotated outside")
+
+
 def test_decode_register_ceiling_reaches_the_launch(gen, device):
     """maxnreg (the pre-Hopper NVIDIA heuristic's at head dims 192 / 256) is a launch option the
     kernel is launched with, not a constexpr: same answer, and the config keeps it."""
@@ -164,6 +182,20 @@ def test_decode_gpu_matrix(form, page_size, group, head_dim, dtype, gen, device)
     for splits in (None, 1, 7):
         out, lse = run_plan(dec, case, q, num_splits=splits)
         check(case, q, out, lse, f"gpu splits={splits}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("head_dim", [64, 96, 128, 256])
+def test_decode_gpu_rotary_rotating_k(head_dim, gen, device):
+    """rotate_k decode over a ragged cache at the head dims whose configs the compile matrix
+    changed (3 stages needed 245-254 KB of shared memory on sm_90)."""
+    lens = kvgen.random_lens(gen, 9, 3000) + [4097]
+    case = make_kv(lens, layout="ragged", page_size=1, kv_heads=2, head_dim=head_dim, dtype=torch.bfloat16,
+                   device=device, gen=gen)
+    q = randn((len(lens), 8, head_dim), torch.bfloat16, device, gen)
+    rot = attn.Rotary(attn.rotary.cos_sin_cache(4200, head_dim, device=device), "neox", rotate_k=True)
+    got = attn.decode(q, case.kv, rotary=rot, backend="triton")
+    assert_close(got, attn.decode(q, case.kv, rotary=rot, backend="torch"), torch.bfloat16, f"rotate_k d{head_dim}")
 
 
 @pytest.mark.gpu

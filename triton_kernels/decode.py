@@ -19,14 +19,15 @@ from attn import configs, platform
 
 
 #: Feature branches that can change the decode config (config_for's `features`).
-FEATURES = frozenset({"window", "softcap", "transform", "lse"})
+FEATURES = frozenset({"window", "softcap", "transform", "lse", "rotate_k"})
 
 
-def features_of(*, window_left=-1, softcap=0.0, logits_transform=None, return_lse=False) -> frozenset:
+def features_of(*, window_left=-1, softcap=0.0, logits_transform=None, return_lse=False, rotary=None) -> frozenset:
     """The config features of a decode's options."""
     return frozenset(name for name, on in (
         ("window", window_left is not None and window_left >= 0), ("softcap", bool(softcap)),
-        ("transform", logits_transform is not None), ("lse", bool(return_lse))) if on)
+        ("transform", logits_transform is not None), ("lse", bool(return_lse)),
+        ("rotate_k", rotary is not None and bool(rotary.rotate_k))) if on)
 
 
 def choose_config(plat, head_dim: int, group: int, page_size: int, dtype: str, features=frozenset(),
@@ -43,6 +44,14 @@ def choose_config(plat, head_dim: int, group: int, page_size: int, dtype: str, f
         # Window + softcap + lse spilled 39-56 VGPRs at BLOCK_N 64 and 2-13 at 32 (gfx90a-gfx950,
         # head_dim 64-256); none at 16.
         cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 16)
+    if "rotate_k" in features:
+        # K rotated on load (a ragged K given un-rotated) reads each key's partner half too: at 3
+        # stages sm_90 needed 245-254 KB of shared memory at d80 / d96 / d256 (2 stages: 139 KB at
+        # most), and AMD spilled 28-94 VGPRs at d128 / d256 with 32 keys (none with 16).
+        if plat.vendor == "amd":
+            cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 16)
+        elif configs.hopper(plat) and head_dim > 64:
+            cfg["num_stages"] = min(cfg["num_stages"], 2)
     return cfg
 
 
@@ -112,6 +121,8 @@ def compile_specs():
                 "window_softcap_lse": dict(WINDOW=True, SOFTCAP=True, RETURN_LSE=True)}
     features = {"plain": frozenset(), "lse": frozenset({"lse"}),
                 "window_softcap_lse": frozenset({"window", "softcap", "lse"})}
+    rotary = {"rotary": (dict(ROT=1, ROT_DIM=64), frozenset()),
+              "rotary_k": (dict(ROT=1, ROT_DIM=64, ROTATE_K=True), frozenset({"rotate_k"}))}
     specs = []
     for dt in ("fp16", "bf16"):
         tdt = "float16" if dt == "fp16" else "bfloat16"
@@ -129,14 +140,17 @@ def compile_specs():
                         if lay == "vllm" and ps == 1:
                             continue
                         names = list(variants) if full and ps == 16 and lay == "NHD|HND" else ["plain"]
+                        if lay == "ragged" and group == 4:
+                            names = names + ["rotary", "rotary_k"]     # q rotated on load; K too
                         for name in names:
                             # One spec per distinct config: configs are chosen per arch and device.
+                            extra, feats = rotary[name] if name in rotary else (variants[name], features[name])
                             for prefix, targets, cfg in per_target(
-                                    lambda plat: choose_config(plat, hd, group, ps, tdt, features[name],
+                                    lambda plat: choose_config(plat, hd, group, ps, tdt, feats,
                                                                layout=SPEC_FAMILY[lay])):
                                 specs.append(compile_spec("decode", f"{prefix}/{dt}/d{hd}/g{group}/p{ps}/{name}",
                                                           targets, dt, cfg, group=group, head_dim=hd, page_size=ps,
-                                                          layout=lay, HAS_PARTIALS=True, **variants[name]))
+                                                          layout=lay, HAS_PARTIALS=True, **extra))
     for t in tuned_entries("decode"):
         # Decode buckets carry q_len 1, which lookups never pass: batch and kv_len pick the entry.
         cfg = choose_config(t.platform, t.head_dim, t.group, t.page_size, t.torch_dtype, layout=t.family,
