@@ -293,6 +293,8 @@ def test_persistent_and_token_pool_configs_where_the_compile_matrix_found_spills
     assert pers(H100, 256, "rows")["maxnreg"] == 255 and "maxnreg" not in pers(H100, 128, "rows")
     assert pers(MI300, 256, "vllm")["num_warps"] == 8 and pers(MI300, 256, "vllm")["num_stages"] == 1
     assert pers(MI300, 256, "rows")["num_warps"] == 4
+    feats = P.config_for(H100, 128, 4, 16, torch.bfloat16, features={"persistent", "window", "lse"})
+    assert feats["BLOCK_N"] == 32 and pers(H100, 128, "rows")["BLOCK_N"] == 64      # 16 bytes spilled at 64
     dec = lambda plat, ps: configs.heuristic("decode", plat, head_dim=128, group=4, page_size=ps)  # noqa: E731
     assert dec(A100, 1)["BLOCK_N"] == 32 and dec(A100, 16)["BLOCK_N"] == 64 and dec(H100, 1)["BLOCK_N"] == 64
 
