@@ -10,7 +10,6 @@ then the segmented merge of tiles whose KV was split.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -212,9 +211,10 @@ class BatchAttention:
             can_grow=not (self._captured or self.max_pages is not None), captured=self._captured,
             owner="BatchAttention")
         if kv.identity_pages:
-            # A ragged cache runs as a token pool over the same rows (run(): page_indices = every
-            # row in order): the persistent loop without a page map spilled 56-88 bytes and needed
-            # 270 KB of shared memory on sm_90 at d128 (compile matrix, Triton 3.9).
+            # A ragged cache runs as a token pool over the same rows (a page map listing every row
+            # in order; launch() then compiles the page-map binary): the persistent loop without a
+            # page map spilled 56-88 bytes and needed 270 KB of shared memory on sm_90 at d128
+            # (compile matrix, Triton 3.9).
             if self.ragged_rows is None or self.ragged_rows.shape[0] < kv.num_pages:
                 if self._captured:
                     V.fail(f"this ragged cache has {kv.num_pages} rows but the BatchAttention captured in a graph "
@@ -232,8 +232,6 @@ class BatchAttention:
         out, lse = prepare_run(p, q, kv, p["total_q"] if p else 0, out, lse, "BatchAttention")
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             self._captured = True
-        if kv.identity_pages:
-            kv = dataclasses.replace(kv, page_indices=self.ragged_rows)      # as a token pool: see _fill
         launch(q, kv, self.q_indptr, self.work, out, lse, self.cfg, causal=p["causal"], sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                return_lse=p["return_lse"], part_o=self.part_o, part_lse=self.part_lse,

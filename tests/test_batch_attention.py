@@ -60,12 +60,13 @@ def test_ragged_cache_runs_as_a_token_pool(gen, device, monkeypatch):
     import attn.triton_kernels.attention as A
     seen = []
     real = A.launch
-    monkeypatch.setattr(A, "launch", lambda q, kv, *a, **k: seen.append(kv) or real(q, kv, *a, **k))
+    monkeypatch.setattr(A, "launch", lambda *a, **k: seen.append(k["page_map"]) or real(*a, **k))
     case, q, q_indptr = _batch(gen, 3, [(20, 5)], "ragged", 1, device, torch.float32)
     ba = attn.BatchAttention(max_tokens=64, max_batch=8, num_programs=2, device=device, chunk_kv=32)
     _check(ba, case, q, q_indptr, "ragged as token pool")
-    assert case.kv.identity_pages and not seen[-1].identity_pages
-    assert torch.equal(seen[-1].page_indices.cpu(), torch.arange(case.kv.num_pages, dtype=torch.int32))
+    page_indptr, page_indices, _ = seen[-1]
+    assert case.kv.identity_pages and page_indices is not page_indptr       # the page-map binary
+    assert torch.equal(page_indices.cpu(), torch.arange(case.kv.num_pages, dtype=torch.int32))
 
 
 @pytest.mark.parametrize("kind", ["decode_only", "prefill_only", "empty_requests"])

@@ -105,6 +105,8 @@ def test_wide_head_decode_lifts_the_register_ceiling_on_ampere_only():
     by_target = {t: s.options_for(t) for s in wide for t in s.targets}
     assert by_target["sm_80"]["maxnreg"] == 255
     assert all("maxnreg" not in by_target[t] for t in ("sm_90", "gfx90a", "gfx942", "gfx950"))
+    sm80 = next(s for s in wide if "sm_80" in s.targets)
+    assert sm80.options["maxnreg"] == 255 and "maxnreg" not in sm80.options_for("gfx942")   # the AMD filter
 
 
 def test_fallback_to_heuristic(tuned_dir):

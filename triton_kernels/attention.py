@@ -469,7 +469,9 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     each request's first byte) and mask_blocks
     (blk_indptr int32 [2 * max_items + 1], blk_ids int32: triton_kernels/mask_summary.py), which
     replace the items' KV ranges. rotary: attn.Rotary (q rotated on load; K too with rotate_k).
-    page_map: (page_indptr, page_indices, seq_lens) to use instead of kv's (a plan's copies).
+    page_map: (page_indptr, page_indices, seq_lens) to use instead of kv's (a plan's copies); as
+    in KVCache.page_map(), page_indices *is* page_indptr when pages are consecutive rows (no page
+    map: the kernel's IDENTITY_PAGES), so a plan may give a ragged cache an explicit map.
     persistent: attn.plan_attention's schedule (prog_indptr, prog_items, item_kind, item_stride,
     num_programs, block_m_decode): a fixed grid of programs, each looping over its items.
     prog_times (int64 [grid, 2], persistent only): each program's start and end clock."""
@@ -526,7 +528,7 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         float(sm_scale), float(softcap), int(window_left),
         NUM_Q_HEADS=hq, GROUP=group, GH=gh, TQ=tq,
         HEAD_DIM=d, BLOCK_D=max(triton.next_power_of_2(d), 16), BLOCK_M=cfg["BLOCK_M"], BLOCK_N=cfg["BLOCK_N"],
-        PAGE_SIZE=kv.page_size, K_SPLIT=ks.split, V_SPLIT=vs.split, IDENTITY_PAGES=kv.identity_pages,
+        PAGE_SIZE=kv.page_size, K_SPLIT=ks.split, V_SPLIT=vs.split, IDENTITY_PAGES=page_indices is page_indptr,
         CAUSAL=bool(causal), WINDOW=window_left >= 0, HAS_MASK=custom_mask is not None, SOFTCAP=softcap > 0,
         TRANSFORM=transform, RETURN_LSE=bool(return_lse), HAS_PARTIALS=has_parts,
         CACHE=cfg.get("cache_modifier", ""), PRECISION=dot_precision(q),
