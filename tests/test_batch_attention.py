@@ -47,8 +47,9 @@ def _check(ba, case, q, q_indptr, what, **opts):
 @pytest.mark.parametrize("layout,page_size", [("HND", 16), ("NHD", 3), ("vllm", 4), ("ragged", 1),
                                               ("token_pool", 1)])
 def test_mixed_batch_matches_reference(layout, page_size, gen, device):
-    case, q, q_indptr = _batch(gen, 5, [(20, 0), (7, 30), (33, 5)], layout, page_size, device, torch.float32)
-    # Few programs: long tiles are cut into KV chunks, so partial rows and the merge are exercised.
+    case, q, q_indptr = _batch(gen, 5, [(20, 0), (7, 300), (33, 5)], layout, page_size, device, torch.float32)
+    # A 300-key prefix: longer than two KV blocks of any device's tile (128 keys on sm_90), so with
+    # chunk_kv=32 and few programs long tiles are cut into chunks: partial rows and the merge run.
     ba = attn.BatchAttention(max_tokens=128, max_batch=16, num_programs=3, device=device, chunk_kv=32)
     _check(ba, case, q, q_indptr, f"mixed {layout}/{page_size}")
     assert ba.schedule.num_partial_rows > 0, "the batch should have split tiles"
