@@ -255,6 +255,40 @@ def test_q_errors(case, gen):
         attn.decode(q[:2], kv, backend="torch")
 
 
+def test_run_out_and_lse_errors(case, gen):
+    """run()'s out and lse: shape, dtype, device, strides; and an out that overlaps q when the plan
+    rotates q (the kernel keeps the rotated tile in the output rows)."""
+    kv = case.kv
+    q, qi = ragged_q([3, 0, 20], 4, 64, gen=gen)
+    bp = attn.BatchPrefill(max_tokens=32, max_batch=4, num_q_heads=4, device="cpu").plan(qi, kv, return_lse=True)
+    with raises(TypeError, "out", "dtype torch.float32", "torch.float16"):
+        bp.run(q, kv, out=torch.empty_like(q).half())
+    with raises(ValueError, "out", "[*, 4, 64]", "[23, 4, 32]"):
+        bp.run(q, kv, out=torch.empty(23, 4, 32))
+    with raises(ValueError, "out", ">= 23", "[22, 4, 64]"):
+        bp.run(q, kv, out=torch.empty(22, 4, 64))
+    with raises(ValueError, "out", "unit stride", "head_dim"):
+        bp.run(q, kv, out=torch.empty(64, 23, 4).permute(1, 2, 0))
+    with raises(ValueError, "out", "device cpu", "meta"):
+        bp.run(q, kv, out=torch.empty_like(q, device="meta"))
+    with raises(TypeError, "lse", "float32", "torch.float16"):
+        bp.run(q, kv, lse=torch.empty(23, 4, dtype=torch.float16))
+    with raises(ValueError, "lse", "[*, 4]", "[23, 2]"):
+        bp.run(q, kv, lse=torch.empty(23, 2))
+    with raises(ValueError, "lse", ">= 23", "[22, 4]"):
+        bp.run(q, kv, lse=torch.empty(22, 4))
+    with raises(ValueError, "lse", "contiguous", "(1, 23)"):
+        bp.run(q, kv, lse=torch.empty(4, 23).t())
+    cache = attn.rotary.cos_sin_cache(64, 64)
+    bp.plan(qi, kv, rotary=attn.Rotary(cache, "neox"))
+    with raises(ValueError, "out", "overlap q", "rotary"):
+        bp.run(q, kv, out=q)
+    buf = torch.zeros(30, 4, 64)
+    buf[:23] = q
+    with raises(ValueError, "out", "overlap q"):          # a partial overlap
+        bp.run(buf[:23], kv, out=buf[7:30])
+
+
 def test_unsupported_head_dim(gen):
     case = make_kv([2, 5], "NHD", 4, kv_heads=1, head_dim=12, gen=gen)
     q = randn((2, 1, 12), gen=gen)
