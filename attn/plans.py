@@ -91,9 +91,6 @@ def prepare_run(planned: dict | None, q, kv, rows: int, out, lse, owner: str):
             if out.shape[0] < rows or out.stride(-1) != 1:
                 V.fail(f"out must be [>= {rows}, {want[0]}, {want[1]}] with unit stride along head_dim; got shape "
                        f"{list(out.shape)}, strides {out.stride()}")
-            if planned.get("rotary") is not None and _overlap(out, q):
-                # The kernel keeps the rotated q tile in the tile's output rows (attend_item).
-                V.fail("out must not overlap q when the plan rotates q (rotary): pass a separate out")
         if lse is not None:
             V.check_tensor("lse", lse, dtype=torch.float32, device=q.device, shape=(None, want[0]))
             if lse.shape[0] < rows or not lse.is_contiguous():
@@ -104,17 +101,6 @@ def prepare_run(planned: dict | None, q, kv, rows: int, out, lse, owner: str):
     if planned["return_lse"] and lse is None:
         lse = torch.empty(q.shape[:2], dtype=torch.float32, device=q.device)
     return out, lse
-
-
-def _overlap(a, b) -> bool:
-    """Whether two tensors' memory ranges intersect."""
-    def span(t):
-        lo = t.data_ptr()
-        return lo, lo + (sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride())) + 1) * t.element_size()
-    if a.numel() == 0 or b.numel() == 0:
-        return False
-    (a0, a1), (b0, b1) = span(a), span(b)
-    return a0 < b1 and b0 < a1
 
 
 def __getattr__(name):

@@ -250,18 +250,6 @@ def attend_item(
         # as an unfused rotation would store it.
         qp = tl.load(q_rows + _rope_partner(d, ROT, ROT_DIM)[None, :], mask=q_mask, other=0.0)
         q = _rope(q, qp, q_pos, row_ok, d, cs_ptr, s_cs, cs_half, ROT, ROT_DIM).to(q.dtype)
-        # Through memory on purpose. On sm_90 a dot operand computed in registers stays a register
-        # operand, re-read from shared memory before every KV block's QK^T (+7% on the 8 x 2048
-        # prefill); one that comes from a load is given to the MMA from shared memory, as plain q
-        # is. The scratch is this tile's own output rows: the program writes them last (or, for a
-        # split tile, the merge does; its chunks all write the same rotated q). run() rejects an
-        # out that overlaps q. Not with rotate_k past d128: the round trip's registers spilled
-        # there (sm_90, 104-120 bytes).
-        if not (ROTATE_K and BLOCK_D > 128):
-            o_rows = o_ptr + row_q[:, None] * s_o_tok + q_head[:, None] * s_o_head + d[None, :]
-            tl.store(o_rows, q.to(o_ptr.dtype.element_ty), mask=q_mask)
-            tl.debug_barrier()
-            q = tl.load(o_rows, mask=q_mask, other=0.0).to(qp.dtype)
 
     mask_row = tl.full((BLOCK_M,), -1, tl.int32)
     mask_tile = mask_ptr
