@@ -132,7 +132,7 @@ def suite_extend(ctx):
     for layout, ps in (("NHD", 16), ("pool", 1), ("ragged", 1)):
         case = bu.prefill_case([pre + new] * b, [new] * b, layout=layout, page_size=ps, gen=ctx.gen,
                                label=f"b={b} {pre}+{new} {layout} ps={ps}")
-        yield measure(case, ctx, peers=_peers(ctx, flex=layout == "NHD") if layout == "NHD" else [])
+        yield measure(case, ctx, peers=_peers(ctx, flex=True) if layout == "NHD" else [])
 
 
 def suite_decode(ctx):

@@ -57,8 +57,11 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
     if plat.vendor == "nvidia" and head_dim > 128:
         if "persistent" in features:
             # The persistent loop spilled 8-72 bytes at 64x32 and 8-168 at 64x16 (sm_80, sm_90);
-            # a 32-row tile none.
+            # a 32-row tile none. One program an SM is the design, but ptxas then held the 32-row
+            # tile to 128 registers (two programs an SM) and spilled 32-40 bytes over a token pool
+            # on sm_90; 255 lets it take 180.
             cfg["BLOCK_M"] = min(cfg["BLOCK_M"], 32)
+            cfg["maxnreg"] = 255
     if "rotate_k" in features and plat.vendor == "nvidia":
         # K rotated on load reads each key's partner half too, a third pipelined K/V-sized load:
         # at 128x64 / 3 stages sm_90 needed 289 KB of shared memory (d80-d128), and sm_80's 64x32 /
@@ -74,10 +77,6 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
         # the persistent loop holds both tiles at 255 registers); 128x32: 226-248, none.
         block_n = min(block_n, 32)
     cfg["BLOCK_N"] = block_n
-    if "persistent" in features and plat.vendor == "nvidia" and head_dim > 128:
-        # One program an SM is the design, but ptxas held the 32-row tile to 128 registers (two
-        # programs an SM) and spilled 32-40 bytes over a token pool on sm_90; 255 lets it take 180.
-        cfg["maxnreg"] = 255
     if "persistent" in features and plat.vendor == "nvidia" and plat.arch == "sm_90" and head_dim == 128:
         # BatchAttention runs one 8-warp program an SM (the large tile holds the registers), so its
         # decode items have a quarter of BatchDecode's programs in flight. Their KV loop with
