@@ -139,6 +139,12 @@ SWEEP = (
     ("apply_and_write_kv HND", "HND", dict(tile=16384, num_warps=8)),
     ("apply_and_write_kv vllm", "vllm", dict(run_tokens=8)),
     ("apply_and_write_kv vllm", "vllm", dict(tile=16384, num_warps=8)),
+    ("apply_and_write_kv NHD", "NHD", dict(write_num_warps=4)),
+    ("apply_and_write_kv NHD", "NHD", dict(tile=4096)),
+    ("apply_and_write_kv HND", "HND", dict(write_num_warps=4)),
+    ("apply_and_write_kv HND", "HND", dict(tile=4096)),
+    ("apply_and_write_kv HND", "HND", dict(run_tokens=16, tile=16384)),
+    ("apply_and_write_kv vllm", "vllm", dict(write_num_warps=4)),
 )
 
 
