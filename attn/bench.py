@@ -159,7 +159,7 @@ def suite_rotary(ctx):
     """attn.rotary.apply (triton) vs the torch reference: q and k read and written (GB/s)."""
     from attn import rotary
     from attn.tune import RotaryCase
-    for tokens in (8192, 256):
+    for tokens in (8192, 64):
         rc = RotaryCase(tokens, n_sets=ctx.sets(2 * tokens * 40 * 128 * 2), gen=ctx.gen)
         row = dict(shape=f"{tokens} tokens 32q/8kv d=128 neox", op="rotary", peers={}, notes=[], metric="gbs",
                    work=rc.bytes, tuned=False)
@@ -169,6 +169,36 @@ def suite_rotary(ctx):
         row["path"] = f"launch, {mode}"
         ref = [(lambda i=i: rotary.apply(rc.qs[i], rc.ks[i], rc.pos, rc.cache, backend="torch"))
                for i in range(rc.n_sets)]
+        row["peers"]["torch-ref"], _ = _time(ref, graph=False)
+        yield row
+        yield from _rotary_write_rows(ctx, rc)
+
+
+def _rotary_write_rows(ctx, rc):
+    """attn.rotary.apply_and_write_kv (one launch: q rotated, k rotated and v written into a paged
+    cache at shuffled slots) against the torch reference; bytes: q read + written, k and v read and
+    written, the slot mapping."""
+    from attn import rotary
+    for layout in ("NHD", "HND", "vllm"):
+        tokens = rc.tokens
+        sets = []
+        for i in range(rc.n_sets):
+            kv = bu.make_kv([tokens], layout=layout, page_size=16, gen=ctx.gen)
+            t = torch.arange(tokens, device="cuda")
+            slots = (kv.page_indices.long()[t // 16] * 16 + t % 16)
+            v = torch.randn(rc.ks[i].shape, device="cuda", generator=ctx.gen).to(rc.ks[i].dtype)
+            sets.append((kv, slots, v, torch.empty_like(rc.qs[i])))
+        el = rc.qs[0].element_size()
+        work = 2.0 * tokens * (32 + 2 * 8) * 128 * el + 8 * tokens
+        row = dict(shape=f"{tokens} tokens, write {layout} ps=16", op="rotary", peers={}, notes=[], metric="gbs",
+                   work=work, tuned=False)
+        from attn.triton_kernels.rotary import rotary as launch
+        calls = [(lambda i=i, s=s: launch(rc.qs[i], rc.ks[i], s[3], None, rc.cache, 128, True, positions=rc.pos,
+                                          kv=s[0], v=s[2], slot_mapping=s[1])) for i, s in enumerate(sets)]
+        row["attn_ms"], mode = _time(calls)
+        row["path"] = f"apply_and_write_kv launch, {mode}"
+        ref = [(lambda i=i, s=s: rotary.apply_and_write_kv(rc.qs[i], rc.ks[i], s[2], rc.pos, rc.cache, s[0], s[1],
+                                                           backend="torch")) for i, s in enumerate(sets)]
         row["peers"]["torch-ref"], _ = _time(ref, graph=False)
         yield row
 

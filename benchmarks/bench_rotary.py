@@ -137,7 +137,7 @@ SWEEP = (
     ("apply_and_write_kv NHD", "NHD", dict(tile=16384, num_warps=8)),
     ("apply_and_write_kv HND", "HND", dict(run_tokens=8)),
     ("apply_and_write_kv HND", "HND", dict(tile=16384, num_warps=8)),
-    ("apply_and_write_kv vllm", "vllm", dict(run_tokens=8)),
+    ("apply_and_write_kv vllm", "vllm", dict(slot_run_tokens=8)),
     ("apply_and_write_kv vllm", "vllm", dict(tile=16384, num_warps=8)),
     ("apply_and_write_kv NHD", "NHD", dict(write_num_warps=4)),
     ("apply_and_write_kv NHD", "NHD", dict(tile=4096)),

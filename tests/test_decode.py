@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import attn
+from attn import configs
 import kvgen
 from kvgen import assert_close, empty_poisoned, make_kv, randn
 
@@ -122,6 +123,19 @@ def test_batch_decode_errors(gen, device):
 
 
 # ------------------------------------------------------------------------------------ GPU tier
+@pytest.mark.parametrize("form", ["NHD", "HND", "vllm"])
+@pytest.mark.parametrize("page_size", [2, 4, 8])
+def test_decode_block_over_several_pages(form, page_size, gen, device):
+    """A KV block of 16 keys over 2-8 shuffled pages (one page number loaded a run of page_size
+    keys, broadcast to the keys): lengths that end inside a run and inside a page."""
+    case = make_kv([37, 1, 16, 5, 0, 150], layout=form, page_size=page_size, kv_heads=2, head_dim=64,
+                   device=device, gen=gen)
+    q = randn((6, 8, 64), torch.float32, device, gen)
+    with configs.override("decode", dict(BLOCK_N=16)):
+        out, lse = run_plan(attn.BatchDecode(max_batch=6, device=device), case, q, num_splits=2)
+    check(case, q, out, lse, "block over several pages")
+
+
 @pytest.mark.parametrize("page_size,group,dtype", [(16, 4, torch.float16), (3, 1, torch.float32), (8, 8, torch.float16)])
 def test_decode_vllm_k_by_dim_group(page_size, group, dtype, gen, device):
     """vLLM's K loaded a dim group at a time (config k_by_group: on for Hopper at GQA 4, d 128)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import attn
+from attn import configs
 from attn import transforms as T
 from kvgen import flat_custom_mask, make_kv, poison, ragged_q, randn, rel_err, tol
 
@@ -301,6 +302,21 @@ def test_batch_prefill_replan(gen, device):
         assert got.shape == q.shape
         ref = _reference(q, case.kv, qi, {}, return_lse=False)
         assert rel_err(got, ref) <= 1e-5, f"{layout} {q_lens} {kv_lens}"
+
+
+@pytest.mark.parametrize("layout,page_size", [("NHD", 4), ("HND", 2), ("vllm", 8)])
+def test_prefill_block_over_several_pages(layout, page_size, gen, device):
+    """KV blocks of 16 keys over 2-8 shuffled pages (one page number a run of keys): causal and
+    window blocks, extends whose prefix ends inside a page, a length-1 sequence."""
+    q_lens, kv_lens = [13, 1, 40], [37, 1, 40]
+    case = make_kv(kv_lens, layout=layout, page_size=page_size, kv_heads=2, head_dim=64, device=device, gen=gen)
+    q, qi = ragged_q(q_lens, 4, 64, device=device, gen=gen)
+    for opts in (dict(causal=True), dict(causal=True, window_left=9)):
+        with configs.override("prefill", dict(BLOCK_N=16)):
+            got = attn.BatchPrefill(max_tokens=64, max_batch=3, device=device, num_q_heads=4).plan(
+                qi, case.kv, **opts).run(q, case.kv)
+        ref = _reference(q, case.kv, qi, opts, return_lse=False)
+        assert rel_err(got, ref) <= 1e-5, (layout, page_size, opts)
 
 
 def test_batch_prefill_errors(gen, device):

@@ -401,9 +401,18 @@ def test_launch_config():
     big = lc(8192, 32, 8, 128, "nvidia", 132)
     assert big["BLOCK_HQ"] * big["BLOCK_TQ"] * 128 == K._CONFIGS["nvidia"]["tile"]
     hnd = lc(8192, 32, 8, 128, "nvidia", 132, True, True, 0)
-    assert hnd["BLOCK_TK"] == K._CONFIGS["nvidia"]["run_tokens"] and hnd["BLOCK_HK"] < 8
+    assert hnd["BLOCK_TK"] == K._CONFIGS["nvidia"]["run_tokens"]
+    assert hnd["BLOCK_TK"] * hnd["BLOCK_HK"] * 128 == K._CONFIGS["nvidia"]["tile"] // 2   # k and v: half each
     assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 8)["BLOCK_TK"] == 8
-    assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 3)["BLOCK_TK"] == K._CONFIGS["nvidia"]["run_tokens"]
+    slot_runs = K._CONFIGS["nvidia"].get("slot_run_tokens", K._CONFIGS["nvidia"]["run_tokens"])
+    assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 3)["BLOCK_TK"] == slot_runs
+    # Runs along the slots (vLLM's V) and along the dims (HND) take their own lengths; the q
+    # programs of a write their own head count.
+    over = (("run_tokens", 2), ("slot_run_tokens", 8), ("write_max_heads", 4), ("max_heads", 16))
+    assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 0, over)["BLOCK_TK"] == 2
+    assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 16, over)["BLOCK_TK"] == 8
+    assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 16, over)["BLOCK_HQ"] == 4
+    assert lc(8192, 32, 8, 128, "nvidia", 132, False, False, 1, over)["BLOCK_HQ"] == 16
     small = lc(64, 32, 8, 128, "nvidia", 132)
     assert small["BLOCK_TQ"] == 1 and small["BLOCK_TK"] == 1
     assert lc(8192, 32, 8, 128, "nvidia", 132, overrides=(("tile", 4096),))["BLOCK_TQ"] == big["BLOCK_TQ"] // 2

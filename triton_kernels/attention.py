@@ -115,12 +115,21 @@ def attend_block(
     in_len = pos < kv_len
     if IDENTITY_PAGES:
         page = page_base + logical
+    elif RUN > 1:
+        # One page number a run of RUN keys (BLOCK_N // RUN loads, not BLOCK_N), broadcast to the
+        # keys: the per-key gather took pipeline buffers of its own (benchmarks/NOTES.md).
+        NR: tl.constexpr = BLOCK_N // RUN
+        run_pos = start_n + tl.arange(0, NR) * RUN
+        if MASKED:
+            page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE, mask=run_pos < kv_len, other=0)
+        else:
+            page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE)
+        page = tl.reshape(tl.broadcast_to(page_r[:, None], (NR, RUN)), (BLOCK_N,))
+        page = tl.max_constancy(page, RUN)
     elif MASKED:
         page = tl.load(pages_ptr + page_base + logical, mask=in_len, other=0)
     else:
         page = tl.load(pages_ptr + page_base + logical)
-        if RUN > 1:
-            page = tl.max_constancy(page, RUN)
     # 64-bit row bases, 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile of int64 offsets costs the
     # registers that otherwise hold the accumulator (it spilled at BLOCK_M=128 on sm_90).
     v_off = kv_offset(page, kv_head, slot, 0, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, V_SPLIT)[:, None] \
