@@ -179,22 +179,23 @@ def _rotary_write_rows(ctx, rc):
     cache at shuffled slots) against the torch reference; bytes: q read + written, k and v read and
     written, the slot mapping."""
     from attn import rotary
+    dev = rc.q.device
     for layout in ("NHD", "HND", "vllm"):
         tokens = rc.tokens
         sets = []
         for i in range(rc.n_sets):
-            kv = bu.make_kv([tokens], layout=layout, page_size=16, gen=ctx.gen)
-            t = torch.arange(tokens, device="cuda")
+            kv = bu.make_kv([tokens], layout=layout, page_size=16, gen=ctx.gen, device=dev, dtype=rc.q.dtype)
+            t = torch.arange(tokens, device=dev)
             slots = (kv.page_indices.long()[t // 16] * 16 + t % 16)
-            v = torch.randn(rc.ks[i].shape, device="cuda", generator=ctx.gen).to(rc.ks[i].dtype)
+            v = torch.randn(rc.ks[i].shape, device=dev, generator=ctx.gen).to(rc.ks[i].dtype)
             sets.append((kv, slots, v, torch.empty_like(rc.qs[i])))
         el = rc.qs[0].element_size()
         work = 2.0 * tokens * (32 + 2 * 8) * 128 * el + 8 * tokens
         row = dict(shape=f"{tokens} tokens, write {layout} ps=16", op="rotary", peers={}, notes=[], metric="gbs",
                    work=work, tuned=False)
         from attn.triton_kernels.rotary import rotary as launch
-        calls = [(lambda i=i, s=s: launch(rc.qs[i], rc.ks[i], s[3], None, rc.cache, 128, True, positions=rc.pos,
-                                          kv=s[0], v=s[2], slot_mapping=s[1])) for i, s in enumerate(sets)]
+        calls = [(lambda i=i, s=s: (launch(rc.qs[i], rc.ks[i], s[3], None, rc.cache, 128, True, positions=rc.pos,
+                                           kv=s[0], v=s[2], slot_mapping=s[1]), s[3])[1]) for i, s in enumerate(sets)]
         row["attn_ms"], mode = _time(calls)
         row["path"] = f"apply_and_write_kv launch, {mode}"
         ref = [(lambda i=i, s=s: rotary.apply_and_write_kv(rc.qs[i], rc.ks[i], s[2], rc.pos, rc.cache, s[0], s[1],

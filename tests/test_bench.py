@@ -76,6 +76,27 @@ def test_measure_row_on_the_interpreter(monkeypatch):
     assert "peer" in cells[5] and "(1.00x)" in cells[5]
 
 
+def test_rotary_write_rows_on_the_interpreter(monkeypatch):
+    """The fused-write rows: one per layout, attn's launch rotating q as the torch reference does
+    while it writes the cache, the bytes of q, k and v read and written plus the slot mapping."""
+    from attn.tune import RotaryCase
+    timed = []
+
+    def fake_time(calls, **kw):
+        timed.append([c() for c in calls])
+        return 2.0, "fake"
+    monkeypatch.setattr(bench, "_time", fake_time)
+    gen = torch.Generator().manual_seed(0)
+    ctx = types.SimpleNamespace(plat=CPU, gen=gen)
+    rc = RotaryCase(20, dtype=torch.float32, device="cpu", gen=gen)
+    rows = list(bench._rotary_write_rows(ctx, rc))
+    assert [r["shape"] for r in rows] == [f"20 tokens, write {lay} ps=16" for lay in ("NHD", "HND", "vllm")]
+    assert all(r["work"] == 2.0 * 20 * (32 + 16) * 128 * 4 + 8 * 20 for r in rows)
+    assert all(r["attn_ms"] == 2.0 and r["peers"] == {"torch-ref": 2.0} for r in rows)
+    for attn_q, ref_q in zip(timed[0::2], timed[1::2]):        # (attn launch, torch reference) per row
+        assert bu.rel_err(attn_q[0], ref_q[0]) < 1e-5
+
+
 def test_measure_times_heuristic_when_tuned_differs(monkeypatch, tmp_path):
     import json
     monkeypatch.setattr(bench, "_time", lambda calls, **kw: ([c() for c in calls], (3.0, "fake"))[1])

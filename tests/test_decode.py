@@ -124,14 +124,15 @@ def test_batch_decode_errors(gen, device):
 
 # ------------------------------------------------------------------------------------ GPU tier
 @pytest.mark.parametrize("form", ["NHD", "HND", "vllm"])
-@pytest.mark.parametrize("page_size", [2, 4, 8])
-def test_decode_block_over_several_pages(form, page_size, gen, device):
-    """A KV block of 16 keys over 2-8 shuffled pages (one page number loaded a run of page_size
-    keys, broadcast to the keys): lengths that end inside a run and inside a page."""
+@pytest.mark.parametrize("page_size,page_runs", [(2, True), (4, True), (8, True), (4, False)])
+def test_decode_block_over_several_pages(form, page_size, page_runs, gen, device):
+    """A KV block of 16 keys over 2-8 shuffled pages, with one page number loaded a run of
+    page_size keys and broadcast (page_runs) or one a key: lengths that end inside a run and
+    inside a page."""
     case = make_kv([37, 1, 16, 5, 0, 150], layout=form, page_size=page_size, kv_heads=2, head_dim=64,
                    device=device, gen=gen)
     q = randn((6, 8, 64), torch.float32, device, gen)
-    with configs.override("decode", dict(BLOCK_N=16)):
+    with configs.override("decode", dict(BLOCK_N=16, page_runs=page_runs)):
         out, lse = run_plan(attn.BatchDecode(max_batch=6, device=device), case, q, num_splits=2)
     check(case, q, out, lse, "block over several pages")
 

@@ -95,6 +95,7 @@ def attend_block(
     MASKED: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr,
     SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, CACHE: tl.constexpr, PRECISION: tl.constexpr,
     ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr,
+    PAGE_RUNS: tl.constexpr,
 ):
     """One block of BLOCK_N keys: load K and V through the page map, scores, masks, online softmax.
     m_i is kept in log2 units. MASKED=False is for blocks the caller knows are fully visible
@@ -115,9 +116,11 @@ def attend_block(
     in_len = pos < kv_len
     if IDENTITY_PAGES:
         page = page_base + logical
-    elif RUN > 1:
+    elif RUN > 1 and PAGE_RUNS:
         # One page number a run of RUN keys (BLOCK_N // RUN loads, not BLOCK_N), broadcast to the
-        # keys: the per-key gather took pipeline buffers of its own (benchmarks/NOTES.md).
+        # keys: 1.03-1.07x on the H200's decode, 1.02-1.10x on its paged extend (benchmarks/results/
+        # NVIDIA_H200.md). Config page_runs=False keeps a load a key where the broadcast's
+        # registers spilled (attn/configs, triton_kernels/prefill.py).
         NR: tl.constexpr = BLOCK_N // RUN
         run_pos = start_n + tl.arange(0, NR) * RUN
         if MASKED:
@@ -130,6 +133,8 @@ def attend_block(
         page = tl.load(pages_ptr + page_base + logical, mask=in_len, other=0)
     else:
         page = tl.load(pages_ptr + page_base + logical)
+        if RUN > 1:
+            page = tl.max_constancy(page, RUN)
     # 64-bit row bases, 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile of int64 offsets costs the
     # registers that otherwise hold the accumulator (it spilled at BLOCK_M=128 on sm_90).
     v_off = kv_offset(page, kv_head, slot, 0, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, V_SPLIT)[:, None] \
@@ -230,7 +235,7 @@ def attend_item(
     IDENTITY_PAGES: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, HAS_MASK: tl.constexpr,
     SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr, ROT: tl.constexpr, ROT_DIM: tl.constexpr,
-    ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr, MID_STAGES: tl.constexpr = None,
+    ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr, PAGE_RUNS: tl.constexpr, MID_STAGES: tl.constexpr = None,
 ):
     """One work item for one kv head (and one block of its GQA group starting at g0): the
     query tile of the item's request against its KV range; writes out/lse or partial rows."""
@@ -307,7 +312,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
+                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
         for j in range(j1, j2):
             start_n = tl.load(blk_ids + j) * BLOCK_N
             acc, m_i, l_i = attend_block(
@@ -316,7 +321,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
+                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
     else:
         for start_n in range(lo, mid_lo, BLOCK_N):
             acc, m_i, l_i = attend_block(
@@ -325,7 +330,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
+                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
         for start_n in tl.range(mid_lo, mid_hi, BLOCK_N, num_stages=MID_STAGES):
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
@@ -333,7 +338,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
+                False, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
         for start_n in range(mid_hi, hi, BLOCK_N):
             acc, m_i, l_i = attend_block(
                 acc, m_i, l_i, q, k_ptr, v_ptr, page_indices, page_base, start_n, kv_len, kv_head,
@@ -341,7 +346,7 @@ def attend_item(
                 ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
                 cs_ptr, s_cs, cs_half,
                 HEAD_DIM, BLOCK_D, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES,
-                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
+                True, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
 
     # Rows that saw no key: out 0, lse -inf.
     seen = l_i > 0
@@ -383,6 +388,7 @@ def attention_kernel(
     TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr,
     ROT: tl.constexpr, ROT_DIM: tl.constexpr, ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr,
+    PAGE_RUNS: tl.constexpr,
     prog_indptr, prog_items, item_kind, item_stride, prog_times,
     PERSISTENT: tl.constexpr, BLOCK_M_DECODE: tl.constexpr, GH_DECODE: tl.constexpr, TQ_DECODE: tl.constexpr,
     BLOCK_N_DECODE: tl.constexpr, STAGES_DECODE: tl.constexpr, TIMER: tl.constexpr,
@@ -416,7 +422,7 @@ def attention_kernel(
                     window_left, NUM_Q_HEADS, GROUP, GH_DECODE, TQ_DECODE, HEAD_DIM, BLOCK_D, BLOCK_M_DECODE,
                     BLOCK_N_DECODE, PAGE_SIZE, K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP,
                     TRANSFORM, RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP,
-                    STAGES_DECODE)
+                    PAGE_RUNS, STAGES_DECODE)
             else:
                 attend_item(
                     item, kv_head, g0, stride, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr,
@@ -426,7 +432,7 @@ def attention_kernel(
                     mask_ptr, mask_indptr, blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap,
                     window_left, NUM_Q_HEADS, GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE,
                     K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM,
-                    RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
+                    RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
         if TIMER != 0:
             # BatchAttention.measure(): each program's start and end, for the measured imbalance.
             tl.store(prog_times + 2 * pid, t_start)
@@ -442,7 +448,7 @@ def attention_kernel(
                 blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap, window_left, NUM_Q_HEADS,
                 GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT,
                 IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, RETURN_LSE, HAS_PARTIALS,
-                CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP)
+                CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
 
 
 # ---------------------------------------------------------------------------------- launcher
@@ -541,7 +547,7 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         CAUSAL=bool(causal), WINDOW=window_left >= 0, HAS_MASK=custom_mask is not None, SOFTCAP=softcap > 0,
         TRANSFORM=transform, RETURN_LSE=bool(return_lse), HAS_PARTIALS=has_parts,
         CACHE=cfg.get("cache_modifier", ""), PRECISION=dot_precision(q),
-        K_BY_GROUP=bool(cfg.get("k_by_group", False)), **rot, **opts,
+        K_BY_GROUP=bool(cfg.get("k_by_group", False)), PAGE_RUNS=bool(cfg.get("page_runs", True)), **rot, **opts,
         prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride,
         prog_times=prog_times if prog_times is not None else q_indptr, TIMER=timer, **pers,
     )
@@ -581,7 +587,8 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               PAGE_SIZE=page_size, K_SPLIT=split, V_SPLIT=1, IDENTITY_PAGES=False, CAUSAL=False, WINDOW=False,
               HAS_MASK=False, SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=False,
               CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0, ROTATE_K=False,
-              K_BY_GROUP=bool(cfg.get("k_by_group", False)), PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1,
+              K_BY_GROUP=bool(cfg.get("k_by_group", False)), PAGE_RUNS=bool(cfg.get("page_runs", True)),
+              PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1,
               BLOCK_N_DECODE=cfg.get("block_n_decode", cfg["BLOCK_N"]), STAGES_DECODE=cfg.get("stages_decode"),
               TIMER=0)
     cx.update(fixed)

@@ -77,6 +77,11 @@ def config_for(plat, head_dim: int, group: int, page_size: int, dtype: torch.dty
         # the persistent loop holds both tiles at 255 registers); 128x32: 226-248, none.
         block_n = min(block_n, 32)
     cfg["BLOCK_N"] = block_n
+    if "persistent" in features:
+        # The persistent loop holds both tiles at ~255 registers: one page number a run of keys
+        # (attention.py: PAGE_RUNS) spilled 16-32 bytes there on sm_90 (d128) and 1-3 registers
+        # on gfx90a / gfx950 (d80-d192); a load a key, none.
+        cfg["page_runs"] = False
     if "persistent" in features and plat.vendor == "nvidia" and plat.arch == "sm_90" and head_dim == 128:
         # BatchAttention runs one 8-warp program an SM (the large tile holds the registers), so its
         # decode items have a quarter of BatchDecode's programs in flight. Their KV loop with

@@ -221,6 +221,11 @@ def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
             # registers); 32-key blocks take 72-96, no spill, for both.
             cfg["num_stages"] = 2
             cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 32)
+        if plat.vendor == "nvidia" and not hopper(plat):
+            # One page number a run of keys (attention.py: PAGE_RUNS) spilled 8-16 bytes on sm_80
+            # at head_dim 128 (ptxas held it to 96 registers; compile matrix, Triton 3.9). Not
+            # measured on an sm_80 device: the load a key it had keeps it clean.
+            cfg["page_runs"] = False
         if plat.vendor == "nvidia" and not hopper(plat) and head_dim > 128:
             # ptxas held head dims 192 / 256 to 168 registers (three blocks an SM) and spilled 8-16
             # bytes on sm_80 (compile matrix, Triton 3.9; which group and feature set spilled moved
