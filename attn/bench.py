@@ -179,6 +179,7 @@ def _rotary_write_rows(ctx, rc):
     cache at shuffled slots) against the torch reference; bytes: q read + written, k and v read and
     written, the slot mapping."""
     from attn import rotary
+    from attn.triton_kernels.rotary import rotary as launch
     dev = rc.q.device
     for layout in ("NHD", "HND", "vllm"):
         tokens = rc.tokens
@@ -193,7 +194,6 @@ def _rotary_write_rows(ctx, rc):
         work = 2.0 * tokens * (32 + 2 * 8) * 128 * el + 8 * tokens
         row = dict(shape=f"{tokens} tokens, write {layout} ps=16", op="rotary", peers={}, notes=[], metric="gbs",
                    work=work, tuned=False)
-        from attn.triton_kernels.rotary import rotary as launch
         calls = [(lambda i=i, s=s: (launch(rc.qs[i], rc.ks[i], s[3], None, rc.cache, 128, True, positions=rc.pos,
                                            kv=s[0], v=s[2], slot_mapping=s[1]), s[3])[1]) for i, s in enumerate(sets)]
         row["attn_ms"], mode = _time(calls)

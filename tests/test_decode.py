@@ -122,7 +122,6 @@ def test_batch_decode_errors(gen, device):
         attn.BatchDecode(max_batch=4, device=device).run(randn((3, 4, 64), torch.float16, device, gen), case.kv)
 
 
-# ------------------------------------------------------------------------------------ GPU tier
 @pytest.mark.parametrize("form", ["NHD", "HND", "vllm"])
 @pytest.mark.parametrize("page_size,page_runs", [(2, True), (4, True), (8, True), (4, False)])
 def test_decode_block_over_several_pages(form, page_size, page_runs, gen, device):
@@ -184,6 +183,7 @@ def test_decode_register_ceiling_reaches_the_launch(gen, device):
 GPU_FORMS = [(f, p) for f in ("NHD", "HND", "vllm") for p in (1, 3, 16)] + [("ragged", 1), ("token_pool", 1)]
 
 
+# ------------------------------------------------------------------------------------ GPU tier
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("group,head_dim", [(1, 64), (4, 128), (8, 256), (4, 80), (8, 96), (4, 192)])
