@@ -440,6 +440,9 @@ def run(args) -> int:
                 rows_by_op[op].append(row)
                 bar.update(1)
                 print(f"{op:8s} " + " | ".join(fmt_row(row, ceil)), flush=True)
+                # Each row's case is freed here; an engine allocates its cache once, from an empty
+                # pool, and so does the next row.
+                torch.cuda.empty_cache()
                 # After every row: a run stopped at its time limit keeps what it measured.
                 write_report(md, rows_by_op, ceil, plat, time.monotonic() - start)
         except Exception as e:               # noqa: BLE001 (one op's failure must not lose the others)

@@ -343,14 +343,13 @@ class Tuner:
 
         def extra_mods(spec, heur) -> list:
             if self.op == "decode" and spec.get("layout") == "vllm":
-                # vLLM's K tile by dim group (attention.py: K_BY_GROUP) against the heuristic's
-                # choice: the heuristic turns it on where it was measured (the H200); measure it
-                # elsewhere too.
-                return [dict(k_by_group=not heur.get("k_by_group", False))]
+                # vLLM's other K / V tiles (attention.py: K_BY_GROUP 0 rows, 1 K by dim group, 2
+                # whole page-heads) against the heuristic's, measured on this device.
+                return [dict(k_by_group=m) for m in (0, 1, 2) if m != int(heur.get("k_by_group", 0))]
             return []
 
         def per_shape(spec) -> int:
-            return len(s1) + len(s2) + 1 + len(extra_mods(spec, {}))
+            return len(s1) + len(s2) + 1 + len(extra_mods(spec, dict(k_by_group=2)))
         bar = tqdm(total=sum(per_shape(spec) for spec in self.shapes), desc=f"tune {self.op}", unit="cfg",
                    disable=not self.progress, file=sys.stderr)
         entries, skipped = [], []

@@ -136,18 +136,50 @@ def test_decode_block_over_several_pages(form, page_size, page_runs, gen, device
     check(case, q, out, lse, "block over several pages")
 
 
+@pytest.mark.parametrize("mode", [1, 2])
 @pytest.mark.parametrize("page_size,group,dtype", [(16, 4, torch.float16), (3, 1, torch.float32), (8, 8, torch.float16)])
-def test_decode_vllm_k_by_dim_group(page_size, group, dtype, gen, device):
-    """vLLM's K loaded a dim group at a time (config k_by_group: on for Hopper at GQA 4, d 128)
+def test_decode_vllm_k_by_dim_group(mode, page_size, group, dtype, gen, device):
+    """vLLM's K loaded a dim group at a time (config k_by_group 1), or whole page-heads of K and V
+    as flat rows (2: full blocks of whole pages; page 3 never has one, so it takes mode 1's path),
     gives the same answer as the [slot, dim] tile, on odd lengths, pages and splits."""
     case = make_kv(LENS, layout="vllm", page_size=page_size, kv_heads=2, head_dim=128, dtype=dtype, device=device,
                    gen=gen)
     q = randn((len(LENS), 2 * group, 128), dtype, device, gen)
     for splits in (None, 3):
-        dec = attn.BatchDecode(max_batch=len(LENS), max_splits=4, device=device, kernel_config=dict(k_by_group=True))
+        dec = attn.BatchDecode(max_batch=len(LENS), max_splits=4, device=device,
+                               kernel_config=dict(k_by_group=mode, BLOCK_N=32))
         out, lse = run_plan(dec, case, q, num_splits=splits)
-        assert dec.cfg["k_by_group"] is True
-        check(case, q, out, lse, f"k_by_group splits={splits}")
+        assert dec.cfg["k_by_group"] == mode
+        check(case, q, out, lse, f"k_by_group={mode} splits={splits}")
+
+
+def test_decode_vllm_flat_pages_only_where_page_heads_are_dense(gen, device):
+    """Whole page-heads are read as flat runs only when the cache stores them densely. Heads taken
+    every other one from a larger buffer keep each page-head dense (flat); 16 slots of 32-slot pages
+    do not (the dim-group tile instead). Both give the reference's answer."""
+    from attn.triton_kernels.attention import k_tile_mode
+    case = make_kv(LENS, layout="vllm", page_size=16, kv_heads=2, head_dim=128, dtype=torch.float16, device=device,
+                   gen=gen)
+    kv = case.kv
+    assert k_tile_mode(dict(k_by_group=2), kv) == 2
+    assert k_tile_mode(dict(k_by_group=1), kv) == 1
+    P, H = kv.k.shape[:2]
+    nan = float("nan")
+    wide_heads_k = torch.full((P, 2 * H) + tuple(kv.k.shape[2:]), nan, dtype=kv.k.dtype, device=device)
+    wide_heads_v = torch.full((P, 2 * H) + tuple(kv.v.shape[2:]), nan, dtype=kv.v.dtype, device=device)
+    wide_heads_k[:, ::2], wide_heads_v[:, ::2] = kv.k, kv.v
+    wide_slots_k = torch.full(tuple(kv.k.shape[:3]) + (32, 8), nan, dtype=kv.k.dtype, device=device)
+    wide_slots_v = torch.full(tuple(kv.v.shape[:3]) + (32,), nan, dtype=kv.v.dtype, device=device)
+    wide_slots_k[..., :16, :], wide_slots_v[..., :16] = kv.k, kv.v
+    q = randn((len(LENS), 8, 128), torch.float16, device, gen)
+    want = attn.decode(q, kv, backend="torch")
+    for label, k, v, mode in (("strided heads", wide_heads_k[:, ::2], wide_heads_v[:, ::2], 2),
+                              ("16 of 32 slots", wide_slots_k[..., :16, :], wide_slots_v[..., :16], 1)):
+        view = attn.KVCache.paged(k, v, kv.page_indptr, kv.page_indices, kv.seq_lens, layout="vllm")
+        assert k_tile_mode(dict(k_by_group=2), view) == mode, label
+        dec = attn.BatchDecode(max_batch=len(LENS), device=device, kernel_config=dict(k_by_group=2, BLOCK_N=32))
+        got = dec.plan(view, q_heads=8).run(q, view)
+        assert_close(got, want, torch.float16, label)
 
 
 @pytest.mark.parametrize("form,page_size,rotate_k", [("HND", 16, False), ("ragged", 1, False), ("ragged", 1, True)])

@@ -105,68 +105,83 @@ def attend_block(
     # consecutive slots. Told so, the compiler loads a layout whose slot axis is contiguous (vLLM's
     # V) as 16-byte vectors through cp.async instead of 2-byte scalars that are not pipelined.
     start_n = tl.multiple_of(start_n, BLOCK_N)
-    LOWBIT: tl.constexpr = PAGE_SIZE & (~PAGE_SIZE + 1)
-    RUN: tl.constexpr = BLOCK_N if LOWBIT > BLOCK_N else LOWBIT
     pos = start_n + tl.arange(0, BLOCK_N)
-    logical = pos // PAGE_SIZE
-    slot = pos % PAGE_SIZE
-    if RUN > 1:
-        slot = tl.max_contiguous(tl.multiple_of(slot, RUN), RUN)
-    d = tl.arange(0, BLOCK_D)
-    in_len = pos < kv_len
-    if IDENTITY_PAGES:
-        page = page_base + logical
-    elif RUN > 1 and PAGE_RUNS:
-        # One page number a run of RUN keys (BLOCK_N // RUN loads, not BLOCK_N), broadcast to the
-        # keys: 1.03-1.07x on the H200's decode, 1.02-1.10x on its paged extend (benchmarks/results/
-        # NVIDIA_H200.md). Config page_runs=False keeps a load a key where the broadcast's
-        # registers spilled (attn/configs, triton_kernels/prefill.py).
-        NR: tl.constexpr = BLOCK_N // RUN
-        run_pos = start_n + tl.arange(0, NR) * RUN
-        if MASKED:
-            page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE, mask=run_pos < kv_len, other=0)
-        else:
-            page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE)
-        page = tl.reshape(tl.broadcast_to(page_r[:, None], (NR, RUN)), (BLOCK_N,))
-        page = tl.max_constancy(page, RUN)
-    elif MASKED:
-        page = tl.load(pages_ptr + page_base + logical, mask=in_len, other=0)
+    # vLLM's cache (config k_by_group=2, full blocks of whole pages): a page's K and V of one head
+    # are each one contiguous PAGE_SIZE * HEAD_DIM run. Loaded as flat [pages, run] rows, a warp
+    # reads 512 contiguous bytes an instruction, as over HND; the [dim group, slot, x] and [dim,
+    # slot] orders are undone in registers (free views of the shared-memory tile).
+    BY_GROUP: tl.constexpr = K_BY_GROUP == 1 and K_SPLIT > 1 and q.shape[0] <= 16 and not ROTATE_K
+    FLAT: tl.constexpr = (K_BY_GROUP == 2 and K_SPLIT > 1 and V_SPLIT == 1 and not MASKED and not ROTATE_K
+                          and not IDENTITY_PAGES and BLOCK_D == HEAD_DIM and BLOCK_N % PAGE_SIZE == 0
+                          and q.shape[0] <= 16)
+    if FLAT:
+        NP: tl.constexpr = BLOCK_N // PAGE_SIZE
+        pg = tl.load(pages_ptr + page_base + start_n // PAGE_SIZE + tl.arange(0, NP)).to(tl.int64)
+        run = tl.arange(0, PAGE_SIZE * HEAD_DIM)
+        kf = tl.load(k_ptr + (pg * ks_page + kv_head * ks_head)[:, None] + run[None, :], cache_modifier=CACHE)
+        kt = tl.reshape(tl.permute(tl.reshape(kf, (NP, HEAD_DIM // K_SPLIT, PAGE_SIZE, K_SPLIT)), (1, 3, 0, 2)),
+                        (HEAD_DIM, BLOCK_N))
     else:
-        page = tl.load(pages_ptr + page_base + logical)
+        LOWBIT: tl.constexpr = PAGE_SIZE & (~PAGE_SIZE + 1)
+        RUN: tl.constexpr = BLOCK_N if LOWBIT > BLOCK_N else LOWBIT
+        logical = pos // PAGE_SIZE
+        slot = pos % PAGE_SIZE
         if RUN > 1:
+            slot = tl.max_contiguous(tl.multiple_of(slot, RUN), RUN)
+        d = tl.arange(0, BLOCK_D)
+        in_len = pos < kv_len
+        if IDENTITY_PAGES:
+            page = page_base + logical
+        elif RUN > 1 and PAGE_RUNS:
+            # One page number a run of RUN keys (BLOCK_N // RUN loads, not BLOCK_N), broadcast to the
+            # keys: 1.03-1.07x on the H200's decode, 1.02-1.10x on its paged extend (benchmarks/results/
+            # NVIDIA_H200.md). Config page_runs=False keeps a load a key where the broadcast's
+            # registers spilled (attn/configs, triton_kernels/prefill.py).
+            NR: tl.constexpr = BLOCK_N // RUN
+            run_pos = start_n + tl.arange(0, NR) * RUN
+            if MASKED:
+                page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE, mask=run_pos < kv_len, other=0)
+            else:
+                page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE)
+            page = tl.reshape(tl.broadcast_to(page_r[:, None], (NR, RUN)), (BLOCK_N,))
             page = tl.max_constancy(page, RUN)
-    # 64-bit row bases, 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile of int64 offsets costs the
-    # registers that otherwise hold the accumulator (it spilled at BLOCK_M=128 on sm_90).
-    v_off = kv_offset(page, kv_head, slot, 0, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, V_SPLIT)[:, None] \
-        + dim_offset(d, vs_dhi, vs_dlo, V_SPLIT)[None, :]
-    LOAD_MASK: tl.constexpr = MASKED or BLOCK_D != HEAD_DIM
-    if LOAD_MASK:
-        kmask = in_len[:, None] & (d < HEAD_DIM)[None, :]
-    # vLLM's K holds a page's x-groups of one dim group together: [head_dim/x][page_size][x].
-    # Loaded as a [head_dim/x, BLOCK_N, x] tile (config k_by_group), the lanes of a warp walk the
-    # slots of one dim group (256 contiguous bytes a page) instead of the dim groups of one slot
-    # (16 bytes at a 256-byte stride: a 32-byte L2 request per lane; the H200's decode then hit
-    # the L2's request rate at 44% of DRAM bandwidth). Decode tiles only: the view back to
-    # [head_dim, BLOCK_N] took the registers of prefill's 128-row tiles (32-136 bytes spilled on
-    # sm_90), and prefill reuses each K tile across its rows anyway.
-    BY_GROUP: tl.constexpr = K_BY_GROUP and K_SPLIT > 1 and q.shape[0] <= 16 and not ROTATE_K
-    if BY_GROUP:
-        g = tl.arange(0, BLOCK_D // K_SPLIT)
-        k_off3 = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[None, :, None] \
-            + (g * ks_dhi)[:, None, None] + (tl.arange(0, K_SPLIT) * ks_dlo)[None, None, :]
-        if LOAD_MASK:
-            kmask3 = in_len[None, :, None] & (g * K_SPLIT < HEAD_DIM)[:, None, None]
-            k3 = tl.load(k_ptr + k_off3, mask=kmask3, other=0.0, cache_modifier=CACHE)
+        elif MASKED:
+            page = tl.load(pages_ptr + page_base + logical, mask=in_len, other=0)
         else:
-            k3 = tl.load(k_ptr + k_off3, cache_modifier=CACHE)
-        kt = tl.reshape(tl.permute(k3, (0, 2, 1)), (BLOCK_D, BLOCK_N))
-    else:
-        k_off = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[:, None] \
-            + dim_offset(d, ks_dhi, ks_dlo, K_SPLIT)[None, :]
+            page = tl.load(pages_ptr + page_base + logical)
+            if RUN > 1:
+                page = tl.max_constancy(page, RUN)
+        # 64-bit row bases, 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile of int64 offsets costs the
+        # registers that otherwise hold the accumulator (it spilled at BLOCK_M=128 on sm_90).
+        v_off = kv_offset(page, kv_head, slot, 0, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, V_SPLIT)[:, None] \
+            + dim_offset(d, vs_dhi, vs_dlo, V_SPLIT)[None, :]
+        LOAD_MASK: tl.constexpr = MASKED or BLOCK_D != HEAD_DIM
         if LOAD_MASK:
-            k = tl.load(k_ptr + k_off, mask=kmask, other=0.0, cache_modifier=CACHE)
+            kmask = in_len[:, None] & (d < HEAD_DIM)[None, :]
+        # vLLM's K holds a page's x-groups of one dim group together: [head_dim/x][page_size][x].
+        # Loaded as a [head_dim/x, BLOCK_N, x] tile (config k_by_group), the lanes of a warp walk the
+        # slots of one dim group (256 contiguous bytes a page) instead of the dim groups of one slot
+        # (16 bytes at a 256-byte stride: a 32-byte L2 request per lane; the H200's decode then hit
+        # the L2's request rate at 44% of DRAM bandwidth). Decode tiles only: the view back to
+        # [head_dim, BLOCK_N] took the registers of prefill's 128-row tiles (32-136 bytes spilled on
+        # sm_90), and prefill reuses each K tile across its rows anyway.
+        if BY_GROUP:
+            g = tl.arange(0, BLOCK_D // K_SPLIT)
+            k_off3 = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[None, :, None] \
+                + (g * ks_dhi)[:, None, None] + (tl.arange(0, K_SPLIT) * ks_dlo)[None, None, :]
+            if LOAD_MASK:
+                kmask3 = in_len[None, :, None] & (g * K_SPLIT < HEAD_DIM)[:, None, None]
+                k3 = tl.load(k_ptr + k_off3, mask=kmask3, other=0.0, cache_modifier=CACHE)
+            else:
+                k3 = tl.load(k_ptr + k_off3, cache_modifier=CACHE)
+            kt = tl.reshape(tl.permute(k3, (0, 2, 1)), (BLOCK_D, BLOCK_N))
         else:
-            k = tl.load(k_ptr + k_off, cache_modifier=CACHE)
+            k_off = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[:, None] \
+                + dim_offset(d, ks_dhi, ks_dlo, K_SPLIT)[None, :]
+            if LOAD_MASK:
+                k = tl.load(k_ptr + k_off, mask=kmask, other=0.0, cache_modifier=CACHE)
+            else:
+                k = tl.load(k_ptr + k_off, cache_modifier=CACHE)
     if ROTATE_K:
         # A ragged K given un-rotated: rotate it at its own positions on load.
         kp_off = kv_offset(page[:, None], kv_head, slot[:, None], _rope_partner(d, ROT, ROT_DIM)[None, :],
@@ -174,7 +189,7 @@ def attend_block(
         kmask2 = in_len[:, None] & (d < HEAD_DIM)[None, :]
         kp = tl.load(k_ptr + kp_off, mask=kmask2, other=0.0)
         k = _rope(k, kp, pos, in_len, d, cs_ptr, s_cs, cs_half, ROT, ROT_DIM).to(kp.dtype)
-    if not BY_GROUP:
+    if not BY_GROUP and not FLAT:
         kt = tl.trans(k)
     s = _dot(q, kt, PRECISION)
 
@@ -215,7 +230,10 @@ def attend_block(
         p = tl.math.exp2(s - m_safe[:, None])
     alpha = tl.math.exp2(m_i - m_safe)
     l_i = l_i * alpha + tl.sum(p, 1)
-    if LOAD_MASK:
+    if FLAT:
+        vf = tl.load(v_ptr + (pg * vs_page + kv_head * vs_head)[:, None] + run[None, :], cache_modifier=CACHE)
+        v = tl.reshape(tl.permute(tl.reshape(vf, (NP, HEAD_DIM, PAGE_SIZE)), (0, 2, 1)), (BLOCK_N, HEAD_DIM))
+    elif LOAD_MASK:
         v = tl.load(v_ptr + v_off, mask=kmask, other=0.0, cache_modifier=CACHE)
     else:
         v = tl.load(v_ptr + v_off, cache_modifier=CACHE)
@@ -472,6 +490,20 @@ def launch_options(cfg: dict) -> dict:
                                 "kpack") if k in cfg}
 
 
+def k_tile_mode(cfg: dict, kv) -> int:
+    """The kernel's K_BY_GROUP: 0 rows, 1 vLLM's K by dim group, 2 whole vLLM page-heads (flat
+    rows). The flat mode reads a page's K and V of one head as one contiguous run, which holds
+    only for page-heads stored densely (a strided view of a larger cache may not be): it falls
+    back to 1 otherwise."""
+    mode = int(cfg.get("k_by_group", 0))
+    if mode == 2:
+        ks, vs = kv.k_strides, kv.v_strides
+        dense = (ks.split > 1 and ks.dlo == 1 and ks.slot == ks.split and ks.dhi == kv.page_size * ks.split
+                 and vs.split == 1 and vs.slot == 1 and vs.dhi == kv.page_size)
+        mode = 2 if dense else 1
+    return mode
+
+
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
            softcap: float, transform=None, custom_mask=None, mask_indptr=None, return_lse: bool = False,
            part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None, persistent=None,
@@ -547,7 +579,7 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         CAUSAL=bool(causal), WINDOW=window_left >= 0, HAS_MASK=custom_mask is not None, SOFTCAP=softcap > 0,
         TRANSFORM=transform, RETURN_LSE=bool(return_lse), HAS_PARTIALS=has_parts,
         CACHE=cfg.get("cache_modifier", ""), PRECISION=dot_precision(q),
-        K_BY_GROUP=bool(cfg.get("k_by_group", False)), PAGE_RUNS=bool(cfg.get("page_runs", True)), **rot, **opts,
+        K_BY_GROUP=k_tile_mode(cfg, kv), PAGE_RUNS=bool(cfg.get("page_runs", True)), **rot, **opts,
         prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride,
         prog_times=prog_times if prog_times is not None else q_indptr, TIMER=timer, **pers,
     )
@@ -587,7 +619,7 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               PAGE_SIZE=page_size, K_SPLIT=split, V_SPLIT=1, IDENTITY_PAGES=False, CAUSAL=False, WINDOW=False,
               HAS_MASK=False, SOFTCAP=False, TRANSFORM=None, RETURN_LSE=False, HAS_PARTIALS=False,
               CACHE=cfg.get("cache_modifier", ""), PRECISION=None, ROT=0, ROT_DIM=0, ROTATE_K=False,
-              K_BY_GROUP=bool(cfg.get("k_by_group", False)), PAGE_RUNS=bool(cfg.get("page_runs", True)),
+              K_BY_GROUP=int(cfg.get("k_by_group", 0)), PAGE_RUNS=bool(cfg.get("page_runs", True)),
               PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1,
               BLOCK_N_DECODE=cfg.get("block_n_decode", cfg["BLOCK_N"]), STAGES_DECODE=cfg.get("stages_decode"),
               TIMER=0)

@@ -52,12 +52,6 @@ def choose_config(plat, head_dim: int, group: int, page_size: int, dtype: str, f
             cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 16)
         elif configs.hopper(plat) and head_dim > 64:
             cfg["num_stages"] = min(cfg["num_stages"], 2)
-    if (cfg.get("k_by_group") and cfg.get("page_runs", True) and cfg["BLOCK_N"] <= 32 and plat.vendor == "nvidia"
-            and "maxnreg" not in cfg):
-        # vLLM's K by dim group with one page number a run of keys: ptxas held the 32-key tile to
-        # 128 registers and spilled 8 bytes (sm_90, Triton 3.9; the H200's tuned 64 x 4096 tile);
-        # uncapped it takes 168, no spill. The 64-key tile takes 168 by itself.
-        cfg["maxnreg"] = 255
     return cfg
 
 

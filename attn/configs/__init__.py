@@ -232,12 +232,13 @@ def heuristic(op: str, plat: Platform, head_dim: int = 128, **shape) -> dict:
             # with every tile tried). With the ceiling at 255 it takes the 177-206 they need and
             # spills nothing, at two blocks an SM: a decode block streams K/V through 3 stages.
             cfg["maxnreg"] = 255
-        if hopper(plat) and shape.get("layout") == "vllm" and head_dim == 128 and group == 4:
-            # vLLM's split K loaded a dim group at a time (triton_kernels/attention.py: K_BY_GROUP):
-            # 1.16x at 64 x 4096 and 1.19x at 8 x 32768 on the H200. Elsewhere its register cost
-            # spilled (compile matrix, Triton 3.9: sm_80 96 bytes, sm_90 GQA 1 40 and GQA 8 8,
-            # gfx90a-gfx950 461-477).
-            cfg["k_by_group"] = True
+        if shape.get("layout") == "vllm":
+            # vLLM's cache: a page's K and V of one head are each one contiguous run; full blocks
+            # read them as flat rows (triton_kernels/attention.py: K_BY_GROUP 2). H200: 1.25x at
+            # 64 x 4096 and 1.29x at 8 x 32768 over the dim-group tile (mode 1), a quarter of its L2
+            # requests; registers within 4 of the row tile on sm_80 / sm_90 / gfx942 at GQA 1-8 and
+            # head_dim 64-256 (Triton 3.9), no spill.
+            cfg["k_by_group"] = 2
     else:
         cfg = {}
     if op in ("prefill", "extend", "decode"):
