@@ -141,18 +141,18 @@ def suite_decode(ctx):
     specs = [(f"b={b} x {n}", [n] * b) for b, n in shapes]
     if not ctx.args.shapes:
         specs.append(("b=32 mixed 16..16384", mixed_lengths()))
+    # Every layout on every shape (issue 4's targets hold for each); peers once a shape, on the
+    # HND row: they read the same dense tensors whatever attn's layout.
     for label, lens in specs:
         per = sum(lens) * 8 * 128 * 2 * 2
-        case = bu.decode_case(lens, layout="HND", page_size=16, n_sets=ctx.sets(per), gen=ctx.gen,
-                              label=f"{label} HND ps=16")
-        yield measure(case, ctx, peers=_peers(ctx, decode=True, flex=label.startswith("b=64")), metric="gbs")
-    for b, n in shapes[:2]:
-        for layout, ps in (("NHD", 16), ("vllm", 16), ("pool", 1)):
-            per = b * n * 8 * 128 * 2 * 2
-            case = bu.decode_case([n] * b, layout=layout, page_size=ps, n_sets=ctx.sets(per), gen=ctx.gen,
-                                  label=f"b={b} x {n} {layout} ps={ps}")
-            yield measure(case, ctx, peers=[P.hip_peer] + ([P.flashinfer_peer, P.flash_attn_peer]
-                                                           if ctx.args.peers else []), metric="gbs")
+        for layout, ps in (("HND", 16), ("NHD", 16), ("vllm", 16), ("pool", 1)):
+            case = bu.decode_case(lens, layout=layout, page_size=ps, n_sets=ctx.sets(per), gen=ctx.gen,
+                                  label=f"{label} {layout} ps={ps}")
+            peers = ([P.hip_peer] + ([P.flashinfer_peer, P.flash_attn_peer] if ctx.args.peers else []))
+            if layout == "HND":
+                peers = _peers(ctx, decode=True, flex=label.startswith("b=64"))
+            yield measure(case, ctx, peers=peers, metric="gbs")
+            del case
 
 
 def suite_rotary(ctx):

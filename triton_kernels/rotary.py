@@ -139,6 +139,29 @@ def _write_cache(k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
 
 
 @triton.jit
+def _write_page_heads(k_cache, kc_page, kc_head, v_cache, vc_page, vc_head, page, h, hl, oka, okb, vv,
+                      D: tl.constexpr, BLOCK_TK: tl.constexpr, BLOCK_HK: tl.constexpr, IS_NEOX: tl.constexpr,
+                      K_SPLIT: tl.constexpr):
+    """A whole page of BLOCK_TK tokens (every dim rotated) into a cache whose page-heads are dense
+    runs (vLLM's K [d/x][slot][x], V [d][slot]): each head's K and V go out as one contiguous store,
+    the layout's order made in registers. Stored slot by slot, V's 2-byte elements sit a page apart
+    and K's 16-byte groups 256 bytes apart."""
+    if IS_NEOX:
+        kf = tl.reshape(tl.permute(tl.join(oka, okb), (0, 1, 3, 2)), (BLOCK_TK, BLOCK_HK, D))
+    else:
+        kf = oka
+    kf = kf.to(k_cache.dtype.element_ty)
+    k2 = tl.reshape(tl.permute(tl.reshape(kf, (BLOCK_TK, BLOCK_HK, D // K_SPLIT, K_SPLIT)), (1, 2, 0, 3)),
+                    (BLOCK_HK, BLOCK_TK * D))
+    v2 = tl.reshape(tl.permute(vv.to(v_cache.dtype.element_ty), (1, 2, 0)), (BLOCK_HK, D * BLOCK_TK))
+    run = tl.arange(0, BLOCK_TK * D)[None, :]
+    hh = tl.reshape(h, (BLOCK_HK,)).to(tl.int64)
+    live = tl.reshape(hl, (BLOCK_HK,))[:, None]
+    tl.store(k_cache + (page * kc_page + hh * kc_head)[:, None] + run, k2, mask=live)
+    tl.store(v_cache + (page * vc_page + hh * vc_head)[:, None] + run, v2, mask=live)
+
+
+@triton.jit
 def _rotary_kernel(
     q, s_qb, s_qs, s_qh, q_out, s_qob, s_qos, s_qoh,
     k, s_kb, s_ks, s_kh, k_out, s_kob, s_kos, s_koh,
@@ -198,10 +221,14 @@ def _rotary_kernel(
                     hits = tl.sum((slot == s0 + tl.arange(0, BLOCK_TK)).to(tl.int32), axis=0)
                     if (hits == BLOCK_TK) & (s0 >= 0) & (s0 + BLOCK_TK <= n_slots) & (in0 % BLOCK_TK == 0):
                         in_page = tl.multiple_of(in0.to(tl.int32), BLOCK_TK) + tl.arange(0, BLOCK_TK)[:, None, None]
-                        _write_cache(k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
-                                     v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
-                                     s0 // page_size, in_page, h, hl, oka, okb, kp, vv,
-                                     D, R2, BLOCK_R2, BLOCK_P, BLOCK_D, IS_NEOX, K_PASS, K_SPLIT, V_SPLIT)
+                        if RUNS == 2:
+                            _write_page_heads(k_cache, kc_page, kc_head, v_cache, vc_page, vc_head, s0 // page_size,
+                                              h, hl, oka, okb, vv, D, BLOCK_TK, BLOCK_HK, IS_NEOX, K_SPLIT)
+                        else:
+                            _write_cache(k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
+                                         v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
+                                         s0 // page_size, in_page, h, hl, oka, okb, kp, vv,
+                                         D, R2, BLOCK_R2, BLOCK_P, BLOCK_D, IS_NEOX, K_PASS, K_SPLIT, V_SPLIT)
                     else:
                         _write_cache(k_cache, kc_page, kc_head, kc_slot, kc_dhi, kc_dlo,
                                      v_cache, vc_page, vc_head, vc_slot, vc_dhi, vc_dlo,
@@ -334,6 +361,14 @@ def _bsh(t: torch.Tensor):
 _NO_CACHE = (0, 0, 0, 1, 0, 1)
 
 
+def dense_page_heads(kv) -> bool:
+    """Whether kv is vLLM's layout with each page-head of K and of V one dense run (a strided view
+    of a larger cache may not be)."""
+    ks, vs = kv.k_strides, kv.v_strides
+    return (ks.split > 1 and ks.dlo == 1 and ks.slot == ks.split and ks.dhi == kv.page_size * ks.split
+            and vs.split == 1 and vs.slot == 1 and vs.dhi == kv.page_size)
+
+
 def rotary(q, k, q_out, k_out, cos_sin_cache, rotary_dim: int, is_neox: bool, *, positions=None,
            offsets=None, indptr=None, kv=None, v=None, slot_mapping=None, config=None) -> None:
     """One launch. q [T, HQ, D] or [b, s, HQ, D] into q_out (may be q); k likewise into k_out, or,
@@ -378,7 +413,9 @@ def rotary(q, k, q_out, k_out, cos_sin_cache, rotary_dim: int, is_neox: bool, *,
         kc, vc = kv.k, kv.v
         n_slots = kv.num_pages * page_size
         vst = _bsh(v)
-        runs = slot_minor and btk > 1 and page_size % btk == 0
+        runs = int(slot_minor and btk > 1 and page_size % btk == 0)
+        if runs and btk == page_size and rotary_dim == d and d == _np2(d) and dense_page_heads(kv):
+            runs = 2
         ko = k
     else:
         kc = vc = q
@@ -409,6 +446,18 @@ def rotary(q, k, q_out, k_out, cos_sin_cache, rotary_dim: int, is_neox: bool, *,
 # plus head dims 64 / 256, partial rotary, the other position forms and dtypes on a few of them.
 # What the JIT specializes is a constexpr here too: 3-D inputs have SEQ == 1, unit head-dim strides
 # of the cache (or of the unused cache arguments of apply), vLLM's unit x / slot strides.
+def _with_runs(variants):
+    """vLLM's variants once with page runs (RUNS 1) and, where every dim is rotated and the head dim
+    is a power of 2, once with whole pages (RUNS 2: the launcher's choice when a run is a page)."""
+    for mode, style, d, r, dt, pos_mode in variants:
+        if mode != "vllm":
+            yield mode, style, d, r, dt, pos_mode, 0
+            continue
+        yield mode, style, d, r, dt, pos_mode, 1
+        if r == d and d == _np2(d):
+            yield mode, style, d, r, dt, pos_mode, 2
+
+
 def compile_specs():
     from .specs import AMD_TARGETS, NVIDIA_TARGETS, KernelSpec, signature, spec_platform
     specs = []
@@ -425,7 +474,7 @@ def compile_specs():
                  ("vllm", "gptj", 128, 64, "fp16", POS_TENSOR), ("apply", "neox", 128, 128, "fp32", POS_DENSE)]
     for vendor, targets in (("nvidia", NVIDIA_TARGETS), ("amd", AMD_TARGETS)):
         plat = spec_platform(vendor)
-        for mode, style, d, r, dt, pos_mode in variants:
+        for mode, style, d, r, dt, pos_mode, runs in _with_runs(variants):
             write = mode != "apply"
             head_major = mode in ("HND", "vllm")
             cfg = launch_config(1 << 14, 32, 8, d, vendor, plat.num_sms, write, head_major, 16)
@@ -434,7 +483,7 @@ def compile_specs():
                       BLOCK_HK=cfg["BLOCK_HK"], BLOCK_R2=_np2(r // 2), BLOCK_P=_np2(max(d - r, 1)),
                       BLOCK_D=_np2(d), IS_NEOX=style == "neox", Q_PASS=r < d, K_PASS=r < d, WRITE_KV=write,
                       K_SPLIT=(16 // (4 if dt == "fp32" else 2)) if mode == "vllm" else 1, V_SPLIT=1,
-                      POS_MODE=pos_mode, RUNS=mode == "vllm" and btk > 1)
+                      POS_MODE=pos_mode, RUNS=runs if btk > 1 else 0)
             if pos_mode != POS_DENSE:
                 cx["SEQ"] = 1
             cx.update(dict(kc_dlo=1, vc_slot=1) if mode == "vllm" else dict(kc_dhi=1, vc_dhi=1))
@@ -444,6 +493,7 @@ def compile_specs():
                             cos_sin="*fp32", positions=idx, offsets=idx, indptr=idx, slot_mapping=idx)
             aligned = tuple(a for a in strides if a not in cx and not (mode == "vllm" and a == "kc_slot"))
             specs.append(KernelSpec(
-                "rotary", f"{vendor}/{mode}/{style}/{dt}/d{d}/r{r}/pos{pos_mode}", _rotary_kernel, sig, cx,
+                "rotary", f"{vendor}/{mode}/{style}/{dt}/d{d}/r{r}/pos{pos_mode}" + ("/pages" if runs == 2 else ""),
+                _rotary_kernel, sig, cx,
                 options=dict(num_warps=cfg["num_warps"]), targets=targets, aligned=aligned))
     return specs
