@@ -49,7 +49,8 @@ def default_shapes(op: str) -> list[dict]:
         return [dict(batch=64, kv_len=4096), dict(batch=8, kv_len=32768), dict(batch=256, kv_len=1024),
                 dict(batch=1, kv_len=131072), dict(lengths=mixed_lengths()),
                 dict(batch=64, kv_len=4096, layout="pool", page_size=1),
-                dict(batch=64, kv_len=4096, layout="vllm"), dict(batch=8, kv_len=32768, layout="vllm")]
+                dict(batch=64, kv_len=4096, layout="vllm"), dict(batch=8, kv_len=32768, layout="vllm"),
+                dict(batch=1, kv_len=131072, layout="vllm"), dict(lengths=mixed_lengths(), layout="vllm")]
     if op == "rotary":
         return [dict(tokens=8192), dict(tokens=256)]
     raise ValueError(f"op must be one of {OPS}; got {op!r}")
@@ -71,12 +72,16 @@ def parse_shapes(op: str, text: str | None) -> list[dict]:
             if op == "rotary":
                 out.append(dict(tokens=int(part)))
                 continue
-            if op == "decode" and ":" in part:
-                part, layout = part.split(":")
+            if op == "decode" and (":" in part or part == "mixed"):
+                part, layout = part.split(":") if ":" in part else (part, "HND")
                 if layout not in DECODE_LAYOUTS:
                     raise SystemExit(f"--shapes: layout {layout!r} in {part}:{layout} must be one of {DECODE_LAYOUTS}")
+                geo = dict(layout=layout, page_size=1 if layout == "pool" else 16)
+                if part == "mixed":
+                    out.append(dict(lengths=mixed_lengths(), **geo))
+                    continue
                 b, n = part.lower().split("x")
-                out.append(dict(batch=int(b), kv_len=int(n), layout=layout, page_size=1 if layout == "pool" else 16))
+                out.append(dict(batch=int(b), kv_len=int(n), **geo))
                 continue
             b, n = part.lower().split("x")
             if op == "extend":
@@ -458,7 +463,8 @@ def add_arguments(parser):
     parser.add_argument("--op", required=True, choices=OPS + ("all",), help="operation to tune (all: every one)")
     parser.add_argument("--shapes", default=None,
                         help="comma-separated BxLEN (decode, prefill), BxPREFIX+NEW (extend), TOKENS (rotary); "
-                             "decode takes a layout after a colon (64x4096:vllm, :NHD, :pool; HND otherwise); "
+                             "decode takes a layout after a colon (64x4096:vllm, :NHD, :pool; HND otherwise) and 'mixed' "
+                             "for the mixed-length batch (mixed:vllm); "
                              "default: the kernel issues' shapes")
     parser.add_argument("--out", default=None, help="device file to write (default attn/configs/<vendor>/<device>.json)")
     parser.add_argument("--budget-s", type=float, default=None, help="stop tuning after this many seconds")

@@ -89,21 +89,21 @@ def test_write_results_replaces_a_bucket_written_before_the_layout_key(tmp_path)
     assert [(e["bucket"].get("layout"), e["config"]["BLOCK_N"]) for e in entries] == [("rows", 32), ("vllm", 64)]
 
 
-def test_vllm_decode_buckets_measure_both_k_tiles(tmp_path):
-    """A vLLM decode bucket times the K tile by dim group against the heuristic's choice (on for
-    the H200's GQA 4 / d 128, off elsewhere): the tuner, not the heuristic, decides; both run
-    correctly here (the interpreter) and the winner carries its choice into the file."""
+def test_vllm_decode_buckets_measure_every_k_tile(tmp_path):
+    """A vLLM decode bucket times the three K / V tiles (rows, K by dim group, whole page-heads;
+    the heuristic takes the last): the tuner, not the heuristic, decides; all run correctly here
+    (the interpreter) and the winner carries its choice into the file."""
     log = []
 
     def timer(calls, cfg):
         for c in calls:
             c()
         log.append(dict(cfg))
-        return 0.5 if cfg.get("k_by_group") else 1.0
+        return 0.5 if cfg.get("k_by_group") == 1 else 1.0
     res = make(tmp_path, log, shapes=[dict(batch=2, kv_len=40, layout="vllm")], timer=timer).run()
-    assert sorted({bool(c.get("k_by_group")) for c in log}) == [False, True], log
+    assert sorted({int(c.get("k_by_group", 0)) for c in log}) == [0, 1, 2], log
     (e,) = res["entries"]
-    assert e["bucket"]["layout"] == "vllm" and e["config"]["k_by_group"] is True, e
+    assert e["bucket"]["layout"] == "vllm" and e["config"]["k_by_group"] == 1, e
     # rows layouts do not time the flag: it changes nothing there
     log.clear()
     make(tmp_path / "rows", log, shapes=[dict(batch=2, kv_len=40)], timer=timer).run()
@@ -143,6 +143,8 @@ def test_parse_shapes():
     assert tune.parse_shapes("rotary", "256") == [dict(tokens=256)]
     assert tune.parse_shapes("decode", "64x4096:vllm,8x1024:pool") == [
         dict(batch=64, kv_len=4096, layout="vllm", page_size=16), dict(batch=8, kv_len=1024, layout="pool", page_size=1)]
+    mixed = tune.parse_shapes("decode", "mixed:vllm,mixed")
+    assert [m["layout"] for m in mixed] == ["vllm", "HND"] and mixed[0]["lengths"] == tune.mixed_lengths()
     with pytest.raises(SystemExit, match="layout 'XYZ'"):
         tune.parse_shapes("decode", "64x4096:XYZ")
     assert len(tune.parse_shapes("prefill", None)) == 3
