@@ -82,15 +82,16 @@ def test_layout_family_picks_its_own_entries(tuned_dir):
     assert configs.lookup("decode", H100, **BASE, layout="rows", batch=8, kv_len=32768)["BLOCK_N"] in (32, 128)
 
 
-def test_vllm_decode_loads_k_by_dim_group_only_where_it_fits():
-    """k_by_group (a register-hungry K tile view) is chosen where it was measured faster and
-    compiles without spills: Hopper, vLLM's layout, head_dim 128, GQA 4; nowhere else."""
+def test_vllm_decode_reads_whole_page_heads_on_every_platform():
+    """vLLM's decode takes the whole-page-head tile (k_by_group 2) on every vendor, GQA group and
+    head dim (its registers stay within a few of the row tile's), and only vLLM's layout does."""
     A100 = Platform("nvidia", "sm_80", 32, 108, "NVIDIA A100-SXM4-80GB")
-    on = lambda plat, **s: configs.heuristic("decode", plat, **{"head_dim": 128, "group": 4, "page_size": 16,  # noqa: E731
-                                                                "layout": "vllm", **s}).get("k_by_group", False)
-    assert on(H100)
-    assert not on(H100, layout="rows") and not on(H100, group=8) and not on(H100, group=1)
-    assert not on(H100, head_dim=64) and not on(A100) and not on(MI300)
+    mode = lambda plat, **s: configs.heuristic("decode", plat, **{"head_dim": 128, "group": 4, "page_size": 16,  # noqa: E731
+                                                                  "layout": "vllm", **s}).get("k_by_group", 0)
+    for plat in (H100, A100, MI300):
+        for group, hd in ((1, 64), (4, 128), (8, 256)):
+            assert mode(plat, group=group, head_dim=hd) == 2, (plat, group, hd)
+        assert mode(plat, layout="rows") == 0
 
 
 def test_wide_head_decode_lifts_the_register_ceiling_on_ampere_only():
