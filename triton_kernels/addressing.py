@@ -26,3 +26,12 @@ def dim_offset(d, s_dhi, s_dlo, SPLIT: tl.constexpr):
         return d * s_dhi
     else:
         return (d // SPLIT) * s_dhi + (d % SPLIT) * s_dlo
+
+
+def dense_page_heads(kv) -> bool:
+    """Host side: whether kv is vLLM's split layout with each page's K and V of one head stored as
+    one dense run (K [d/x][slot][x], V [d][slot]; a strided view of a larger cache may not be), so
+    that kernels may read or write a page-head as one flat run."""
+    ks, vs = kv.k_strides, kv.v_strides
+    return (ks.split > 1 and ks.dlo == 1 and ks.slot == ks.split and ks.dhi == kv.page_size * ks.split
+            and vs.split == 1 and vs.slot == 1 and vs.dhi == kv.page_size)

@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import cuda as tl_cuda, hip as tl_hip
 
-from .addressing import dim_offset, kv_offset
+from .addressing import dense_page_heads, dim_offset, kv_offset
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
@@ -496,11 +496,8 @@ def k_tile_mode(cfg: dict, kv) -> int:
     only for page-heads stored densely (a strided view of a larger cache may not be): it falls
     back to 1 otherwise."""
     mode = int(cfg.get("k_by_group", 0))
-    if mode == 2:
-        ks, vs = kv.k_strides, kv.v_strides
-        dense = (ks.split > 1 and ks.dlo == 1 and ks.slot == ks.split and ks.dhi == kv.page_size * ks.split
-                 and vs.split == 1 and vs.slot == 1 and vs.dhi == kv.page_size)
-        mode = 2 if dense else 1
+    if mode == 2 and not dense_page_heads(kv):
+        mode = 1
     return mode
 
 

@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .addressing import dim_offset, kv_offset
+from .addressing import dense_page_heads, dim_offset, kv_offset
 
 # Position sources (POS_MODE).
 POS_TENSOR = 0      # positions[t]
@@ -359,14 +359,6 @@ def _bsh(t: torch.Tensor):
 
 
 _NO_CACHE = (0, 0, 0, 1, 0, 1)
-
-
-def dense_page_heads(kv) -> bool:
-    """Whether kv is vLLM's layout with each page-head of K and of V one dense run (a strided view
-    of a larger cache may not be)."""
-    ks, vs = kv.k_strides, kv.v_strides
-    return (ks.split > 1 and ks.dlo == 1 and ks.slot == ks.split and ks.dhi == kv.page_size * ks.split
-            and vs.split == 1 and vs.slot == 1 and vs.dhi == kv.page_size)
 
 
 def rotary(q, k, q_out, k_out, cos_sin_cache, rotary_dim: int, is_neox: bool, *, positions=None,
