@@ -145,7 +145,8 @@ def _write_page_heads(k_cache, kc_page, kc_head, v_cache, vc_page, vc_head, page
     """A whole page of BLOCK_TK tokens (every dim rotated) into a cache whose page-heads are dense
     runs (vLLM's K [d/x][slot][x], V [d][slot]): each head's K and V go out as one contiguous store,
     the layout's order made in registers. Stored slot by slot, V's 2-byte elements sit a page apart
-    and K's 16-byte groups 256 bytes apart."""
+    and K's 16-byte groups 256 bytes apart. H200: 1.01x over 16-slot runs (the write's limit is
+    elsewhere; benchmarks/results/NVIDIA_H200.md)."""
     if IS_NEOX:
         kf = tl.reshape(tl.permute(tl.join(oka, okb), (0, 1, 3, 2)), (BLOCK_TK, BLOCK_HK, D))
     else:
@@ -432,12 +433,6 @@ def rotary(q, k, q_out, k_out, cos_sin_cache, rotary_dim: int, is_neox: bool, *,
     )
 
 
-# Every variant the launcher can pick, at its largest tiles (the decode-sized launches shrink the
-# token blocks: fewer registers): per vendor config x {apply, write to a token-major cache (NHD,
-# ragged), to a head-major one (HND), to vLLM's (split K, V along the slots: page runs)} x style,
-# plus head dims 64 / 256, partial rotary, the other position forms and dtypes on a few of them.
-# What the JIT specializes is a constexpr here too: 3-D inputs have SEQ == 1, unit head-dim strides
-# of the cache (or of the unused cache arguments of apply), vLLM's unit x / slot strides.
 def _with_runs(variants):
     """vLLM's variants once with page runs (RUNS 1) and, where every dim is rotated and the head dim
     is a power of 2, once with whole pages (RUNS 2: the launcher's choice when a run is a page)."""
@@ -450,6 +445,12 @@ def _with_runs(variants):
             yield mode, style, d, r, dt, pos_mode, 2
 
 
+# Every variant the launcher can pick, at its largest tiles (the decode-sized launches shrink the
+# token blocks: fewer registers): per vendor config x {apply, write to a token-major cache (NHD,
+# ragged), to a head-major one (HND), to vLLM's (split K, V along the slots: page runs)} x style,
+# plus head dims 64 / 256, partial rotary, the other position forms and dtypes on a few of them.
+# What the JIT specializes is a constexpr here too: 3-D inputs have SEQ == 1, unit head-dim strides
+# of the cache (or of the unused cache arguments of apply), vLLM's unit x / slot strides.
 def compile_specs():
     from .specs import AMD_TARGETS, NVIDIA_TARGETS, KernelSpec, signature, spec_platform
     specs = []
