@@ -106,17 +106,26 @@ def attend_block(
     # V) as 16-byte vectors through cp.async instead of 2-byte scalars that are not pipelined.
     start_n = tl.multiple_of(start_n, BLOCK_N)
     pos = start_n + tl.arange(0, BLOCK_N)
-    # vLLM's cache (config k_by_group=2, full blocks of whole pages): a page's K and V of one head
+    # vLLM's cache (config k_by_group=2, blocks of whole pages): a page's K and V of one head
     # are each one contiguous PAGE_SIZE * HEAD_DIM run. Loaded as flat [pages, run] rows, a warp
     # reads 512 contiguous bytes an instruction, as over HND; the [dim group, slot, x] and [dim,
     # slot] orders are undone in registers (free views of the shared-memory tile).
     BY_GROUP: tl.constexpr = K_BY_GROUP == 1 and K_SPLIT > 1 and q.shape[0] <= 16 and not ROTATE_K
-    FLAT: tl.constexpr = (K_BY_GROUP == 2 and K_SPLIT > 1 and V_SPLIT == 1 and not MASKED and not ROTATE_K
+    FLAT: tl.constexpr = (K_BY_GROUP == 2 and K_SPLIT > 1 and V_SPLIT == 1 and not ROTATE_K
                           and not IDENTITY_PAGES and BLOCK_D == HEAD_DIM and BLOCK_N % PAGE_SIZE == 0
                           and q.shape[0] <= 16)
     if FLAT:
         NP: tl.constexpr = BLOCK_N // PAGE_SIZE
-        pg = tl.load(pages_ptr + page_base + start_n // PAGE_SIZE + tl.arange(0, NP)).to(tl.int64)
+        page_no = start_n // PAGE_SIZE + tl.arange(0, NP)
+        if MASKED:
+            # A sequence's last block too (masked per key, every page loaded whole: a per-key load
+            # mask on V's slot-contiguous rows splits it into 2-byte loads that are not pipelined).
+            # Pages past the sequence read page 0 (in bounds); their keys' scores are masked and
+            # their V rows zeroed below, so whatever the slots hold (NaN included) never counts.
+            in_len = pos < kv_len
+            pg = tl.load(pages_ptr + page_base + page_no, mask=page_no * PAGE_SIZE < kv_len, other=0).to(tl.int64)
+        else:
+            pg = tl.load(pages_ptr + page_base + page_no).to(tl.int64)
         run = tl.arange(0, PAGE_SIZE * HEAD_DIM)
         kf = tl.load(k_ptr + (pg * ks_page + kv_head * ks_head)[:, None] + run[None, :], cache_modifier=CACHE)
         kt = tl.reshape(tl.permute(tl.reshape(kf, (NP, HEAD_DIM // K_SPLIT, PAGE_SIZE, K_SPLIT)), (1, 3, 0, 2)),
@@ -233,6 +242,8 @@ def attend_block(
     if FLAT:
         vf = tl.load(v_ptr + (pg * vs_page + kv_head * vs_head)[:, None] + run[None, :], cache_modifier=CACHE)
         v = tl.reshape(tl.permute(tl.reshape(vf, (NP, HEAD_DIM, PAGE_SIZE)), (0, 2, 1)), (BLOCK_N, HEAD_DIM))
+        if MASKED:
+            v = tl.where(in_len[:, None], v, 0.0)
     elif LOAD_MASK:
         v = tl.load(v_ptr + v_off, mask=kmask, other=0.0, cache_modifier=CACHE)
     else:
