@@ -9,25 +9,14 @@ def kv_offset(page, head, slot, d, s_page, s_head, s_slot, s_dhi, s_dlo, SPLIT: 
 
     The page term is 64-bit: pools of 2**31+ elements are common (a 70B model's cache on one
     GPU), and everything else is bounded by one page."""
-    return row_base(page, head, s_page, s_head) + slot_offset(slot, s_slot, SPLIT) + dim_offset(d, s_dhi, s_dlo, SPLIT)
-
-
-@triton.jit
-def row_base(page, head, s_page, s_head):
-    """The 64-bit start of (page, head): the part of kv_offset that is the same for a page's slots."""
-    return page.to(tl.int64) * s_page + head * s_head
-
-
-@triton.jit
-def slot_offset(slot, s_slot, SPLIT: tl.constexpr):
-    """A slot's offset inside its page-head (32-bit)."""
     if SPLIT == 1:
-        return slot * s_slot
+        return page.to(tl.int64) * s_page + head * s_head + slot * s_slot + d * s_dhi
     else:
         # vLLM's K: a slot's x dims are one 16-byte group, so s_slot is a multiple of SPLIT (the
         # layout requires it; attn.plan_decode checks). Written as (s_slot // SPLIT) * SPLIT the
         # compiler sees that and loads each group as one 16-byte vector instead of x scalars.
-        return (slot * (s_slot // SPLIT)) * SPLIT
+        off = page.to(tl.int64) * s_page + head * s_head + (slot * (s_slot // SPLIT)) * SPLIT
+        return off + (d // SPLIT) * s_dhi + (d % SPLIT) * s_dlo
 
 
 @triton.jit

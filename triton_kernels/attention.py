@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import cuda as tl_cuda, hip as tl_hip
 
-from .addressing import dense_page_heads, dim_offset, kv_offset, row_base, slot_offset
+from .addressing import dense_page_heads, dim_offset, kv_offset
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
@@ -82,6 +82,16 @@ def _rope(x, xp, pos, valid, d, cs_ptr, s_cs, cs_half, ROT: tl.constexpr, ROT_DI
 
 
 @triton.jit
+def _unsigned(page):
+    """Page numbers are never negative: as uint32 they widen to 64 bits by zero extension, one
+    multiply-add less a key than a sign extension."""
+    out = page
+    if page.dtype == tl.int32:
+        out = page.to(tl.uint32, bitcast=True)
+    return out
+
+
+@triton.jit
 def attend_block(
     acc, m_i, l_i, q,
     k_ptr, v_ptr, pages_ptr, page_base, start_n, kv_len, kv_head,
@@ -124,49 +134,47 @@ def attend_block(
     else:
         LOWBIT: tl.constexpr = PAGE_SIZE & (~PAGE_SIZE + 1)
         RUN: tl.constexpr = BLOCK_N if LOWBIT > BLOCK_N else LOWBIT
+        logical = pos // PAGE_SIZE
+        # A block starts on a BLOCK_N boundary: where pages divide it, a key's slot is the same
+        # every block (loop-invariant, no signed modulo a key a block); where it divides a page,
+        # one scalar modulo. Prefill tiles only: decode's held the hoisted slot products in 24-30
+        # more registers (sm_90: 76 -> 100 at 32 keys, 108 -> 140 at 64), fewer programs an SM.
+        PREFILL_TILE: tl.constexpr = q.shape[0] > 16
+        if PREFILL_TILE and BLOCK_N % PAGE_SIZE == 0:
+            slot = tl.arange(0, BLOCK_N) % PAGE_SIZE
+        elif PREFILL_TILE and PAGE_SIZE % BLOCK_N == 0:
+            slot = start_n % PAGE_SIZE + tl.arange(0, BLOCK_N)
+        else:
+            slot = pos % PAGE_SIZE
+        if RUN > 1:
+            slot = tl.max_contiguous(tl.multiple_of(slot, RUN), RUN)
         d = tl.arange(0, BLOCK_D)
         in_len = pos < kv_len
-        # 64-bit row bases (k_row, v_row: one a key), 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile
-        # of int64 offsets costs the registers that otherwise hold the accumulator (it spilled at
-        # BLOCK_M=128 on sm_90).
-        if RUN > 1 and PAGE_RUNS and not IDENTITY_PAGES:
-            # One page number a run of RUN keys (BLOCK_N // RUN loads, not BLOCK_N), its run's 64-bit
-            # row base computed once, and each key adding its place in the run, which is the same
-            # every block (hoisted out of the loop). A key's page, slot and 64-bit products each
-            # block cost the paged extend 76 more instructions a block than the ragged one (sm_90
-            # SASS: 483 against 407); page runs alone were 1.03-1.07x on the H200's decode and
-            # 1.02-1.10x on its paged extend. Config page_runs=False keeps a load a key where the
-            # broadcast's registers spilled (attn/configs, triton_kernels/prefill.py).
+        if IDENTITY_PAGES:
+            page = page_base + logical
+        elif RUN > 1 and PAGE_RUNS:
+            # One page number a run of RUN keys (BLOCK_N // RUN loads, not BLOCK_N), broadcast to the
+            # keys: 1.03-1.07x on the H200's decode, 1.02-1.10x on its paged extend (benchmarks/results/
+            # NVIDIA_H200.md). Config page_runs=False keeps a load a key where the broadcast's
+            # registers spilled (attn/configs, triton_kernels/prefill.py).
             NR: tl.constexpr = BLOCK_N // RUN
             run_pos = start_n + tl.arange(0, NR) * RUN
             if MASKED:
                 page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE, mask=run_pos < kv_len, other=0)
             else:
                 page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE)
-            run_slot = tl.multiple_of(run_pos % PAGE_SIZE, RUN)
-            kb = row_base(page_r, kv_head, ks_page, ks_head) + slot_offset(run_slot, ks_slot, K_SPLIT)
-            vb = row_base(page_r, kv_head, vs_page, vs_head) + slot_offset(run_slot, vs_slot, V_SPLIT)
-            in_run = tl.max_contiguous(tl.multiple_of(tl.arange(0, BLOCK_N) % RUN, RUN), RUN)
-            k_row = tl.max_constancy(tl.reshape(tl.broadcast_to(kb[:, None], (NR, RUN)), (BLOCK_N,)), RUN) \
-                + slot_offset(in_run, ks_slot, K_SPLIT)
-            v_row = tl.max_constancy(tl.reshape(tl.broadcast_to(vb[:, None], (NR, RUN)), (BLOCK_N,)), RUN) \
-                + slot_offset(in_run, vs_slot, V_SPLIT)
+            page = tl.reshape(tl.broadcast_to(_unsigned(page_r)[:, None], (NR, RUN)), (BLOCK_N,))
+            page = tl.max_constancy(page, RUN)
+        elif MASKED:
+            page = _unsigned(tl.load(pages_ptr + page_base + logical, mask=in_len, other=0))
         else:
-            logical = pos // PAGE_SIZE
-            slot = pos % PAGE_SIZE
+            page = _unsigned(tl.load(pages_ptr + page_base + logical))
             if RUN > 1:
-                slot = tl.max_contiguous(tl.multiple_of(slot, RUN), RUN)
-            if IDENTITY_PAGES:
-                page = page_base + logical
-            elif MASKED:
-                page = tl.load(pages_ptr + page_base + logical, mask=in_len, other=0)
-            else:
-                page = tl.load(pages_ptr + page_base + logical)
-                if RUN > 1:
-                    page = tl.max_constancy(page, RUN)
-            k_row = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)
-            v_row = kv_offset(page, kv_head, slot, 0, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, V_SPLIT)
-        v_off = v_row[:, None] + dim_offset(d, vs_dhi, vs_dlo, V_SPLIT)[None, :]
+                page = tl.max_constancy(page, RUN)
+        # 64-bit row bases, 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile of int64 offsets costs the
+        # registers that otherwise hold the accumulator (it spilled at BLOCK_M=128 on sm_90).
+        v_off = kv_offset(page, kv_head, slot, 0, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo, V_SPLIT)[:, None] \
+            + dim_offset(d, vs_dhi, vs_dlo, V_SPLIT)[None, :]
         LOAD_MASK: tl.constexpr = MASKED or BLOCK_D != HEAD_DIM
         if LOAD_MASK:
             kmask = in_len[:, None] & (d < HEAD_DIM)[None, :]
@@ -179,7 +187,8 @@ def attend_block(
         # sm_90), and prefill reuses each K tile across its rows anyway.
         if BY_GROUP:
             g = tl.arange(0, BLOCK_D // K_SPLIT)
-            k_off3 = k_row[None, :, None] + (g * ks_dhi)[:, None, None] + (tl.arange(0, K_SPLIT) * ks_dlo)[None, None, :]
+            k_off3 = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[None, :, None] \
+                + (g * ks_dhi)[:, None, None] + (tl.arange(0, K_SPLIT) * ks_dlo)[None, None, :]
             if LOAD_MASK:
                 kmask3 = in_len[None, :, None] & (g * K_SPLIT < HEAD_DIM)[:, None, None]
                 k3 = tl.load(k_ptr + k_off3, mask=kmask3, other=0.0, cache_modifier=CACHE)
@@ -187,14 +196,16 @@ def attend_block(
                 k3 = tl.load(k_ptr + k_off3, cache_modifier=CACHE)
             kt = tl.reshape(tl.permute(k3, (0, 2, 1)), (BLOCK_D, BLOCK_N))
         else:
-            k_off = k_row[:, None] + dim_offset(d, ks_dhi, ks_dlo, K_SPLIT)[None, :]
+            k_off = kv_offset(page, kv_head, slot, 0, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)[:, None] \
+                + dim_offset(d, ks_dhi, ks_dlo, K_SPLIT)[None, :]
             if LOAD_MASK:
                 k = tl.load(k_ptr + k_off, mask=kmask, other=0.0, cache_modifier=CACHE)
             else:
                 k = tl.load(k_ptr + k_off, cache_modifier=CACHE)
     if ROTATE_K:
         # A ragged K given un-rotated: rotate it at its own positions on load.
-        kp_off = k_row[:, None] + dim_offset(_rope_partner(d, ROT, ROT_DIM), ks_dhi, ks_dlo, K_SPLIT)[None, :]
+        kp_off = kv_offset(page[:, None], kv_head, slot[:, None], _rope_partner(d, ROT, ROT_DIM)[None, :],
+                           ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, K_SPLIT)
         kmask2 = in_len[:, None] & (d < HEAD_DIM)[None, :]
         kp = tl.load(k_ptr + kp_off, mask=kmask2, other=0.0)
         k = _rope(k, kp, pos, in_len, d, cs_ptr, s_cs, cs_half, ROT, ROT_DIM).to(kp.dtype)
