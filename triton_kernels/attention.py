@@ -139,7 +139,9 @@ def attend_block(
         # every block (loop-invariant, no signed modulo a key a block); where it divides a page,
         # one scalar modulo. Prefill tiles only: decode's held the hoisted slot products in 24-30
         # more registers (sm_90: 76 -> 100 at 32 keys, 108 -> 140 at 64), fewer programs an SM.
-        PREFILL_TILE: tl.constexpr = q.shape[0] > 16
+        # Not where the config loads a page number a key (page_runs False: the persistent loop, whose
+        # registers are short; hoisted slots spilled 24-40 bytes there on sm_90).
+        PREFILL_TILE: tl.constexpr = q.shape[0] > 16 and PAGE_RUNS
         if PREFILL_TILE and BLOCK_N % PAGE_SIZE == 0:
             slot = tl.arange(0, BLOCK_N) % PAGE_SIZE
         elif PREFILL_TILE and PAGE_SIZE % BLOCK_N == 0:
