@@ -84,7 +84,8 @@ def _rope(x, xp, pos, valid, d, cs_ptr, s_cs, cs_half, ROT: tl.constexpr, ROT_DI
 @triton.jit
 def _unsigned(page):
     """Page numbers are never negative: as uint32 they widen to 64 bits by zero extension, one
-    multiply-add less a key than a sign extension."""
+    multiply-add less a key than a sign extension. Not where page_runs is off (the persistent loop:
+    2 SGPRs spilled on gfx90a at d80 / d96)."""
     out = page
     if page.dtype == tl.int32:
         out = page.to(tl.uint32, bitcast=True)
@@ -168,9 +169,13 @@ def attend_block(
             page = tl.reshape(tl.broadcast_to(_unsigned(page_r)[:, None], (NR, RUN)), (BLOCK_N,))
             page = tl.max_constancy(page, RUN)
         elif MASKED:
-            page = _unsigned(tl.load(pages_ptr + page_base + logical, mask=in_len, other=0))
+            page = tl.load(pages_ptr + page_base + logical, mask=in_len, other=0)
+            if PAGE_RUNS:
+                page = _unsigned(page)
         else:
-            page = _unsigned(tl.load(pages_ptr + page_base + logical))
+            page = tl.load(pages_ptr + page_base + logical)
+            if PAGE_RUNS:
+                page = _unsigned(page)
             if RUN > 1:
                 page = tl.max_constancy(page, RUN)
         # 64-bit row bases, 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile of int64 offsets costs the
