@@ -304,15 +304,17 @@ def test_batch_prefill_replan(gen, device):
         assert rel_err(got, ref) <= 1e-5, f"{layout} {q_lens} {kv_lens}"
 
 
-@pytest.mark.parametrize("layout,page_size", [("NHD", 4), ("HND", 2), ("vllm", 8)])
-def test_prefill_block_over_several_pages(layout, page_size, gen, device):
-    """KV blocks of 16 keys over 2-8 shuffled pages (one page number a run of keys): causal and
-    window blocks, extends whose prefix ends inside a page, a length-1 sequence."""
+@pytest.mark.parametrize("block_m", [16, 32])
+@pytest.mark.parametrize("layout,page_size", [("NHD", 4), ("HND", 2), ("vllm", 8), ("HND", 32)])
+def test_prefill_block_over_several_pages(layout, page_size, block_m, gen, device):
+    """KV blocks of 16 keys over 2-8 shuffled pages (one page number a run of keys), or inside
+    pages of 32: causal and window blocks, extends whose prefix ends inside a page, a length-1
+    sequence; at 32 query rows a tile, the slots are computed once for every block."""
     q_lens, kv_lens = [13, 1, 40], [37, 1, 40]
     case = make_kv(kv_lens, layout=layout, page_size=page_size, kv_heads=2, head_dim=64, device=device, gen=gen)
     q, qi = ragged_q(q_lens, 4, 64, device=device, gen=gen)
     for opts in (dict(causal=True), dict(causal=True, window_left=9)):
-        with configs.override("prefill", dict(BLOCK_N=16)):
+        with configs.override("prefill", dict(BLOCK_N=16, BLOCK_M=block_m)):
             got = attn.BatchPrefill(max_tokens=64, max_batch=3, device=device, num_q_heads=4).plan(
                 qi, case.kv, **opts).run(q, case.kv)
         ref = _reference(q, case.kv, qi, opts, return_lse=False)
