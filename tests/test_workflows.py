@@ -272,6 +272,26 @@ def test_gpu_tier_merge_forgets_what_a_later_part_ran(tmp_path):
     assert rc == 0 and both["not_run"] == 0 and both["status"] == "" and both["totals"] == {"passed": 6}, both
 
 
+def test_gpu_tier_merge_counts_only_the_tiers_tests_as_not_run(tmp_path):
+    """A part selected with a wider marker leaves CPU tests unrun: the merged GPU tier does not
+    owe them, only the gpu-marked tests no part ran."""
+    part = tmp_path / "part"
+    subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--allow-no-gpu", "--out", str(part),
+                    "-m", "gpu or not gpu", "--deadline", "0", "tests/test_merge.py"],
+                   capture_output=True, text=True, timeout=600, cwd=REPO,
+                   env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    (js,) = part.glob("*.json")
+    unrun = set(json.loads(js.read_text())["not_run_ids"])
+    gpu = {n for n in unrun if "_gpu[" in n}     # test_merge.py's gpu tests are its *_gpu ones
+    assert gpu and unrun - gpu, unrun
+    out = tmp_path / "m"
+    p = subprocess.run([sys.executable, str(REPO / "ci" / "gpu_tier.py"), "--out", str(out), "--merge", str(js)],
+                       capture_output=True, text=True, timeout=300)
+    (md,) = out.glob("*.md")
+    data = json.loads(md.with_suffix(".json").read_text())
+    assert p.returncode != 0 and set(data["not_run_ids"]) == gpu, (data["not_run_ids"], p.stderr[-2000:])
+
+
 def _gpu_tier_module():
     import importlib.util
     spec = importlib.util.spec_from_file_location("gpu_tier", REPO / "ci" / "gpu_tier.py")
