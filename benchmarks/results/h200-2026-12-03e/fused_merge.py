@@ -1,0 +1,42 @@
+"""Split-KV decode with the merge fused into the attention launch vs the merge as a second launch:
+both planned with attn.BatchDecode on the same inputs, alternated in rounds (graph-timed), outputs
+compared. Prints a table (time, % of copy bandwidth, ratio) per layout and shape."""
+import statistics, sys
+import torch
+import attn
+from attn import benchutil as bu
+from attn.tune import mixed_lengths
+
+gen = torch.Generator("cuda").manual_seed(0)
+copy = bu.copy_gbs()
+l2 = bu.l2_bytes()
+shapes = [("b=64 x 4096", [4096] * 64), ("b=8 x 32768", [32768] * 8), ("b=256 x 1024", [1024] * 256),
+          ("b=1 x 131072", [131072]), ("b=32 mixed 16..16384", mixed_lengths())]
+print(f"copy {copy:.0f} GB/s  torch {torch.__version__}", flush=True)
+print("| shape | layout | fused (us) | % copy | merge launch (us) | % copy | fused / launch | max |diff| |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for label, lens in shapes:
+    per = sum(lens) * 8 * 128 * 2 * 2
+    for layout, ps in (("HND", 16), ("NHD", 16), ("vllm", 16), ("pool", 1)):
+        case = bu.decode_case(lens, layout=layout, page_size=ps, n_sets=bu.sets_for(per, l2), gen=gen)
+        b = len(lens)
+        runs, outs = {}, {}
+        for fm in (True, False):
+            plan = attn.BatchDecode(max_batch=b, kernel_config=dict(fuse_merge=fm)).plan(case.kv, q_heads=32)
+            o = [torch.empty_like(x) for x in case.qs]
+            runs[fm] = [(lambda i=i, p=plan, o=o: p.run(case.qs[i], case.kvs[i], out=o[i])) for i in range(len(case.qs))]
+            outs[fm] = o
+        t = {True: [], False: []}
+        for _ in range(3):
+            for fm in (True, False):
+                t[fm].append(bu.gpu_time(runs[fm])[0] * 1e3)
+        for fm in (True, False):
+            runs[fm][0]()
+        torch.cuda.synchronize()
+        diff = (outs[True][0].float() - outs[False][0].float()).abs().max().item()
+        ft, lt = statistics.median(t[True]), statistics.median(t[False])
+        gbs = lambda us: case.bytes / (us * 1e-6) / 1e9
+        print(f"| {label} | {layout} ps={ps} | {ft:.1f} | {100 * gbs(ft) / copy:.0f}% | {lt:.1f} | "
+              f"{100 * gbs(lt) / copy:.0f}% | {ft / lt:.3f} | {diff:.1e} |", flush=True)
+        del case, runs, outs
+        torch.cuda.empty_cache()
