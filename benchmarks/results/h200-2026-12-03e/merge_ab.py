@@ -1,20 +1,26 @@
-"""Split-KV decode with the merge launched programmatically dependent (PDL) vs plainly after it:
-both planned with attn.BatchDecode on the same inputs, alternated in rounds (graph-timed), outputs
-compared. Prints a table (time, % of copy bandwidth, ratio) per layout and shape."""
-import statistics, sys
+"""Split-KV decode, BatchDecode's merge one way against the other: `python merge_ab.py KEY` plans
+every layout and shape twice, with kernel_config {KEY: True} and {KEY: False} (fuse_merge: the
+merge fused into the attention launch, on exp/fused-merge; pdl: the merge launched
+programmatically dependent, on exp/pdl-merge), on the same inputs, alternated in rounds
+(graph-timed), outputs compared. Prints a table: time, % of copy bandwidth, ratio."""
+import statistics
+import sys
+
 import torch
+
 import attn
 import attn.platform
 from attn import benchutil as bu
 from attn.tune import mixed_lengths
 
+key = sys.argv[1]
 gen = torch.Generator("cuda").manual_seed(0)
 copy = bu.copy_gbs()
 l2 = bu.l2_bytes()
 shapes = [("b=64 x 4096", [4096] * 64), ("b=8 x 32768", [32768] * 8), ("b=256 x 1024", [1024] * 256),
           ("b=1 x 131072", [131072]), ("b=32 mixed 16..16384", mixed_lengths())]
 print(f"copy {copy:.0f} GB/s  torch {torch.__version__}", flush=True)
-print("| shape | layout | PDL merge (us) | % copy | plain merge launch (us) | % copy | PDL / plain | max |diff| |")
+print(f"| shape | layout | {key} on (us) | % copy | {key} off (us) | % copy | on / off | max |diff| |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for label, lens in shapes:
     per = sum(lens) * 8 * 128 * 2 * 2
@@ -22,23 +28,24 @@ for label, lens in shapes:
         case = bu.decode_case(lens, layout=layout, page_size=ps, n_sets=bu.sets_for(per, l2), gen=gen)
         b = len(lens)
         runs, outs = {}, {}
-        for fm in (True, False):
-            plan = attn.BatchDecode(max_batch=b, kernel_config=dict(pdl=fm)).plan(case.kv, q_heads=32)
+        for on in (True, False):
+            plan = attn.BatchDecode(max_batch=b, kernel_config={key: on}).plan(case.kv, q_heads=32)
             o = [torch.empty_like(x) for x in case.qs]
-            runs[fm] = [(lambda i=i, p=plan, o=o: p.run(case.qs[i], case.kvs[i], out=o[i])) for i in range(len(case.qs))]
-            outs[fm] = o
+            runs[on] = [(lambda i=i, p=plan, o=o: p.run(case.qs[i], case.kvs[i], out=o[i])) for i in range(len(case.qs))]
+            outs[on] = o
         t = {True: [], False: []}
         for _ in range(3):
-            for fm in (True, False):
-                t[fm].append(bu.gpu_time(runs[fm])[0] * 1e3)
-        for fm in (True, False):
-            runs[fm][0]()
+            for on in (True, False):
+                t[on].append(bu.gpu_time(runs[on])[0] * 1e3)
+        for on in (True, False):
+            runs[on][0]()
         torch.cuda.synchronize()
         diff = (outs[True][0].float() - outs[False][0].float()).abs().max().item()
         ft, lt = statistics.median(t[True]), statistics.median(t[False])
-        gbs = lambda us: case.bytes / (us * 1e-6) / 1e9
+        gbs = lambda us: case.bytes / (us * 1e-6) / 1e9  # noqa: E731
         print(f"| {label} | {layout} ps={ps} | {ft:.1f} | {100 * gbs(ft) / copy:.0f}% | {lt:.1f} | "
               f"{100 * gbs(lt) / copy:.0f}% | {ft / lt:.3f} | {diff:.1e} |", flush=True)
         del case, runs, outs
         torch.cuda.empty_cache()
-print("pdl active:", attn.platform.pdl_supported(attn.platform.get()))
+print("pdl available:", attn.platform.pdl_supported(attn.platform.get()) if hasattr(attn.platform, "pdl_supported")
+      else "no (not this tree)")
