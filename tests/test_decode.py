@@ -4,6 +4,7 @@ launch. CPU tier: a sampled slice through the interpreter (fp16/fp32). GPU tier:
 in bf16/fp16, 128k-token sequences, CUDA-graph replay across re-plans."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,6 +103,39 @@ def test_batch_decode_replan(gen, device):
         out, lse = run_plan(dec, case, q)
         check(case, q[:len(lens)], out, lse, f"re-plan lens={lens}")
         assert out[len(lens):].isnan().all(), "rows past the planned batch must not be written"
+
+
+def test_fit_wave_splits_fill_one_wave_with_the_shortest_chunks():
+    """Config fit_wave: a mixed batch's chunks number at most the wave (programs_per_sm x SMs over
+    the kv heads), where equal total / target chunks overshoot it, and a chunk one block shorter
+    would not fit: the shortest that does. Chunks keep min_chunk_blocks; a batch larger than the
+    wave gets one chunk a sequence."""
+    from attn.triton_kernels.decode import choose_splits
+    from attn.tune import mixed_lengths
+    lens = np.array(mixed_lengths())
+    cfg = dict(BLOCK_N=32, programs_per_sm=4, min_chunk_blocks=8)
+    wave = 4 * 132 // 8
+    assert choose_splits(lens, 8, 132, cfg).sum() > wave                  # the overshoot fit_wave removes
+    splits = choose_splits(lens, 8, 132, {**cfg, "fit_wave": True})
+    assert splits.sum() <= wave, splits.sum()
+    blocks = -(-lens // 32)
+    chunk = int((-(-blocks // splits)).max())                          # the longest chunk, in blocks
+    assert chunk >= 8 and (-(-blocks // (chunk - 1))).sum() > wave, chunk
+    assert (choose_splits(np.full(500, 4096), 8, 132, {**cfg, "fit_wave": True}) == 1).all()
+    assert (choose_splits(np.array([100, 5, 0]), 8, 132, {**cfg, "fit_wave": True}) == 1).all()   # < 8 blocks
+
+
+@pytest.mark.parametrize("form", ["HND", "vllm"])
+def test_batch_decode_fit_wave(form, gen, device):
+    """BatchDecode with fit_wave splits: the reference's answer, and on the lengths given."""
+    case = make_kv(LENS, layout=form, page_size=16, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
+                   gen=gen)
+    q = randn((len(LENS), 8, 64), torch.float16, device, gen)
+    dec = attn.BatchDecode(max_batch=len(LENS), device=device,
+                           kernel_config=dict(fit_wave=True, BLOCK_N=16, min_chunk_blocks=1, programs_per_sm=8))
+    out, lse = run_plan(dec, case, q)
+    assert int(dec.merge_indptr[-1]) > 0, "the plan must split some sequence"
+    check(case, q, out, lse, "fit_wave")
 
 
 def test_batch_decode_errors(gen, device):
