@@ -39,7 +39,7 @@ class BatchDecode:
                       False: kernels read kv's page-map tensors in place (no graphs across
                       page maps held in different tensors)
         kernel_config overrides of the kernel configuration (BLOCK_N, num_warps, num_stages,
-                      cache_modifier, programs_per_sm, min_chunk_blocks): tuning only
+                      cache_modifier, programs_per_sm, min_chunk_blocks, fit_wave): tuning only
 
     plan(kv, q_heads, ...) once per batch composition:
         kv            attn.layouts.KVCache, b <= max_batch sequences, any layout (NHD, HND, vllm,

@@ -31,7 +31,7 @@ for label, lens in shapes:
         for on in (True, False):
             plan = attn.BatchDecode(max_batch=b, kernel_config={key: on}).plan(case.kv, q_heads=32)
             o = [torch.empty_like(x) for x in case.qs]
-            runs[on] = [(lambda i=i, p=plan, o=o: p.run(case.qs[i], case.kvs[i], out=o[i])) for i in range(len(case.qs))]
+            runs[on] = [(lambda i=i, p=plan, o=o, c=case: p.run(c.qs[i], c.kvs[i], out=o[i])) for i in range(len(case.qs))]
             outs[on] = o
         t = {True: [], False: []}
         for _ in range(3):
@@ -42,7 +42,7 @@ for label, lens in shapes:
         torch.cuda.synchronize()
         diff = (outs[True][0].float() - outs[False][0].float()).abs().max().item()
         ft, lt = statistics.median(t[True]), statistics.median(t[False])
-        gbs = lambda us: case.bytes / (us * 1e-6) / 1e9  # noqa: E731
+        gbs = lambda us, n=case.bytes: n / (us * 1e-6) / 1e9  # noqa: E731
         print(f"| {label} | {layout} ps={ps} | {ft:.1f} | {100 * gbs(ft) / copy:.0f}% | {lt:.1f} | "
               f"{100 * gbs(lt) / copy:.0f}% | {ft / lt:.3f} | {diff:.1e} |", flush=True)
         del case, runs, outs
