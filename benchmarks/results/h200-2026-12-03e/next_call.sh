@@ -6,9 +6,9 @@
 # then: run(command="bash .gpu/next_call.sh", carry=[".gpu"], timeout_s=600)   (~6 minutes)
 R=$OUT/r; mkdir -p $R; export PYTHONUNBUFFERED=1
 cd .gpu/wt/longest && python -m pip install -q --no-deps --no-build-isolation -e . > $R/pip.log 2>&1
-VARIANTS='{"tuned": {}, "longest_first": {"longest_first": true}, "longest_first pps8": {"longest_first": true, "programs_per_sm": 8}, "fit_wave": {"fit_wave": true}}' \
+VARIANTS='{"tuned": {}, "longest_first": {"longest_first": true}, "fit_wave pps5": {"fit_wave": true, "programs_per_sm": 5}, "fit_wave pps6": {"fit_wave": true, "programs_per_sm": 6}, "fit_wave pps6 longest": {"fit_wave": true, "programs_per_sm": 6, "longest_first": true}, "fit_wave pps8": {"fit_wave": true, "programs_per_sm": 8}}' \
 LAYOUTS=mixed:HND:16,mixed:NHD:16,mixed:vllm:16,mixed:pool:1,8x32768:HND:16,1x131072:HND:16,64x4096:HND:16 \
-  timeout -k 5 -s INT 150 python ../../split_ab.py > $R/longest.md 2> $R/longest.err; cat $R/longest.md
+  timeout -k 5 -s INT 200 python ../../split_ab.py > $R/longest.md 2> $R/longest.err; cat $R/longest.md
 timeout -k 15 -s INT 330 python ci/gpu_tier.py --deadline 300 --out $R/t1 -n 15 -m gpu tests/test_decode.py > $R/t1.log 2>&1
 tail -3 $R/t1.log; grep -E "Status|Total" $R/t1/*.md
 tar czf $OUT/r.tgz -C $OUT r

@@ -51,3 +51,13 @@ for shape, layout, ps in [tuple(x.split(":")) for x in os.environ["LAYOUTS"].spl
               f"{100 * case.bytes / (us * 1e-6) / 1e9 / copy:.1f}% | {us / base:.3f} | {diff:.1e} |", flush=True)
     del case, plans, outs, calls
     torch.cuda.empty_cache()
+# What bounds a wave here: the compiled kernels' registers and shared memory (this Triton, this GPU).
+from attn.tune import compiled_kernels  # noqa: E402
+props = torch.cuda.get_device_properties(0)
+for k in compiled_kernels().values():
+    md = k.metadata
+    regs, smem, warps = int(getattr(k, "n_regs", 0) or 0), int(getattr(md, "shared", 0) or 0), int(md.num_warps)
+    by_regs = 65536 // max(-(-regs * 32 // 256) * 256 * warps, 1)     # registers are allocated 256 a warp
+    by_smem = props.shared_memory_per_multiprocessor // max(smem, 1)
+    print(f"{md.name}: {regs} registers, {smem} B shared, {warps} warps -> {min(by_regs, by_smem, 64 // warps)} "
+          f"programs an SM (registers {by_regs}, shared memory {by_smem})")
