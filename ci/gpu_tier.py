@@ -167,12 +167,7 @@ def collected_params(paths: list, gpu_ids: set | None = None) -> dict:
                     gpu_ids.add(it.nodeid)
 
     c = Params()
-    cwd = os.getcwd()
-    os.chdir(REPO)                  # nodeids are relative to the repository root
-    try:
-        pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *paths], plugins=[c])
-    finally:
-        os.chdir(cwd)
+    _collect(paths, c)
     return c.params
 
 
@@ -185,14 +180,18 @@ def selected_ids(paths: list, marker: str) -> set:
             self.ids = {it.nodeid for it in session.items}
 
     c = Selected()
+    _collect(paths, c, "-m", marker)
+    return c.ids
+
+
+def _collect(paths: list, plugin, *args) -> None:
+    """pytest's collection of these test files (no test runs), seen by plugin."""
     cwd = os.getcwd()
-    os.chdir(REPO)
+    os.chdir(REPO)                  # nodeids are relative to the repository root
     try:
-        pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "-m", marker,
-                     *paths], plugins=[c])
+        pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *args, *paths], plugins=[plugin])
     finally:
         os.chdir(cwd)
-    return c.ids
 
 
 # ------------------------------------------------------------------------------------------

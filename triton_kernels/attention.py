@@ -82,12 +82,12 @@ def _rope(x, xp, pos, valid, d, cs_ptr, s_cs, cs_half, ROT: tl.constexpr, ROT_DI
 
 
 @triton.jit
-def _unsigned(page):
+def _unsigned(page, PAGE_RUNS: tl.constexpr):
     """Page numbers are never negative: as uint32 they widen to 64 bits by zero extension, one
     multiply-add less a key than a sign extension. Not where page_runs is off (the persistent loop:
     2 SGPRs spilled on gfx90a at d80 / d96)."""
     out = page
-    if page.dtype == tl.int32:
+    if PAGE_RUNS and page.dtype == tl.int32:
         out = page.to(tl.uint32, bitcast=True)
     return out
 
@@ -175,16 +175,12 @@ def attend_block(
                 page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE, mask=run_pos < kv_len, other=0)
             else:
                 page_r = tl.load(pages_ptr + page_base + run_pos // PAGE_SIZE)
-            page = tl.reshape(tl.broadcast_to(_unsigned(page_r)[:, None], (NR, RUN)), (BLOCK_N,))
+            page = tl.reshape(tl.broadcast_to(_unsigned(page_r, PAGE_RUNS)[:, None], (NR, RUN)), (BLOCK_N,))
             page = tl.max_constancy(page, RUN)
         elif MASKED:
-            page = tl.load(pages_ptr + page_base + logical, mask=in_len, other=0)
-            if PAGE_RUNS:
-                page = _unsigned(page)
+            page = _unsigned(tl.load(pages_ptr + page_base + logical, mask=in_len, other=0), PAGE_RUNS)
         else:
-            page = tl.load(pages_ptr + page_base + logical)
-            if PAGE_RUNS:
-                page = _unsigned(page)
+            page = _unsigned(tl.load(pages_ptr + page_base + logical), PAGE_RUNS)
             if RUN > 1:
                 page = tl.max_constancy(page, RUN)
         # 64-bit row bases, 32-bit dim offsets: a [BLOCK_N, BLOCK_D] tile of int64 offsets costs the

@@ -109,7 +109,8 @@ def _fit_wave(lens: np.ndarray, block_n: int, min_blocks: int, max_items: int) -
 
     def items(chunk: int) -> int:
         return int((-(-blocks // chunk)).sum())
-    lo, hi = max(min_blocks, 1), max(int(blocks.max()), max(min_blocks, 1))
+    lo = max(min_blocks, 1)
+    hi = max(int(blocks.max()), lo)
     while lo < hi:                                   # items() falls as the chunk grows
         mid = (lo + hi) // 2
         if items(mid) <= max_items:
