@@ -112,6 +112,7 @@ class BatchDecode:
         from attn.ops import check_options
         from attn.transforms import as_transform
         from attn.triton_kernels.decode import choose_splits, config_for, features_of
+        from attn.rotary import check_rotary
         b = check_plan_kv(kv, self.device, self.max_batch, "BatchDecode", q_heads)
         check_options(sm_scale, window_left, softcap)
         for name, st in (("k_cache", kv.k_strides), ("v_cache", kv.v_strides)):
@@ -138,6 +139,8 @@ class BatchDecode:
                 V.fail(f"seq_lens_host must have shape [{b}]; got {list(lens.shape)}")
         else:
             lens = kv.seq_lens.to("cpu", torch.int64).numpy()
+        if rotary is not None:
+            check_rotary(rotary, d, self.device, lens)
         # The kernel configuration is fixed at the first plan: a captured graph holds its binary,
         # and the items' block alignment must match it on every later plan.
         # Tuned entries are bucketed by batch and mean length too: the first plan's pick them.

@@ -11,6 +11,7 @@ from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
 from attn.plans import check_plan_kv, kv_geometry, plan_lengths, prepare_run
+from attn.rotary import check_rotary
 from attn.scheduling import WorkList, segment_arange
 from attn.transforms import as_transform
 
@@ -168,7 +169,7 @@ class BatchPrefill:
                 self._blk_ids[: ids.shape[0]].copy_(torch.from_numpy(ids))
             blocks = (self._blk_indptr, self._blk_ids)
         if rotary is not None:
-            P.check_rotary(rotary, d, self.device)
+            check_rotary(rotary, d, self.device, kv_lens)
 
         shape = (self.max_tokens, hq, d)
         if self._out is None or self._out.shape != shape or self._out.dtype != kv.dtype:

@@ -45,6 +45,25 @@ class Rotary:
                    f"got {self.rotary_dim}")
 
 
+def check_rotary(rotary, head_dim: int, device, kv_lens) -> None:
+    """rotary usable on device at head_dim over sequences of kv_lens tokens (host ints): q and K sit
+    at positions below kv_len, each reading its row of cos_sin_cache."""
+    from attn import platform
+    if not isinstance(rotary, Rotary):
+        V.fail(f"rotary must be an attn.Rotary; got {type(rotary).__name__}", TypeError)
+    cs = rotary.cos_sin_cache
+    if cs.device != platform.as_device(device):
+        V.fail(f"rotary.cos_sin_cache must be on {device}; got {cs.device}")
+    if cs.stride(1) != 1:
+        V.fail(f"rotary.cos_sin_cache must have unit stride along its last dim; got strides {cs.stride()}")
+    if rotary.rotary_dim > head_dim:
+        V.fail(f"rotary.rotary_dim must be <= head_dim={head_dim}; got {rotary.rotary_dim}")
+    longest = max((int(n) for n in kv_lens), default=0)
+    if longest > cs.shape[0]:
+        V.fail(f"rotary.cos_sin_cache must have a row for every position below the longest kv_len={longest}; "
+               f"got {cs.shape[0]} rows")
+
+
 # ------------------------------------------------------------------------------------ the cache
 
 def cos_sin_cache(max_position: int, rotary_dim: int, base: float = 10000.0, scaling: dict | None = None,

@@ -154,6 +154,15 @@ def test_batch_decode_errors(gen, device):
         dec.run(randn((3, 8, 64), torch.float16, device, gen), case.kv)
     with pytest.raises(RuntimeError, match="before plan"):
         attn.BatchDecode(max_batch=4, device=device).run(randn((3, 4, 64), torch.float16, device, gen), case.kv)
+    # Rotary on load: every position below the longest kv_len (9) needs its cos/sin row.
+    short = attn.Rotary(attn.rotary.cos_sin_cache(8, 64, device=device), "neox")
+    with pytest.raises(ValueError, match="cos_sin_cache must have a row .* kv_len=9; got 8 rows"):
+        attn.BatchDecode(max_batch=4, device=device).plan(case.kv, 4, rotary=short)
+    wide = attn.Rotary(attn.rotary.cos_sin_cache(16, 128, device=device), "neox")
+    with pytest.raises(ValueError, match="rotary_dim must be <= head_dim=64; got 128"):
+        attn.decode(randn((3, 4, 64), torch.float16, device, gen), case.kv, rotary=wide, backend="triton")
+    with pytest.raises(ValueError, match="kv_len=9; got 8 rows"):       # the reference says so too
+        attn.decode(randn((3, 4, 64), torch.float16, device, gen), case.kv, rotary=short, backend="torch")
 
 
 @pytest.mark.parametrize("form", ["NHD", "HND", "vllm"])

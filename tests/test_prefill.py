@@ -332,6 +332,12 @@ def test_batch_prefill_errors(gen, device):
         attn.BatchPrefill(max_tokens=64, max_batch=1, device=device, num_q_heads=4).plan(qi, case.kv)
     with pytest.raises(RuntimeError, match="before plan"):
         attn.BatchPrefill(max_tokens=64, max_batch=2, device=device, num_q_heads=4).run(torch.zeros(1), case.kv)
+    short = attn.Rotary(attn.rotary.cos_sin_cache(11, 64, device=device), "neox")
+    with pytest.raises(ValueError, match="cos_sin_cache must have a row .* kv_len=12; got 11 rows"):
+        attn.BatchPrefill(max_tokens=64, max_batch=2, device=device, num_q_heads=4).plan(qi, case.kv, rotary=short)
+    q, _ = ragged_q([10, 12], 4, 64, device=device, gen=gen)
+    with pytest.raises(ValueError, match="kv_len=12; got 11 rows"):
+        attn.prefill(q, case.kv, qi, rotary=short, backend="triton")
 
 
 def test_batch_prefill_refuses_what_a_captured_graph_cannot_follow(gen, device):

@@ -73,7 +73,9 @@ def _rope(x, xp, pos, valid, d, cs_ptr, s_cs, cs_half, ROT: tl.constexpr, ROT_DI
     else:
         first = d % 2 == 0
         freq = d // 2
-    cm = valid[:, None] & (d < ROT_DIM)[None, :]
+    # An empty sequence's decode row sits at position -1: it attends to nothing, but must not read
+    # the cos/sin row before the cache (plan() checks that every position below kv_len has a row).
+    cm = (valid & (pos >= 0))[:, None] & (d < ROT_DIM)[None, :]
     c_off = pos.to(tl.int64)[:, None] * s_cs + freq[None, :]
     cos = tl.load(cs_ptr + c_off, mask=cm, other=1.0).to(tl.float32)
     sin = tl.load(cs_ptr + c_off + cs_half, mask=cm, other=0.0).to(tl.float32)

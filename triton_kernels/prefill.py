@@ -12,6 +12,7 @@ import torch
 
 from attn import configs, platform
 from attn.layouts import validation as V
+from attn.rotary import check_rotary
 from attn.scheduling import WorkList, prefill_items
 from .attention import launch, tile_shape
 from .mask_summary import block_lists, pack_mask
@@ -125,19 +126,6 @@ def check_mask(custom_mask, q_lens, kv_lens):
         V.fail(f"custom_mask supports kv_len < 2**27; got kv_len {int(kv_lens.max())}")
 
 
-def check_rotary(rotary, head_dim: int, device):
-    from attn.rotary import Rotary
-    if not isinstance(rotary, Rotary):
-        V.fail(f"rotary must be an attn.Rotary; got {type(rotary).__name__}", TypeError)
-    cs = rotary.cos_sin_cache
-    if cs.device != platform.as_device(device):
-        V.fail(f"rotary.cos_sin_cache must be on {device}; got {cs.device}")
-    if cs.stride(1) != 1:
-        V.fail(f"rotary.cos_sin_cache must have unit stride along its last dim; got strides {cs.stride()}")
-    if rotary.rotary_dim > head_dim:
-        V.fail(f"rotary.rotary_dim must be <= head_dim={head_dim}; got {rotary.rotary_dim}")
-
-
 def host_lengths(q_indptr, kv) -> tuple[np.ndarray, np.ndarray]:
     """(q_lens, kv_lens) on the host in one device-to-host copy."""
     b = kv.batch_size
@@ -180,7 +168,7 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
         bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
         blocks = (torch.from_numpy(bi).to(q.device), torch.from_numpy(np.append(ids, 0).astype(np.int32)).to(q.device))
     if rotary is not None:
-        check_rotary(rotary, d, q.device)
+        check_rotary(rotary, d, q.device, kv_lens)
     out = torch.empty_like(q)
     lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
     if total_q:

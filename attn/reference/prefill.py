@@ -6,6 +6,7 @@ import math
 import torch
 
 from attn.layouts.convert import gather
+from attn.rotary import check_rotary
 from .rotary import rotate
 
 
@@ -25,6 +26,8 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     k_rows, v_rows, kv_ip = gather(kv)
     qi = q_indptr.to("cpu", torch.int64)
     ki = kv_ip.to("cpu", torch.int64)
+    if rotary is not None:
+        check_rotary(rotary, d, q.device, ki.diff().tolist())
     group = hq // kv.num_kv_heads
     out = torch.zeros(total_q, hq, d, dtype=compute_dtype, device=q.device)
     lse = torch.full((total_q, hq), float("-inf"), dtype=torch.float32, device=q.device)
