@@ -39,7 +39,8 @@ class BatchDecode:
                       False: kernels read kv's page-map tensors in place (no graphs across
                       page maps held in different tensors)
         kernel_config overrides of the kernel configuration (BLOCK_N, num_warps, num_stages,
-                      cache_modifier, programs_per_sm, min_chunk_blocks, fit_wave): tuning only
+                      cache_modifier, programs_per_sm, min_chunk_blocks, fit_wave,
+                      longest_first): tuning only
 
     plan(kv, q_heads, ...) once per batch composition:
         kv            attn.layouts.KVCache, b <= max_batch sequences, any layout (NHD, HND, vllm,
@@ -174,7 +175,7 @@ class BatchDecode:
         kvh = kv.num_kv_heads
         splits = choose_splits(lens if begin is None else lens - begin, kvh, num_sms, cfg, num_splits,
                                self.max_splits)
-        items, merge_indptr = decode_items(lens, splits, block_n, begin)
+        items, merge_indptr = decode_items(lens, splits, block_n, begin, longest_first=bool(cfg.get("longest_first")))
         n_items = items.shape[0]
 
         # Sizes fixed by the first plan (or by max_splits): the grids of a captured graph.

@@ -63,12 +63,15 @@ def prefill_items(q_lens: np.ndarray, tq: int) -> np.ndarray:
     return np.stack([req, q_start, np.zeros(n, np.int64), np.full(n, KV_END_OPEN), np.full(n, -1)], 1)
 
 
-def decode_items(kv_lens: np.ndarray, splits: np.ndarray, block_n: int, kv_begin: np.ndarray | None = None):
+def decode_items(kv_lens: np.ndarray, splits: np.ndarray, block_n: int, kv_begin: np.ndarray | None = None,
+                 longest_first: bool = False):
     """Split-KV items for decode (one query per request). Request b's KV [kv_begin[b], kv_len[b])
     (kv_begin: 0, or where a sliding window starts, rounded down to a block) is cut into splits[b]
     chunks of whole BLOCK_N blocks; every kv_start is a multiple of BLOCK_N (the kernel's loads
     rely on it). Returns (items, merge_indptr [b+1] over partial rows, where requests with one
-    chunk have none and write out directly)."""
+    chunk have none and write out directly). longest_first: items ordered by chunk length, longest
+    first (programs start in item order, so the short chunks fill the last wave's gaps); partial
+    rows stay where the merge expects them."""
     begin = np.zeros_like(kv_lens) if kv_begin is None else (np.asarray(kv_begin) // block_n) * block_n
     blocks = np.maximum((kv_lens - begin + block_n - 1) // block_n, 1)
     splits = np.clip(splits, 1, blocks)
@@ -82,4 +85,6 @@ def decode_items(kv_lens: np.ndarray, splits: np.ndarray, block_n: int, kv_begin
     merge_indptr = np.concatenate([[0], np.cumsum(parts)])
     out_slot = np.where(np.repeat(splits, splits) > 1, np.repeat(merge_indptr[:-1], splits) + j, -1)
     items = np.stack([req, np.zeros_like(req), kv_start, kv_end, out_slot], 1)
+    if longest_first:
+        items = items[np.argsort(kv_start - kv_end, kind="stable")]
     return items, merge_indptr

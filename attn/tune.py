@@ -143,7 +143,7 @@ def candidate_space(op: str, plat) -> tuple[list[dict], list[dict]]:
         # 1.22x on the mixed batch's row tile: it depends on the lengths, so the tuner decides).
         stage2 = [dict(cache_modifier=".cg"), dict(programs_per_sm=1), dict(programs_per_sm=2),
                   dict(programs_per_sm=8), dict(min_chunk_blocks=8), dict(fit_wave=True),
-                  dict(programs_per_sm=4, fit_wave=True)]
+                  dict(programs_per_sm=4, fit_wave=True), dict(longest_first=True)]
     elif op == "rotary":
         stage1 = [dict(BLOCK_T=t, num_warps=w) for t in (1, 4, 16) for w in (1, 4)]
         stage2 = []

@@ -138,6 +138,23 @@ def test_batch_decode_fit_wave(form, gen, device):
     check(case, q, out, lse, "fit_wave")
 
 
+@pytest.mark.parametrize("form", ["NHD", "vllm"])
+def test_batch_decode_longest_first(form, gen, device):
+    """Config longest_first: the work items run longest chunk first (the plan's item list is in
+    non-increasing length), and the merged answer is the reference's."""
+    lens = [5, 40, 77, 0, 130, 1, 33]
+    case = make_kv(lens, layout=form, page_size=16, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
+                   gen=gen)
+    q = randn((len(lens), 8, 64), torch.float16, device, gen)
+    dec = attn.BatchDecode(max_batch=len(lens), device=device,
+                           kernel_config=dict(longest_first=True, BLOCK_N=16, min_chunk_blocks=1, programs_per_sm=8))
+    out, lse = run_plan(dec, case, q)
+    n = int(dec.work.num_items)
+    size = (dec.work.kv_end[:n].clamp(max=max(lens)) - dec.work.kv_start[:n]).cpu()
+    assert int(dec.merge_indptr[-1]) > 0 and (size[:-1] >= size[1:]).all() and (size[0] > size[-1]), size
+    check(case, q, out, lse, "longest_first")
+
+
 def test_batch_decode_errors(gen, device):
     case = make_kv([5, 9, 3], layout="HND", page_size=4, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
                    gen=gen)
