@@ -1,0 +1,4 @@
+R=$OUT/r; mkdir -p $R; export PYTHONUNBUFFERED=1
+python -m pip install -q --no-deps --no-build-isolation -e . > $R/pip.log 2>&1
+VARIANTS='{"tuned": {}, "bn32 s3 pps4 mcb8 lf": {"BLOCK_N": 32, "num_stages": 3, "programs_per_sm": 4, "min_chunk_blocks": 8, "longest_first": true}, "bn32 s5 pps4 mcb8 lf": {"BLOCK_N": 32, "num_stages": 5, "programs_per_sm": 4, "min_chunk_blocks": 8, "longest_first": true}, "bn64 s4 pps4 mcb4 lf": {"programs_per_sm": 4, "longest_first": true}, "bn64 s4 pps6 fw lf": {"fit_wave": true, "programs_per_sm": 6, "longest_first": true}, "bn32 s4 pps4 mcb8 lf": {"BLOCK_N": 32, "programs_per_sm": 4, "min_chunk_blocks": 8, "longest_first": true}}' \
+LAYOUTS=mixed:vllm:16 timeout -k 5 -s INT 150 python .gpu/split_ab.py > $R/vllm_mixed.md 2> $R/vllm_mixed.err; cat $R/vllm_mixed.md
