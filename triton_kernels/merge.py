@@ -30,8 +30,10 @@ def _merge_chunk(acc, m, l, o_ptrs, lse, live, dmask):
     m_new = tl.maximum(m, tl.max(lse, 0))
     m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
     w = tl.math.exp2(lse - m_safe)                        # 0 for parts that saw no key
-    used = live & (w > 0)
-    o = tl.load(o_ptrs, mask=used[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+    # o is loaded beside its lse, not after it (one round trip, not two); a part that saw no key
+    # may hold anything, NaN included, so its weight 0 is applied by select, not by product.
+    o = tl.load(o_ptrs, mask=live[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+    o = tl.where((w > 0)[:, None], o, 0.0)
     alpha = tl.math.exp2(m - m_safe)
     acc = acc * alpha + tl.sum(o * w[:, None], 0)
     l = l * alpha + tl.sum(w, 0)
@@ -61,9 +63,21 @@ def _merge_row(o_ptr, lse_ptr, s_on, s_ln, row_o, row_l, start, n, out_row, out_
 
 
 @triton.jit
+def _entry(indptr_ptr, rows_ptr, i, max_rows, HAS_ROWS: tl.constexpr):
+    """Merge-list entry i's parts [start, end) and output row; past max_rows an empty entry."""
+    ok = i < max_rows
+    start = tl.load(indptr_ptr + i, mask=ok, other=0)
+    end = tl.load(indptr_ptr + i + 1, mask=ok, other=0)
+    r = i
+    if HAS_ROWS:
+        r = tl.load(rows_ptr + i, mask=ok, other=0)
+    return start, end, r
+
+
+@triton.jit
 def merge_kernel(
     o_ptr, lse_ptr, s_on, s_or, s_oh, s_ln, s_lr, s_lh,
-    indptr_ptr, n_parts, num_rows_ptr, rows_ptr, grid_rows,
+    indptr_ptr, n_parts, num_rows_ptr, rows_ptr, grid_rows, max_rows,
     out_ptr, s_xr, s_xh, out_lse_ptr, s_yr, s_yh,
     NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_P: tl.constexpr,
     SEGMENTED: tl.constexpr, HAS_ROWS: tl.constexpr, RETURN_LSE: tl.constexpr,
@@ -77,16 +91,18 @@ def merge_kernel(
     pid = tl.program_id(0)
     h = pid % NUM_HEADS
     if SEGMENTED:
-        for i in range(pid // NUM_HEADS, tl.load(num_rows_ptr), grid_rows):
-            start = tl.load(indptr_ptr + i)
-            n = tl.load(indptr_ptr + i + 1) - start
-            if n > 0:
-                r = i
-                if HAS_ROWS:
-                    r = tl.load(rows_ptr + i)
-                _merge_row(o_ptr, lse_ptr, s_on, s_ln, o_ptr + h * s_oh, lse_ptr + h * s_lh, start, n,
+        # The merge runs right after the attention launch, its data in L2: its time is the chain of
+        # dependent loads. The entry's indptr (and row) are loaded beside num_rows, and the next
+        # entry's at the end of each one (entries < max_rows exist: indptr has max_rows + 1).
+        i = pid // NUM_HEADS
+        start, end, r = _entry(indptr_ptr, rows_ptr, i, max_rows, HAS_ROWS)
+        for _ in range(i, tl.load(num_rows_ptr), grid_rows):
+            if end > start:
+                _merge_row(o_ptr, lse_ptr, s_on, s_ln, o_ptr + h * s_oh, lse_ptr + h * s_lh, start, end - start,
                            out_ptr + r.to(tl.int64) * s_xr + h * s_xh, out_lse_ptr + r.to(tl.int64) * s_yr + h * s_yh,
                            HEAD_DIM, BLOCK_D, BLOCK_P, RETURN_LSE)
+            i += grid_rows
+            start, end, r = _entry(indptr_ptr, rows_ptr, i, max_rows, HAS_ROWS)
     else:
         r = pid // NUM_HEADS
         _merge_row(o_ptr, lse_ptr, s_on, s_ln, o_ptr + r.to(tl.int64) * s_or + h * s_oh,
@@ -147,12 +163,15 @@ def merge_segments(part_o, part_lse, merge_indptr, num_rows, out, lse, *, max_ro
     Launch only: no host sync. The grid is grid_rows * heads programs (default max_rows), each
     walking the list with stride grid_rows: a short list costs little under a large max_rows."""
     heads, d = part_o.shape[1], part_o.shape[2]
+    if merge_indptr.numel() < max_rows + 1 or (rows is not None and rows.numel() < max_rows):
+        raise ValueError(f"merge list sized for max_rows={max_rows} needs merge_indptr >= {max_rows + 1} and rows >= "
+                         f"{max_rows} entries; got {merge_indptr.numel()} and {None if rows is None else rows.numel()}")
     bd = _block_d(d)
     ret = lse is not None
     grid_rows = max(1, min(max_rows, grid_rows or max_rows))
     merge_kernel[(grid_rows * heads,)](
         part_o, part_lse, part_o.stride(0), 0, part_o.stride(1), part_lse.stride(0), 0, part_lse.stride(1),
-        merge_indptr, 0, num_rows, rows if rows is not None else merge_indptr, grid_rows,
+        merge_indptr, 0, num_rows, rows if rows is not None else merge_indptr, grid_rows, max_rows,
         out, out.stride(0), out.stride(1), lse if ret else part_lse, lse.stride(0) if ret else 0,
         lse.stride(1) if ret else 0,
         NUM_HEADS=heads, HEAD_DIM=d, BLOCK_D=bd, BLOCK_P=MERGE_BLOCK_P, SEGMENTED=True, HAS_ROWS=rows is not None,
@@ -179,7 +198,7 @@ def merge_states(outs, lses):
         bd = _block_d(d)
         merge_kernel[(rows * heads,)](
             o, lv, o.stride(0), o.stride(1), o.stride(2), lv.stride(0), lv.stride(1), lv.stride(2),
-            lv, n, lv, lv, 1,
+            lv, n, lv, lv, 1, 1,
             out, out.stride(0), out.stride(1), lse, lse.stride(0), lse.stride(1),
             NUM_HEADS=heads, HEAD_DIM=d, BLOCK_D=bd, BLOCK_P=min(MERGE_BLOCK_P, max(triton.next_power_of_2(n), 2)),
             SEGMENTED=False, HAS_ROWS=False, RETURN_LSE=True, num_warps=_warps(bd),
@@ -234,7 +253,7 @@ def compile_specs():
                 cx = dict(NUM_HEADS=32, HEAD_DIM=hd, BLOCK_D=bd, BLOCK_P=MERGE_BLOCK_P, SEGMENTED=seg,
                           HAS_ROWS=rows, RETURN_LSE=ret, s_lh=1)   # unit strides: the JIT makes them constexpr
                 if not seg:
-                    cx["grid_rows"] = 1                 # merge_states passes 1: the JIT specializes it
+                    cx["grid_rows"] = cx["max_rows"] = 1    # merge_states passes 1: the JIT specializes it
                 if ret:
                     cx["s_yh"] = 1
                 # zeros (segmented rows, an absent lse) are multiples of 16, as are the row strides
