@@ -125,34 +125,25 @@ def test_fit_wave_splits_fill_one_wave_with_the_shortest_chunks():
     assert (choose_splits(np.array([100, 5, 0]), 8, 132, {**cfg, "fit_wave": True}) == 1).all()   # < 8 blocks
 
 
-@pytest.mark.parametrize("form", ["HND", "vllm"])
-def test_batch_decode_fit_wave(form, gen, device):
-    """BatchDecode with fit_wave splits: the reference's answer, and on the lengths given."""
-    case = make_kv(LENS, layout=form, page_size=16, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
-                   gen=gen)
-    q = randn((len(LENS), 8, 64), torch.float16, device, gen)
-    dec = attn.BatchDecode(max_batch=len(LENS), device=device,
-                           kernel_config=dict(fit_wave=True, BLOCK_N=16, min_chunk_blocks=1, programs_per_sm=8))
-    out, lse = run_plan(dec, case, q)
-    assert int(dec.merge_indptr[-1]) > 0, "the plan must split some sequence"
-    check(case, q, out, lse, "fit_wave")
-
-
-@pytest.mark.parametrize("form", ["NHD", "vllm"])
-def test_batch_decode_longest_first(form, gen, device):
-    """Config longest_first: the work items run longest chunk first (the plan's item list is in
-    non-increasing length), and the merged answer is the reference's."""
+@pytest.mark.parametrize("option,form", [("fit_wave", "HND"), ("fit_wave", "vllm"), ("longest_first", "NHD"),
+                                         ("longest_first", "vllm")])
+def test_batch_decode_planning_options(option, form, gen, device):
+    """The host-side planning options: fit_wave (chunks fitted to one wave), longest_first (the
+    work items run longest chunk first: the plan's item list in non-increasing length). Both
+    split some sequence and give the reference's answer."""
     lens = [5, 40, 77, 0, 130, 1, 33]
     case = make_kv(lens, layout=form, page_size=16, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
                    gen=gen)
     q = randn((len(lens), 8, 64), torch.float16, device, gen)
     dec = attn.BatchDecode(max_batch=len(lens), device=device,
-                           kernel_config=dict(longest_first=True, BLOCK_N=16, min_chunk_blocks=1, programs_per_sm=8))
+                           kernel_config={option: True, "BLOCK_N": 16, "min_chunk_blocks": 1, "programs_per_sm": 8})
     out, lse = run_plan(dec, case, q)
-    n = int(dec.work.num_items)
-    size = (dec.work.kv_end[:n].clamp(max=max(lens)) - dec.work.kv_start[:n]).cpu()
-    assert int(dec.merge_indptr[-1]) > 0 and (size[:-1] >= size[1:]).all() and (size[0] > size[-1]), size
-    check(case, q, out, lse, "longest_first")
+    assert int(dec.merge_indptr[-1]) > 0, "the plan must split some sequence"
+    if option == "longest_first":
+        n = int(dec.work.num_items)
+        size = (dec.work.kv_end[:n].clamp(max=max(lens)) - dec.work.kv_start[:n]).cpu()
+        assert (size[:-1] >= size[1:]).all() and (size[0] > size[-1]), size
+    check(case, q, out, lse, option)
 
 
 def test_batch_decode_errors(gen, device):
