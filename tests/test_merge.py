@@ -79,9 +79,10 @@ def test_merge_of_split_attention_is_whole_attention(gen, device):
     assert_close(lse, whole_l, torch.float32, "split attention merged lse")
 
 
-@pytest.mark.parametrize("d", [64, 80])
-def test_merge_segments(d, gen, device):
-    """The split-KV merge: rows with no parts and rows past the live count are left alone."""
+@pytest.mark.parametrize("d,grid_rows", [(64, None), (80, None), (64, 3)])
+def test_merge_segments(d, grid_rows, gen, device):
+    """The split-KV merge: rows with no parts and rows past the live count are left alone. With
+    grid_rows 3 each program walks several entries (loading the next one's bounds ahead)."""
     heads = 3
     seg = [0, 3, 0, 17, 2, 0]                           # parts per output row; 17 > one BLOCK_P tile
     indptr = torch.tensor([0] + seg, dtype=torch.int64).cumsum(0).to(torch.int32)
@@ -96,8 +97,8 @@ def test_merge_segments(d, gen, device):
     live = len(seg) - 1                                 # the last row is past the live count
     out = empty_poisoned((max_rows, heads, d), torch.float16, device)
     lse = empty_poisoned((max_rows, heads), torch.float32, device)
-    tm.merge_segments(part_o, part_lse, full_ip, torch.tensor([live], dtype=torch.int32, device=device), out, lse,
-                      max_rows=max_rows)
+    num_rows = torch.tensor([live], dtype=torch.int32, device=device)
+    tm.merge_segments(part_o, part_lse, full_ip, num_rows, out, lse, max_rows=max_rows, grid_rows=grid_rows)
     for r, n in enumerate(seg):
         s = int(indptr[r])
         if n == 0 or r >= live:
@@ -107,6 +108,8 @@ def test_merge_segments(d, gen, device):
         assert_close(out[r], want_o, torch.float16, f"segment row {r} ({n} parts)")
         assert rel_err(lse[r], want_l) <= 1e-5, f"segment row {r} lse"
     assert (out[4] == 0).all() and torch.isneginf(lse[4]).all(), "an all-empty segment gives 0 and -inf"
+    with pytest.raises(ValueError, match=f"max_rows={max_rows + 1} needs merge_indptr >= {max_rows + 2}"):
+        tm.merge_segments(part_o, part_lse, full_ip, num_rows, out, lse, max_rows=max_rows + 1)
 
 
 @pytest.mark.gpu
