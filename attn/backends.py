@@ -3,8 +3,22 @@ from attn import reference
 from attn.dispatch import register
 from attn.platform import triton_runs_on
 
-for _op in ("prefill", "decode", "merge_state", "merge_states"):
+for _op in ("prefill", "decode"):
     register(_op, "torch")(getattr(reference, _op))
+
+
+# The reference merges in float32 (or wider) and returns that; the operation returns out in the
+# inputs' dtype, as the Triton backend does.
+@register("merge_states", "torch")
+def _merge_states(outs, lses):
+    out, lse = reference.merge_states(outs, lses)
+    return out.to(outs.dtype), lse.float()
+
+
+@register("merge_state", "torch")
+def _merge_state(out_a, lse_a, out_b, lse_b):
+    out, lse = reference.merge_state(out_a, lse_a, out_b, lse_b)
+    return out.to(out_a.dtype), lse.float()
 
 
 def _triton_available(t):

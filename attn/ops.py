@@ -160,8 +160,11 @@ def merge_state(out_a, lse_a, out_b, lse_b, backend: str = "auto"):
     Returns (out [..., heads, d] in out_a's dtype, lse [..., heads] float32).
     """
     if V.enabled():
-        _check_merge("out_b", "lse_b", out_b, lse_b, out_a.shape)
+        V.check_tensor("out_a", out_a)
+        if out_a.dim() < 2:
+            V.fail(f"out_a must be [..., heads, head_dim] with at least 2 dims; got shape {list(out_a.shape)}")
         _check_merge("out_a", "lse_a", out_a, lse_a, out_a.shape)
+        _check_merge("out_b", "lse_b", out_b, lse_b, out_a.shape, like=out_a)
     _, fn = dispatch.resolve("merge_state", backend, out_a)
     return fn(out_a, lse_a, out_b, lse_b)
 
@@ -172,6 +175,8 @@ def merge_states(outs, lses, backend: str = "auto"):
         V.check_tensor("outs", outs)
         if outs.dim() < 3:
             V.fail(f"outs must be [n, ..., heads, head_dim] with at least 3 dims; got shape {list(outs.shape)}")
+        if outs.shape[0] == 0:
+            V.fail("outs must hold at least 1 partial result; got 0")
         _check_merge("outs", "lses", outs, lses, outs.shape)
     if torch.compiler.is_compiling():
         from attn import custom_ops  # noqa: F401  (registers torch.ops.attn.*)
@@ -180,6 +185,7 @@ def merge_states(outs, lses, backend: str = "auto"):
     return fn(outs, lses)
 
 
-def _check_merge(oname, lname, out, lse, shape):
-    V.check_tensor(oname, out, shape=tuple(shape))
+def _check_merge(oname, lname, out, lse, shape, like=None):
+    V.check_tensor(oname, out, shape=tuple(shape), dtype=(torch.float16, torch.bfloat16, torch.float32),
+                   device=None if like is None else like.device)
     V.check_tensor(lname, lse, shape=tuple(shape[:-1]), dtype=torch.float32, device=out.device)

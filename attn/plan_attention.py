@@ -18,7 +18,7 @@ import torch
 from attn import persistent_schedule, platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv, copy_page_map, kv_geometry, plan_lengths, prepare_run
+from attn.plans import check_plan_kv, copy_page_map, kv_geometry, kv_pool, plan_lengths, prepare_run
 from attn.scheduling import WorkList
 
 
@@ -149,7 +149,7 @@ class BatchAttention:
             b=b, total_q=total_q, q_heads=q_heads, d=kv.head_dim, dtype=kv.dtype, causal=causal,
             sm_scale=1.0 / math.sqrt(kv.head_dim) if sm_scale is None else float(sm_scale),
             window_left=window_left, softcap=float(softcap), transform=transform.triton_fn if transform else None,
-            return_lse=return_lse, geometry=kv_geometry(kv),
+            return_lse=return_lse, geometry=kv_geometry(kv), pool=kv_pool(kv),
             page_map=page_map)
         return self
 

@@ -18,7 +18,7 @@ import torch
 from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv, copy_page_map, kv_geometry, prepare_run
+from attn.plans import check_plan_kv, copy_page_map, kv_geometry, kv_pool, prepare_run
 from attn.scheduling import WorkList, decode_items
 
 
@@ -116,11 +116,6 @@ class BatchDecode:
         from attn.rotary import check_rotary
         b = check_plan_kv(kv, self.device, self.max_batch, "BatchDecode", q_heads)
         check_options(sm_scale, window_left, softcap)
-        for name, st in (("k_cache", kv.k_strides), ("v_cache", kv.v_strides)):
-            if st.split > 1 and st.slot % st.split:
-                # The kernel reads a slot's x-group as one 16-byte vector (triton_kernels/addressing.py).
-                V.fail(f"{name} (layout {kv.layout.name!r}) must have its page-slot stride a multiple of x={st.split}; "
-                       f"got strides {tuple(kv.k.stride() if name == 'k_cache' else kv.v.stride())}")
         if num_splits is not None and (not isinstance(num_splits, int) or num_splits < 1):
             V.fail(f"num_splits must be an int >= 1 or None; got {num_splits!r}")
         if num_splits is not None and self.max_splits is not None and num_splits > self.max_splits:
@@ -138,6 +133,8 @@ class BatchDecode:
             lens = np.asarray(torch.as_tensor(seq_lens_host).to("cpu", torch.int64))
             if lens.shape != (b,):
                 V.fail(f"seq_lens_host must have shape [{b}]; got {list(lens.shape)}")
+            if (lens < 0).any() or (V.values_enabled("full") and not np.array_equal(lens, kv.seq_lens.cpu().numpy())):
+                V.fail(f"seq_lens_host must equal kv.seq_lens {kv.seq_lens.tolist()}; got {lens.tolist()}")
         else:
             lens = kv.seq_lens.to("cpu", torch.int64).numpy()
         if rotary is not None:
@@ -214,7 +211,7 @@ class BatchDecode:
                 can_grow=not (self._captured or self._fixed_pages), captured=self._captured, owner="BatchDecode")
 
         self._planned = dict(
-            b=b, q_heads=q_heads, kv_heads=kvh, d=d, dtype=kv.dtype, geometry=kv_geometry(kv), page_map=page_map,
+            b=b, q_heads=q_heads, kv_heads=kvh, d=d, dtype=kv.dtype, geometry=kv_geometry(kv), pool=kv_pool(kv), page_map=page_map,
             split=bool(merge_indptr[-1]),
             sm_scale=1.0 / math.sqrt(d) if sm_scale is None else float(sm_scale), window_left=window_left,
             softcap=float(softcap), transform=fn, rotary=rotary, return_lse=return_lse)

@@ -10,7 +10,7 @@ import torch
 from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
-from attn.plans import check_plan_kv, kv_geometry, plan_lengths, prepare_run
+from attn.plans import check_plan_kv, kv_geometry, kv_pool, plan_lengths, prepare_run
 from attn.rotary import check_rotary
 from attn.scheduling import WorkList, segment_arange
 from attn.transforms import as_transform
@@ -190,7 +190,7 @@ class BatchPrefill:
             rotary=rotary, return_lse=bool(return_lse),
             page_map=(self._page_indptr, self._page_indptr if kv.identity_pages else self._page_indices,
                       self._seq_lens),
-            geometry=kv_geometry(kv), q_heads=hq, d=d, dtype=kv.dtype, total_q=total_q)
+            geometry=kv_geometry(kv), pool=kv_pool(kv), q_heads=hq, d=d, dtype=kv.dtype, total_q=total_q)
         return self
 
     def _grow(self, what: str):

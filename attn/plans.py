@@ -66,6 +66,12 @@ def kv_geometry(kv) -> tuple:
     return (kv.layout.name, kv.page_size, kv.num_kv_heads, kv.head_dim, kv.dtype, kv.identity_pages)
 
 
+def kv_pool(kv) -> tuple:
+    """What run()'s kv must have at least of the planned one: its device, its sequences (the
+    plan's items name them) and its pages (the plan's page map indexes them)."""
+    return (kv.device, kv.batch_size, kv.num_pages)
+
+
 def prepare_run(planned: dict | None, q, kv, rows: int, out, lse, owner: str):
     """The checks every run() makes of q and kv against its plan (skipped with validation "off"),
     and the outputs (allocated when not given): returns (out, lse or None)."""
@@ -79,6 +85,14 @@ def prepare_run(planned: dict | None, q, kv, rows: int, out, lse, owner: str):
         if geo != planned["geometry"]:
             V.fail(f"kv must match the planned cache (layout, page_size, kv_heads, head_dim, dtype, ragged) "
                    f"{planned['geometry']}; got {geo}")
+        (dev, batch, pages), (kv_dev, kv_batch, kv_pages) = planned["pool"], kv_pool(kv)
+        if kv_dev != dev or q.device != dev:
+            V.fail(f"q and kv must be on the planned device {dev}; got q on {q.device}, kv on {kv_dev}")
+        if kv_batch != batch or kv_pages < pages:
+            V.fail(f"kv must hold the planned {batch} sequences in at least the planned {pages} pages; "
+                   f"got {kv_batch} sequences, {kv_pages} pages")
+        if lse is not None and not planned["return_lse"]:
+            V.fail("lse was given but the plan was made with return_lse=False: plan with return_lse=True")
         want = (planned["q_heads"], planned["d"])
         if q.dim() != 3 or q.shape[0] < rows or tuple(q.shape[1:]) != want:
             V.fail(f"q must be [>= {rows}, {want[0]}, {want[1]}] as planned; got {list(q.shape)}")

@@ -37,7 +37,9 @@ class Rotary:
 
     def __post_init__(self):
         _check_style(self.style)
-        V.check_tensor("cos_sin_cache", self.cos_sin_cache, dim=2)
+        V.check_tensor("cos_sin_cache", self.cos_sin_cache, dim=2, dtype=_CACHE_DTYPES)
+        if not isinstance(self.rotary_dim, (int, type(None))) or isinstance(self.rotary_dim, bool):
+            V.fail(f"rotary_dim must be an int or None; got {self.rotary_dim!r}", TypeError)
         if self.rotary_dim is None:
             object.__setattr__(self, "rotary_dim", self.cos_sin_cache.shape[1])
         if self.rotary_dim % 2 or not 0 < self.rotary_dim <= self.cos_sin_cache.shape[1]:

@@ -72,6 +72,12 @@ def convert(kv: KVCache, layout: str = "NHD", page_size: int | None = None, *, n
         V.fail(f"num_pages must be >= {need} to hold every sequence; got {n_pages}")
     kv_indices = torch.arange(need, dtype=torch.int32, device=kv.device)
     if page_order is not None:
+        V.check_index("page_order", page_order)
+        order = page_order.to("cpu", torch.int64)
+        if order.numel() < need or (need and (order[:need].min() < 0 or order[:need].max() >= n_pages)) \
+                or order[:need].unique().numel() != need:
+            V.fail(f"page_order must give {need} distinct pages in [0, {n_pages}) (one a page the sequences "
+                   f"own); got {order.tolist() if order.numel() <= 16 else f'{order.numel()} entries'}")
         kv_indices = page_order[:need].to(torch.int32).to(kv.device)
     k_new = torch.zeros(lay.shape("k", n_pages, ps, kv.num_kv_heads, kv.head_dim, kv.dtype), dtype=kv.dtype,
                         device=kv.device)

@@ -254,6 +254,13 @@ def _geometry(k, v, lay: Layout, page_size: int | None) -> dict:
     if "Dlo" in gk and gk["Dlo"] != vllm_x(k.dtype):
         V.fail(f"k_cache's last dim (x) must be 16 bytes / element size = {vllm_x(k.dtype)} for layout "
                f"'vllm' with {k.dtype}; got {gk['Dlo']}")
+    if "Dlo" in gk:
+        # The kernels read an x-group as one 16-byte vector: its x dims adjacent, every other
+        # stride a whole number of groups.
+        st = lay.strides(k, "k")
+        if st.dlo != 1 or any(s % st.split for s in (st.page, st.head, st.slot, st.dhi)):
+            V.fail(f"k_cache (layout 'vllm') must have unit stride along x and its other strides multiples of "
+                   f"x={st.split}; got strides {tuple(k.stride())}")
     for key, what in (("P", "pages"), ("H", "kv_heads"), ("S", "page_size"), ("D", "head_dim")):
         if gk[key] != gv[key]:
             V.fail(f"v_cache must have {what}={gk[key]} like k_cache (layout {lay.name!r}); got {gv[key]} "

@@ -79,6 +79,9 @@ def check_index(name: str, t, *, length: int | None = None, device=None):
     check_tensor(name, t, dim=1, dtype=INDEX_DTYPES, device=device)
     if length is not None and t.shape[0] != length:
         fail(f"{name} must have {length} entries; got {t.shape[0]}")
+    if t.shape[0] > 1 and t.stride(0) != 1:
+        # Kernels index these with a unit stride: a strided view would be read as its storage.
+        fail(f"{name} must be contiguous (stride 1); got stride {t.stride(0)}: pass {name}.contiguous()")
 
 
 def check_indptr_values(name: str, indptr: torch.Tensor, total: int | None = None, total_name: str = ""):

@@ -397,3 +397,123 @@ def test_set_validation_levels(case, gen):
     with pytest.raises(Exception) as info:          # no attn check: whatever torch says
         attn.decode(randn((3, 3, 64), gen=gen), kv, backend="torch")
     assert "multiple of kv heads" not in str(info.value)
+
+
+# ------------------------------------------------------------- found by the eighth session's audit
+
+def _strided(t):
+    """t's values as a stride-2 view of a larger tensor whose gaps hold garbage."""
+    big = torch.full((2 * t.shape[0],), 7777, dtype=t.dtype, device=t.device)
+    big[::2] = t
+    return big[::2]
+
+
+def test_strided_index_tensors_are_refused(case, gen):
+    """Kernels read index tensors with unit stride: a strided view would be read as its storage
+    (out-of-bounds pages, wrong lengths)."""
+    k, v, ip, idx, sl = _paged_parts(case)
+    with raises(ValueError, "kv_indices", "contiguous", "stride 2"):
+        KVCache.paged(k, v, ip, _strided(idx), sl, layout="HND")
+    with raises(ValueError, "seq_lens", "contiguous"):
+        KVCache.paged(k, v, ip, idx, _strided(sl), layout="HND")
+    rows = randn((3, 2, 64), torch.float32, "cpu", gen)
+    with raises(ValueError, "slot_mapping", "contiguous"):
+        write_kv(case.kv, rows, rows, _strided(torch.tensor([0, 1, 2])))
+    cache = attn.rotary.cos_sin_cache(16, 64)
+    with raises(ValueError, "positions", "contiguous"):
+        attn.rotary.apply(rows, rows, _strided(torch.tensor([0, 1, 2])), cache)
+
+
+def test_run_refuses_a_cache_smaller_than_planned(gen):
+    """run() after plan(): the plan's items and page map index the planned cache; a cache with
+    fewer sequences or pages would be read out of bounds."""
+    kv = make_kv([5, 40], "NHD", 4, kv_heads=2, head_dim=64, gen=gen).kv
+    small = make_kv([1, 1], "NHD", 4, kv_heads=2, head_dim=64, gen=gen, extra_pages=0).kv
+    fewer = make_kv([5], "NHD", 4, kv_heads=2, head_dim=64, gen=gen, extra_pages=20).kv
+    q = randn((2, 4, 64), torch.float32, "cpu", gen)
+    dec = attn.BatchDecode(max_batch=4, device="cpu").plan(kv, 4)
+    with raises(ValueError, "kv must hold the planned 2 sequences", f"{kv.num_pages} pages", "2 pages"):
+        dec.run(q, small)
+    with raises(ValueError, "planned 2 sequences", "got 1 sequences"):
+        dec.run(q[:1], fewer)
+    q_p, qi = ragged_q([3, 2], 4, 64, gen=gen)
+    pre = attn.BatchPrefill(max_tokens=16, max_batch=4, device="cpu", num_q_heads=4).plan(qi, kv)
+    with raises(ValueError, "kv must hold the planned"):
+        pre.run(q_p, small)
+    with raises(ValueError, "q and kv must be on the planned device cpu", "meta"):
+        dec.run(q.to("meta"), kv)
+    with raises(ValueError, "lse was given", "return_lse=False"):
+        dec.run(q, kv, lse=torch.empty(2, 4))
+
+
+def test_vllm_k_strides_must_allow_16_byte_groups(gen):
+    """vLLM's K is read an x-group (16 bytes) at a time: x adjacent, the other strides whole groups."""
+    src = make_kv([5, 9], "vllm", 4, kv_heads=2, head_dim=64, dtype=torch.float16, gen=gen)
+    k, v = src.kv.k, src.kv.v
+    wide = torch.zeros(*k.shape[:-1], 9, dtype=k.dtype)            # slot stride 9: not whole groups
+    wide[..., :8] = k
+    with raises(ValueError, "k_cache", "multiples of x=8", str(tuple(wide[..., :8].stride()))):
+        KVCache.paged(wide[..., :8], v, src.page_indptr, src.page_indices, src.kv.seq_lens, layout="vllm")
+
+
+def test_q_indptr_must_start_at_zero(gen):
+    """q_indptr[0] != 0 left output rows unwritten (triton) or failed deep in torch (reference)."""
+    kv = make_kv([5, 9], "NHD", 4, kv_heads=2, head_dim=64, gen=gen).kv
+    q, _ = ragged_q([3, 2], 4, 64, gen=gen)
+    bad = torch.tensor([2, 5, 7], dtype=torch.int32)
+    for backend in ("triton", "torch"):
+        with raises(ValueError, "q_indptr[0] must be 0", "got 2"):
+            attn.prefill(q, kv, bad, backend=backend)
+    with raises(ValueError, "q_indptr[0] must be 0"):
+        attn.BatchPrefill(max_tokens=16, max_batch=4, device="cpu", num_q_heads=4).plan(bad, kv)
+
+
+def test_seq_lens_host_is_checked(gen):
+    kv = make_kv([5, 40], "NHD", 4, kv_heads=2, head_dim=64, gen=gen).kv
+    dec = attn.BatchDecode(max_batch=4, device="cpu")
+    with raises(ValueError, "seq_lens_host must equal kv.seq_lens [5, 40]", "got [5, -3]"):
+        dec.plan(kv, 4, seq_lens_host=[5, -3])
+    attn.set_validation("full")
+    try:
+        with raises(ValueError, "seq_lens_host must equal", "got [5, 20]"):
+            dec.plan(kv, 4, seq_lens_host=[5, 20])
+    finally:
+        attn.set_validation("cheap")
+    dec.plan(kv, 4, seq_lens_host=[5, 20])           # "cheap": the caller's word, no device sync
+
+
+def test_convert_page_order_must_be_distinct_pages(case):
+    from attn.layouts import convert
+    need = sum(-(-int(n) // 4) for n in case.kv.seq_lens)
+    with raises(ValueError, "page_order", f"{need} distinct pages"):
+        convert(case.kv, "NHD", 4, num_pages=need + 2, page_order=torch.zeros(need + 2, dtype=torch.int64))
+    with raises(ValueError, "page_order", f"[0, {need})"):
+        convert(case.kv, "NHD", 4, page_order=torch.arange(need) + 1)
+
+
+def test_merge_inputs_and_the_torch_backends_dtype(gen):
+    o = randn((2, 3, 4, 16), torch.float16, "cpu", gen)
+    lse = randn((2, 3, 4), torch.float32, "cpu", gen)
+    for backend in ("torch", "triton"):
+        out, l = attn.merge_states(o, lse, backend=backend)
+        assert out.dtype == torch.float16 and l.dtype == torch.float32, (backend, out.dtype, l.dtype)
+        out, l = attn.merge_state(o[0], lse[0], o[1], lse[1], backend=backend)
+        assert out.dtype == torch.float16 and l.dtype == torch.float32, (backend, out.dtype, l.dtype)
+    with raises(TypeError, "outs", "torch.int32"):
+        attn.merge_states(o.to(torch.int32), lse)
+    with raises(ValueError, "at least 1 partial result"):
+        attn.merge_states(o[:0], lse[:0])
+    with raises(ValueError, "out_a", "at least 2 dims"):
+        attn.merge_state(o[0, 0, 0], lse[0, 0, :1], o[1, 0, 0], lse[1, 0, :1])
+    with raises(ValueError, "out_b", "device cpu", "meta"):
+        attn.merge_state(o[0], lse[0], o[1].to("meta"), lse[1])
+
+
+def test_rotary_argument_types(case, gen):
+    with raises(TypeError, "cos_sin_cache", "torch.int32"):
+        attn.Rotary(torch.zeros(16, 64, dtype=torch.int32))
+    with raises(TypeError, "rotary_dim must be an int", "32.0"):
+        attn.Rotary(attn.rotary.cos_sin_cache(16, 64), rotary_dim=32.0)
+    q, qi = ragged_q([3, 0, 20], 4, 64, gen=gen)
+    with raises(TypeError, "rotary must be an attn.Rotary", "Tensor"):
+        attn.prefill(q, case.kv, qi, rotary=attn.rotary.cos_sin_cache(32, 64), backend="triton")

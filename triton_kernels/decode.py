@@ -27,7 +27,7 @@ def features_of(*, window_left=-1, softcap=0.0, logits_transform=None, return_ls
     return frozenset(name for name, on in (
         ("window", window_left is not None and window_left >= 0), ("softcap", bool(softcap)),
         ("transform", logits_transform is not None), ("lse", bool(return_lse)),
-        ("rotate_k", rotary is not None and bool(rotary.rotate_k))) if on)
+        ("rotate_k", bool(getattr(rotary, "rotate_k", False)))) if on)
 
 
 def choose_config(plat, head_dim: int, group: int, page_size: int, dtype: str, features=frozenset(),

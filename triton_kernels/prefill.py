@@ -29,7 +29,7 @@ def features_of(*, custom_mask=None, window_left=-1, softcap=0.0, logits_transfo
     return frozenset(name for name, on in (
         ("mask", custom_mask is not None), ("window", window_left is not None and window_left >= 0),
         ("softcap", bool(softcap)), ("transform", logits_transform is not None), ("lse", bool(return_lse)),
-        ("rotary", rotary is not None), ("rotate_k", rotary is not None and bool(rotary.rotate_k)),
+        ("rotary", rotary is not None), ("rotate_k", bool(getattr(rotary, "rotate_k", False))),
         ("persistent", bool(persistent))) if on)
 
 
@@ -131,7 +131,7 @@ def host_lengths(q_indptr, kv) -> tuple[np.ndarray, np.ndarray]:
     b = kv.batch_size
     both = torch.cat([q_indptr.reshape(-1).to(torch.int64), kv.seq_lens.to(torch.int64)]).cpu().numpy()
     ip = both[: b + 1]
-    if (np.diff(ip) < 0).any():
+    if ip[0] != 0 or (np.diff(ip) < 0).any():
         V.check_indptr_values("q_indptr", q_indptr)
     return np.diff(ip), both[b + 1:]
 

@@ -6,6 +6,7 @@ import math
 import torch
 
 from attn.layouts.convert import gather
+from attn.layouts import validation as V
 from attn.rotary import check_rotary
 from .rotary import rotate
 
@@ -26,6 +27,8 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     k_rows, v_rows, kv_ip = gather(kv)
     qi = q_indptr.to("cpu", torch.int64)
     ki = kv_ip.to("cpu", torch.int64)
+    if qi.numel() and (qi[0] != 0 or (qi.diff() < 0).any()):
+        V.check_indptr_values("q_indptr", qi)
     if rotary is not None:
         check_rotary(rotary, d, q.device, ki.diff().tolist())
     group = hq // kv.num_kv_heads
