@@ -93,16 +93,24 @@ def cos_sin_cache(max_position: int, rotary_dim: int, base: float = 10000.0, sca
     """
     if not isinstance(rotary_dim, int) or rotary_dim <= 0 or rotary_dim % 2:
         V.fail(f"rotary_dim must be a positive even int; got {rotary_dim!r}")
-    if max_position <= 0:
-        V.fail(f"max_position must be positive; got {max_position}")
+    if not isinstance(max_position, int) or isinstance(max_position, bool) or max_position <= 0:
+        V.fail(f"max_position must be a positive int; got {max_position!r}")
+    if not math.isfinite(base) or base <= 1:
+        V.fail(f"base must be a finite number > 1; got {base!r}")
+    if dtype not in _CACHE_DTYPES:
+        V.fail(f"dtype must be one of {', '.join(map(str, _CACHE_DTYPES))}; got {dtype}", TypeError)
     exps = torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim
     inv_freq = base ** -exps
     mscale = 1.0
     if scaling:
         kind, get = _scaling_kind(scaling)
         factor = float(get("factor"))
-        if factor <= 0:
-            V.fail(f"scaling['factor'] must be positive; got {factor}")
+        if not math.isfinite(factor) or factor <= 0:
+            V.fail(f"scaling['factor'] must be a finite positive number; got {factor}")
+        if kind in ("dynamic", "yarn", "llama3") and int(get("original_max_position")) <= 0:
+            V.fail(f"scaling['original_max_position'] must be positive; got {get('original_max_position')}")
+        if kind == "dynamic" and rotary_dim < 4:
+            V.fail(f"dynamic scaling needs rotary_dim >= 4 (its exponent is r / (r - 2)); got {rotary_dim}")
         if kind == "linear":
             inv_freq = inv_freq / factor
         elif kind == "dynamic":

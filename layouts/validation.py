@@ -133,5 +133,5 @@ def check_head_dim(name: str, head_dim: int):
 
 
 def check_gqa(q_heads: int, kv_heads: int):
-    if kv_heads <= 0 or q_heads % kv_heads:
+    if kv_heads <= 0 or q_heads <= 0 or q_heads % kv_heads:
         fail(f"q heads must be a multiple of kv heads (GQA/MQA); got q_heads={q_heads}, kv_heads={kv_heads}")

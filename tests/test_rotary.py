@@ -483,6 +483,16 @@ def test_errors(gen):
     _err(ValueError, "needs 'original_max_position'", attn.rotary.cos_sin_cache, 8, 8,
          scaling={"type": "yarn", "factor": 2.0})
     _err(ValueError, "rotary_dim must be a positive even int; got 7", attn.rotary.cos_sin_cache, 8, 7)
+    cs = attn.rotary.cos_sin_cache
+    _err(ValueError, "max_position must be a positive int; got 2.5", cs, 2.5, 8)
+    _err(ValueError, "base must be a finite number > 1; got 0", cs, 8, 8, base=0)
+    _err(TypeError, "dtype must be one of .* got torch.int32", cs, 8, 8, dtype=torch.int32)
+    _err(ValueError, "factor'\\] must be a finite positive number; got nan", cs, 8, 8,
+         scaling={"type": "linear", "factor": float("nan")})
+    _err(ValueError, "original_max_position'\\] must be positive; got 0", cs, 8, 8,
+         scaling={"type": "yarn", "factor": 2.0, "original_max_position": 0})
+    _err(ValueError, "dynamic scaling needs rotary_dim >= 4", cs, 8, 2,
+         scaling={"type": "dynamic", "factor": 2.0, "original_max_position": 4})
     level = get_validation()
     set_validation("full")
     try:

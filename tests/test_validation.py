@@ -517,3 +517,8 @@ def test_rotary_argument_types(case, gen):
     q, qi = ragged_q([3, 0, 20], 4, 64, gen=gen)
     with raises(TypeError, "rotary must be an attn.Rotary", "Tensor"):
         attn.prefill(q, case.kv, qi, rotary=attn.rotary.cos_sin_cache(32, 64), backend="triton")
+
+
+def test_zero_q_heads(case):
+    with raises(ValueError, "q heads must be a multiple of kv heads", "q_heads=0"):
+        attn.decode(torch.zeros(3, 0, 64), case.kv)
