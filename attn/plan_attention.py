@@ -35,7 +35,7 @@ class BatchAttention:
         chunk_kv          KV tokens per chunk of a long tile (None: about one program's fair share)
         cost_model        persistent_schedule.CostModel that weighs items (None: KV blocks by
                           tile rows); calibrate() fits one to measured program times
-        device            where the buffers live (default: the current CUDA device)
+        device            where the buffers live (default: the current GPU, else the CPU)
 
     plan(q_indptr, kv, q_heads, causal=True, sm_scale=None, window_left=-1, softcap=0.0,
          logits_transform=None, return_lse=False) once per batch composition:
@@ -63,8 +63,6 @@ class BatchAttention:
         for name, v in (("max_tokens", max_tokens), ("max_batch", max_batch)):
             if not isinstance(v, int) or v < 1:
                 V.fail(f"{name} must be an int >= 1; got {v!r}")
-        if device is None:
-            device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
         self.device = platform.as_device(device)
         self.max_tokens, self.max_batch = max_tokens, max_batch
         self.max_pages, self.max_partial_rows = max_pages, max_partial_rows

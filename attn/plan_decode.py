@@ -33,7 +33,7 @@ class BatchDecode:
         max_pages     most page-table entries a plan may hold (len(kv_indices), or rows x row
                       stride of a padded page table). None: sized by the first plan and grown by
                       later ones, which a captured graph cannot follow (an error says so)
-        device        where the buffers live (default: the current CUDA device)
+        device        where the buffers live (default: the current GPU, else the CPU)
         copy_page_map True: plan() copies the page map into owned buffers, so a graph replays
                       with the page map of the latest plan whatever tensors the caller passes.
                       False: kernels read kv's page-map tensors in place (no graphs across
@@ -81,8 +81,6 @@ class BatchDecode:
             V.fail(f"max_splits must be an int >= 1 or None; got {max_splits!r}")
         if max_pages is not None and (not isinstance(max_pages, int) or max_pages < 0):
             V.fail(f"max_pages must be an int >= 0 or None; got {max_pages!r}")
-        if device is None:
-            device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
         self.device = platform.as_device(device)
         self.max_batch = max_batch
         self.max_splits = max_splits

@@ -28,7 +28,7 @@ class BatchPrefill:
     Args:
         max_tokens    most query rows of a batch (total_q)
         max_batch     most sequences of a batch
-        device        the GPU (or CPU under TRITON_INTERPRET=1)
+        device        where the buffers live (default: the current GPU, else the CPU)
         num_q_heads   q heads (needed to shape the tiles; may be given to plan() instead)
         max_kv_pages  most pages a batch's page map lists (default: grown at plan time as needed;
                       give it so that a later, larger plan keeps the buffers a graph captured)
@@ -48,7 +48,7 @@ class BatchPrefill:
         g.replay()
     """
 
-    def __init__(self, max_tokens: int, max_batch: int, device="cuda", *, num_q_heads: int | None = None,
+    def __init__(self, max_tokens: int, max_batch: int, device=None, *, num_q_heads: int | None = None,
                  max_kv_pages: int | None = None, max_mask_bits: int | None = None,
                  max_kv_len: int | None = None):
         if not isinstance(max_tokens, int) or max_tokens < 1:

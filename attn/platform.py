@@ -35,7 +35,10 @@ def interpreter_active() -> bool:
 
 
 def as_device(device) -> torch.device:
-    """A torch.device with its index filled in ("cuda" -> cuda:<current>), so equal devices compare equal."""
+    """A torch.device with its index filled in ("cuda" -> cuda:<current>), so equal devices compare equal;
+    None: the current GPU if there is one, else the CPU."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())

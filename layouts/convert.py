@@ -55,6 +55,8 @@ def convert(kv: KVCache, layout: str = "NHD", page_size: int | None = None, *, n
     permutation of the new pages, e.g. to shuffle them in tests) says otherwise. Unowned slots
     are zero. layout="ragged" gives a KVCache.ragged of the live tokens.
     """
+    if not isinstance(kv, KVCache):
+        V.fail(f"kv must be an attn.layouts.KVCache; got {type(kv).__name__}", TypeError)
     lay = get_layout(layout)
     k_rows, v_rows, indptr = gather(kv)
     if not lay.paged:

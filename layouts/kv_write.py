@@ -36,6 +36,8 @@ def write_kv(kv: KVCache, k_new: torch.Tensor, v_new: torch.Tensor, slot_mapping
 def check_write_args(kv: KVCache, k_new, v_new, slot_mapping):
     if not V.enabled():
         return
+    if not isinstance(kv, KVCache):
+        V.fail(f"kv must be an attn.layouts.KVCache; got {type(kv).__name__}", TypeError)
     shape = (None, kv.num_kv_heads, kv.head_dim)
     V.check_tensor("k_new", k_new, shape=shape, device=kv.device)
     V.check_tensor("v_new", v_new, shape=(k_new.shape[0],) + shape[1:], device=kv.device)
@@ -44,4 +46,5 @@ def check_write_args(kv: KVCache, k_new, v_new, slot_mapping):
             V.fail(f"{name} must have unit stride along head_dim; got strides {t.stride()}")
     V.check_index("slot_mapping", slot_mapping, length=k_new.shape[0], device=kv.device)
     if V.values_enabled("full"):
-        V.check_range("slot_mapping", slot_mapping, -1, kv.num_pages * kv.page_size)
+        # Negative entries are padding (skipped); the rest must be slots of the pool.
+        V.check_range("slot_mapping", slot_mapping, 0, kv.num_pages * kv.page_size, mask=slot_mapping >= 0)

@@ -55,7 +55,7 @@ class KVCache:
                    "use KVCache.ragged or KVCache.token_pool")
         geo = _geometry(k_cache, v_cache, lay, page_size)
         dev = k_cache.device
-        V.check_index("kv_indptr", kv_indptr, device=dev)
+        V.check_indptr("kv_indptr", kv_indptr, device=dev)
         b = kv_indptr.shape[0] - 1
         V.check_index("kv_indices", kv_indices, device=dev)
         if (seq_lens is None) == (kv_last_page_len is None):
@@ -63,6 +63,10 @@ class KVCache:
                    + ("both" if seq_lens is not None else "neither"))
         if seq_lens is None:
             V.check_index("kv_last_page_len", kv_last_page_len, length=b, device=dev)
+            if V.values_enabled("full"):
+                # FlashInfer's range: a sequence with pages fills 1..page_size slots of its last one.
+                has_pages = (kv_indptr[1:] > kv_indptr[:-1]).to("cpu")
+                V.check_range("kv_last_page_len", kv_last_page_len, 1, geo["S"] + 1, mask=has_pages)
             seq_lens = seq_lens_from_last_page_len(kv_indptr, kv_last_page_len, geo["S"])
         V.check_index("seq_lens", seq_lens, length=b, device=dev)
         kv = cls._make(k_cache, v_cache, lay, geo, kv_indptr, kv_indices, seq_lens, None)
@@ -103,7 +107,7 @@ class KVCache:
         kv_indptr[b]:kv_indptr[b+1] (SGLang's extend K/V, CK-tile BatchPrefill, flash-attn varlen)."""
         from .descriptors import RAGGED
         geo = _geometry(k, v, RAGGED, None)
-        V.check_index("kv_indptr", kv_indptr, device=k.device)
+        V.check_indptr("kv_indptr", kv_indptr, device=k.device)
         seq_lens = (kv_indptr[1:] - kv_indptr[:-1]).to(torch.int32)
         kv = cls._make(k, v, RAGGED, geo, kv_indptr, None, seq_lens, None)
         if V.values_enabled():
@@ -116,7 +120,7 @@ class KVCache:
         rows kv_indices[kv_indptr[b]:kv_indptr[b+1]], in order (a paged cache with page size 1)."""
         from .descriptors import RAGGED
         geo = _geometry(k_pool, v_pool, RAGGED, None)
-        V.check_index("kv_indptr", kv_indptr, device=k_pool.device)
+        V.check_indptr("kv_indptr", kv_indptr, device=k_pool.device)
         V.check_index("kv_indices", kv_indices, device=k_pool.device)
         seq_lens = (kv_indptr[1:] - kv_indptr[:-1]).to(torch.int32)
         kv = cls._make(k_pool, v_pool, RAGGED, geo, kv_indptr, kv_indices, seq_lens, None)

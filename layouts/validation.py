@@ -84,6 +84,13 @@ def check_index(name: str, t, *, length: int | None = None, device=None):
         fail(f"{name} must be contiguous (stride 1); got stride {t.stride(0)}: pass {name}.contiguous()")
 
 
+def check_indptr(name: str, t, *, device=None):
+    """An index tensor of batch + 1 offsets (its values: check_indptr_values)."""
+    check_index(name, t, device=device)
+    if t.shape[0] < 1:
+        fail(f"{name} must have batch + 1 >= 1 entries; got 0")
+
+
 def check_indptr_values(name: str, indptr: torch.Tensor, total: int | None = None, total_name: str = ""):
     """indptr[0] == 0, non-decreasing, and (when total is given) indptr[-1] <= total."""
     ip = indptr.detach().to("cpu", torch.int64)

@@ -378,7 +378,7 @@ def test_set_validation_levels(case, gen):
                      backend="torch")
     k_new = torch.randn(2, 2, 64, generator=gen)
     pool = case.num_pages * 16
-    with raises(ValueError, "slot_mapping", f"[-1, {pool})", f"slot_mapping[1]={pool}"):
+    with raises(ValueError, "slot_mapping", f"[0, {pool})", f"slot_mapping[1]={pool}"):
         write_kv(kv, k_new, k_new, torch.tensor([0, pool]), backend="torch")
     # "cheap": the page map is still checked at construction, per-call values are not.
     attn.set_validation("cheap")
@@ -522,3 +522,28 @@ def test_rotary_argument_types(case, gen):
 def test_zero_q_heads(case):
     with raises(ValueError, "q heads must be a multiple of kv heads", "q_heads=0"):
         attn.decode(torch.zeros(3, 0, 64), case.kv)
+
+
+def test_small_construction_and_write_errors(case, gen):
+    k, v, ip, idx, sl = _paged_parts(case)
+    with raises(ValueError, "kv_indptr must have batch + 1 >= 1 entries; got 0"):
+        KVCache.paged(k, v, ip[:0], idx, sl[:0], layout="HND")
+    rows = randn((3, 2, 64), torch.float32, "cpu", gen)
+    with raises(TypeError, "kv must be an attn.layouts.KVCache", "tuple"):
+        write_kv((k, v), rows, rows, torch.tensor([0, 1, 2]))
+    from attn.layouts import convert
+    with raises(TypeError, "kv must be an attn.layouts.KVCache"):
+        convert((k, v), "NHD")
+    attn.set_validation("full")
+    try:
+        last = torch.tensor([1, 0, 4], dtype=torch.int32)      # sequence 1 has no pages: 0 is its value
+        KVCache.paged(k, v, ip, idx, kv_last_page_len=last, layout="HND")
+        with raises(ValueError, "kv_last_page_len must be in [1, 17)", "kv_last_page_len[0]=0"):
+            KVCache.paged(k, v, ip, idx, kv_last_page_len=torch.tensor([0, 0, 4], dtype=torch.int32), layout="HND")
+        # Negative slots are padding, all of them, not only -1.
+        before = case.kv.k.clone()
+        write_kv(case.kv, rows, rows, torch.tensor([-1, -5, -2]))
+        assert torch.equal(before.nan_to_num(7.0), case.kv.k.nan_to_num(7.0))
+    finally:
+        attn.set_validation("cheap")
+    assert attn.BatchPrefill(max_tokens=8, max_batch=2).device == torch.device("cpu")   # no GPU here
