@@ -91,6 +91,10 @@ class KVCache:
         if page_table.stride(1) != 1:
             V.fail(f"page_table must have unit stride along its last dim; got strides {page_table.stride()}")
         b, max_pages = page_table.shape
+        if b > 1 and page_table.stride(0) < max_pages:
+            # The kernels read row b at b * stride(0): overlapping (e.g. expanded) rows are not rows.
+            V.fail(f"page_table's rows must not overlap (row stride >= {max_pages}); got strides "
+                   f"{page_table.stride()}: pass page_table.contiguous()")
         V.check_index("seq_lens", seq_lens, length=b, device=dev)
         indptr = torch.arange(b + 1, dtype=torch.int32, device=dev) * page_table.stride(0)
         # A view that starts where the table starts: row b begins at b * stride(0).

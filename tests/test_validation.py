@@ -547,3 +547,10 @@ def test_small_construction_and_write_errors(case, gen):
     finally:
         attn.set_validation("cheap")
     assert attn.BatchPrefill(max_tokens=8, max_batch=2).device == torch.device("cpu")   # no GPU here
+
+
+def test_page_table_rows_must_not_overlap(case):
+    k, v = case.kv.k, case.kv.v
+    table = torch.tensor([[0, 1, 2]], dtype=torch.int32).expand(2, 3)
+    with raises(ValueError, "page_table's rows must not overlap", "(0, 1)"):
+        KVCache.from_page_table(k, v, table, torch.tensor([5, 5], dtype=torch.int32), layout="HND")
