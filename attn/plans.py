@@ -67,8 +67,8 @@ def kv_geometry(kv) -> tuple:
 
 
 def kv_pool(kv) -> tuple:
-    """What run()'s kv must have at least of the planned one: its device, its sequences (the
-    plan's items name them) and its pages (the plan's page map indexes them)."""
+    """What run()'s kv is checked against: the planned device and sequences (the plan's items name
+    them), and at least the planned pages (the plan's page map indexes them)."""
     return (kv.device, kv.batch_size, kv.num_pages)
 
 
