@@ -554,3 +554,10 @@ def test_page_table_rows_must_not_overlap(case):
     table = torch.tensor([[0, 1, 2]], dtype=torch.int32).expand(2, 3)
     with raises(ValueError, "page_table's rows must not overlap", "(0, 1)"):
         KVCache.from_page_table(k, v, table, torch.tensor([5, 5], dtype=torch.int32), layout="HND")
+
+
+def test_custom_mask_length_on_the_reference(gen):
+    kv = make_kv([5, 9], "NHD", 4, kv_heads=2, head_dim=64, gen=gen).kv
+    q, qi = ragged_q([3, 2], 4, 64, gen=gen)
+    with raises(ValueError, "custom_mask", "sum(q_len * kv_len) = 33", "[32]"):
+        attn.prefill(q, kv, qi, causal=False, custom_mask=torch.ones(32, dtype=torch.bool), backend="torch")

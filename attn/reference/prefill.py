@@ -29,6 +29,11 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     ki = kv_ip.to("cpu", torch.int64)
     if qi.numel() and (qi[0] != 0 or (qi.diff() < 0).any()):
         V.check_indptr_values("q_indptr", qi)
+    if custom_mask is not None:
+        want = int((qi.diff() * ki.diff()).sum())
+        if custom_mask.dim() != 1 or custom_mask.shape[0] != want:
+            V.fail(f"custom_mask must be 1-D with sum(q_len * kv_len) = {want} entries; got shape "
+                   f"{list(custom_mask.shape)}")
     if rotary is not None:
         check_rotary(rotary, d, q.device, ki.diff().tolist())
     group = hq // kv.num_kv_heads
