@@ -10,7 +10,7 @@ tail -1 $R/bounds.log
 D=benchmarks/results/h200-2026-12-04
 for L in HND NHD vllm; do
   echo "=== $L" >> $R/ncu.txt
-  timeout -k 10 -s INT 60 ncu -k regex:_rotary_kernel -s 3 -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section Occupancy --section LaunchStats --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_requests_srcunit_tex_op_write.sum,lts__t_sectors_srcunit_tex_op_write.sum,lts__t_requests_srcunit_tex_op_read.sum,lts__t_sectors_srcunit_tex_op_read.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,smsp__inst_executed.sum python $D/ncu_write.py $L >> $R/ncu.txt 2>&1
+  timeout -k 10 -s INT 60 ncu -k regex:_rotary_kernel -s 1 -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section WarpStateStats --section Occupancy --section LaunchStats --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_requests_srcunit_tex_op_write.sum,lts__t_sectors_srcunit_tex_op_write.sum,lts__t_requests_srcunit_tex_op_read.sum,lts__t_sectors_srcunit_tex_op_read.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,smsp__inst_executed.sum python $D/ncu_write.py $L >> $R/ncu.txt 2>&1
   python $D/ncu_write.py $L time >> $R/ncu_time.txt 2>&1
 done
 cat $R/ncu_time.txt
