@@ -429,7 +429,7 @@ def rotary(q, k, q_out, k_out, cos_sin_cache, rotary_dim: int, is_neox: bool, *,
         IS_NEOX=is_neox, Q_PASS=partial and q_out.data_ptr() != q.data_ptr(),
         K_PASS=partial and (write_kv or ko.data_ptr() != k.data_ptr()), WRITE_KV=write_kv,
         K_SPLIT=ks[5], V_SPLIT=vs[5], POS_MODE=pos_mode, RUNS=runs,
-        num_warps=cfg["num_warps"],
+        num_warps=cfg["num_warps"], **({"maxnreg": cfg["maxnreg"]} if cfg.get("maxnreg") else {}),
     )
 
 
