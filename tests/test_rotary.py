@@ -402,7 +402,9 @@ def test_launch_config():
     assert big["BLOCK_HQ"] * big["BLOCK_TQ"] * 128 == K._CONFIGS["nvidia"]["tile"]
     hnd = lc(8192, 32, 8, 128, "nvidia", 132, True, True, 0)
     assert hnd["BLOCK_TK"] == K._CONFIGS["nvidia"]["run_tokens"]
-    assert hnd["BLOCK_TK"] * hnd["BLOCK_HK"] * 128 == K._CONFIGS["nvidia"]["tile"] // 2   # k and v: half each
+    write_tile = K._CONFIGS["nvidia"].get("write_tile", K._CONFIGS["nvidia"]["tile"])
+    assert hnd["BLOCK_TK"] * hnd["BLOCK_HK"] * 128 == write_tile // 2   # k and v: half each
+    assert hnd["BLOCK_TQ"] * hnd["BLOCK_HQ"] * 128 == write_tile
     assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 8)["BLOCK_TK"] == 8
     slot_runs = K._CONFIGS["nvidia"].get("slot_run_tokens", K._CONFIGS["nvidia"]["run_tokens"])
     assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 3)["BLOCK_TK"] == slot_runs

@@ -270,6 +270,7 @@ def _rotary_kernel(
 #   programs_per_sm  token blocks shrink until the grid has this many programs per SM
 #                    (decode-sized batches); 0: never shrink (the interpreter: fewer programs, faster)
 #   write_max_heads  max_heads of the q programs of a launch that writes a cache
+#   write_tile       tile of a launch that writes a cache (its q and k programs); tile if absent
 # NVIDIA: measured on the H100 (benchmarks/bench_rotary.py sweep, 2026-11-23, 8192 tokens, bf16):
 # apply with 4 warps 87.8% of copy bandwidth vs 81.9% with 8; the HND cache write with runs of 8
 # slots 82.3% vs 77.8% with 16 (vLLM's: 75.9% vs 76.4%, even). Writes: 4 warps and q programs of
@@ -278,8 +279,8 @@ def _rotary_kernel(
 # Then the run length (rot_call5.txt): HND runs of 4 slots x 8 heads 86.0% against 80.8% at 8 x 4;
 # vLLM runs of 16 slots 78.9% against 77.6% at 8 and 74.3% at 4.
 _CONFIGS = {
-    "nvidia": dict(num_warps=4, write_num_warps=4, tile=8192, max_heads=16, write_max_heads=32, run_tokens=4,
-                   slot_run_tokens=16, programs_per_sm=4),
+    "nvidia": dict(num_warps=4, write_num_warps=4, tile=8192, write_tile=4096, max_heads=16, write_max_heads=32,
+                   run_tokens=4, slot_run_tokens=16, programs_per_sm=4),
     # AMD: the cache write takes 8 warps and runs of 8 slots: at 4 warps the vLLM layout's address
     # math spilled 40-50 SGPRs on gfx90a/gfx942/gfx950, at 8 warps with runs of 16 still 2 on gfx90a
     # (compile matrix); this shape none.
@@ -310,9 +311,10 @@ def launch_config(n_tokens: int, hq: int, hk: int, d: int, vendor: str, num_sms:
     cfg = dict(_CONFIGS.get(vendor, _CONFIGS["nvidia"]), **dict(overrides))    # overrides: benchmarks' sweeps
     bd = _np2(d)
     bhq = min(_np2(hq), cfg.get("write_max_heads", cfg["max_heads"]) if write else cfg["max_heads"])
-    btq = max(1, min(64, _np2(max(1, cfg["tile"] // (bhq * bd)))))
+    tile = cfg.get("write_tile", cfg["tile"]) if write else cfg["tile"]
+    btq = max(1, min(64, _np2(max(1, tile // (bhq * bd)))))
     # A k program writing the cache moves k and v: half the tile of each.
-    tile_k = cfg["tile"] // 2 if write else cfg["tile"]
+    tile_k = tile // 2 if write else tile
     if head_major:
         btk = cfg.get("slot_run_tokens", cfg["run_tokens"]) if page_size else cfg["run_tokens"]
         if page_size and page_size % btk and page_size & -page_size > 1:
