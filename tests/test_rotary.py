@@ -408,6 +408,9 @@ def test_launch_config():
     assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 8)["BLOCK_TK"] == 8
     slot_runs = K._CONFIGS["nvidia"].get("slot_run_tokens", K._CONFIGS["nvidia"]["run_tokens"])
     assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 3)["BLOCK_TK"] == slot_runs
+    slot_heads = K._CONFIGS["nvidia"].get("slot_run_heads", 8)
+    assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 16)["BLOCK_HK"] == min(8, slot_heads)
+    assert lc(8192, 32, 8, 128, "nvidia", 132, True, True, 0)["BLOCK_HK"] > slot_heads   # HND: not capped
     # Runs along the slots (vLLM's V) and along the dims (HND) take their own lengths; the q
     # programs of a write their own head count.
     over = (("run_tokens", 2), ("slot_run_tokens", 8), ("write_max_heads", 4), ("max_heads", 16))

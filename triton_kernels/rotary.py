@@ -267,6 +267,8 @@ def _rotary_kernel(
 #   run_tokens       tokens per k program when writing a cache whose slots of one head are adjacent
 #                    (HND, vllm): a page run of that many slots is one contiguous store per head
 #   slot_run_tokens  the same where the store runs along the slots (vLLM's V); run_tokens if absent
+#   slot_run_heads   heads per k program there at most (vLLM's layout transposes k and v in shared
+#                    memory; small programs keep the registers, and so the occupancy, up)
 #   programs_per_sm  token blocks shrink until the grid has this many programs per SM
 #                    (decode-sized batches); 0: never shrink (the interpreter: fewer programs, faster)
 #   write_max_heads  max_heads of the q programs of a launch that writes a cache
@@ -278,9 +280,14 @@ def _rotary_kernel(
 # NHD 85.9% of copy against 74.0% at 8 warps / 16 heads, HND 80.6 vs 80.1, vLLM 77.4 vs 70.0.
 # Then the run length (rot_call5.txt): HND runs of 4 slots x 8 heads 86.0% against 80.8% at 8 x 4;
 # vLLM runs of 16 slots 78.9% against 77.6% at 8 and 74.3% at 4.
+# ncu (2026-12-04, h200-2026-12-04/ncu_call2.txt): both writes register-limited, 90 / 116 registers,
+# 31% / 25% occupancy, and the q programs (2/3 of the bytes) run at the k path's count. Halving the
+# write's tile (q programs of 1 token x 32 heads) and vLLM's k programs at 8 slots x 1 head, same
+# run, graph-timed (sweep_tile_call4.md, sweep_vllm_call5.md): HND 84.0% -> 89.2% (56 registers),
+# NHD 84.0 -> 85.9, vLLM 77.9 -> 85.3 (56 registers; 16 x 1: 79.8, 16 x 2: 76.5).
 _CONFIGS = {
     "nvidia": dict(num_warps=4, write_num_warps=4, tile=8192, write_tile=4096, max_heads=16, write_max_heads=32,
-                   run_tokens=4, slot_run_tokens=16, programs_per_sm=4),
+                   run_tokens=4, slot_run_tokens=8, slot_run_heads=1, programs_per_sm=4),
     # AMD: the cache write takes 8 warps and runs of 8 slots: at 4 warps the vLLM layout's address
     # math spilled 40-50 SGPRs on gfx90a/gfx942/gfx950, at 8 warps with runs of 16 still 2 on gfx90a
     # (compile matrix); this shape none.
@@ -320,6 +327,8 @@ def launch_config(n_tokens: int, hq: int, hk: int, d: int, vendor: str, num_sms:
         if page_size and page_size % btk and page_size & -page_size > 1:
             btk = page_size & -page_size   # page runs start on multiples of btk: btk divides page_size
         bhk = min(_np2(hk), cfg["max_heads"], max(1, tile_k // (btk * bd)))
+        if page_size:
+            bhk = min(bhk, cfg.get("slot_run_heads", bhk))
     else:
         bhk = min(_np2(hk), cfg["max_heads"])
         btk = max(1, min(64, _np2(max(1, tile_k // (bhk * bd)))))
