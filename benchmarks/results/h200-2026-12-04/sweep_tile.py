@@ -1,55 +1,33 @@
-"""Issue 5: the fused cache write at write_tile 4096 (the launcher now: q programs of 1 token x 32
-heads, k programs of half the elements) against 8192 (before), side by side in alternating
-rounds, 8192 tokens (and the 64-token decode step) over HND / NHD / vLLM, page 16, shuffled
-pages; for vLLM also ptxas ceilings (its k path holds 116 registers at 8192). Median of 3 rounds
-of graph-timed medians; registers / spills of each compiled variant.
+"""Issue 5: the fused cache write's launcher now against before (write_tile 8192, vLLM's k
+programs 16 slots x 2 heads), side by side in alternating rounds, 8192 tokens (and the 64-token
+decode step) over HND / NHD / vLLM, page 16, shuffled pages; for vLLM also ptxas ceilings. Median
+of 3 rounds of graph-timed medians; registers / spills of each compiled variant. (Call 4 ran it
+between the two changes: "now" was write_tile 4096 with vLLM's k programs at 16 x 1, before
+slot_run_heads; since then vLLM's are 8 x 1, sweep_vllm.py.)
 
     python benchmarks/results/h200-2026-12-04/sweep_tile.py              # GPU, ~1-2 min
     SMALL=1 TRITON_INTERPRET=1 python .../sweep_tile.py                    # the script's own check"""
-import os
 import statistics
 
 import torch
 
 from attn import benchutil as bu
-from attn.reference.rotary import apply_and_write_kv as ref_write
-from attn.rotary import cos_sin_cache
-from attn.triton_kernels.rotary import _rotary_kernel, launch_config, rotary as launch
+from attn.triton_kernels.rotary import launch_config
+from write_case import DEV, SMALL, check_write, compiled, inputs, new_regs, paged, write_bytes, write_call
 
-SMALL = bool(os.environ.get("SMALL"))
-dev = "cpu" if SMALL else "cuda"
-gen = torch.Generator(dev).manual_seed(0)
-cache = cos_sin_cache(65536, 128, dtype=torch.float32).to(dev)
-dt = torch.float32 if SMALL else torch.bfloat16
+gen = torch.Generator(DEV).manual_seed(0)
 copy = None if SMALL else bu.copy_gbs()
 print(f"copy {copy:.0f} GB/s" if copy else "copy: not measured here")
-VARIANTS = {"before (write_tile 8192)": (("write_tile", 8192),), "now (write_tile 4096)": (),
-            "now + maxnreg 96": (), "now + maxnreg 80": ()}
+BEFORE = (("write_tile", 8192), ("slot_run_tokens", 16), ("slot_run_heads", 16))
+VARIANTS = {"before (write_tile 8192)": BEFORE, "now": (), "now + maxnreg 96": (), "now + maxnreg 80": ()}
 NREG = {"now + maxnreg 96": 96, "now + maxnreg 80": 80}
-
-
-def compiled():
-    try:
-        return {id(k): k for k in _rotary_kernel.device_caches[torch.cuda.current_device()][0].values()}
-    except Exception:                      # noqa: BLE001 (interpreter, or another Triton's cache shape)
-        return {}
-
-
 print("| tokens | layout | variant | us (3 rounds' median) | GB/s | of copy | registers / spills |")
 print("|---:|---|---|---:|---:|---:|---|")
 for T in ((64,) if SMALL else (8192, 64)):
-    sets = []
-    for _ in range(1 if SMALL or T < 1024 else 2):
-        q = torch.randn(T, 32, 128, device=dev, generator=gen).to(dt)
-        k = torch.randn(T, 8, 128, device=dev, generator=gen).to(dt)
-        v = torch.randn(T, 8, 128, device=dev, generator=gen).to(dt)
-        pos = torch.randint(0, 65536, (T,), device=dev, generator=gen)
-        sets.append((q, k, v, pos, torch.empty_like(q)))
-    work = 2.0 * T * (32 + 2 * 8) * 128 * sets[0][0].element_size()
+    sets = inputs(T, 1 if SMALL or T < 1024 else 2, gen)
+    work = write_bytes(T)
     for layout in ("HND", "NHD", "vllm"):
-        kvs = [bu.make_kv([T], layout=layout, page_size=16, gen=gen, device=dev, dtype=dt) for _ in sets]
-        t = torch.arange(T, device=dev)
-        slots = [kv.page_indices.long()[t // 16] * 16 + t % 16 for kv in kvs]
+        kvs, slots = paged(layout, T, len(sets), gen)
         hm, ps = layout != "NHD", 16 if layout == "vllm" else 0
         runs, times, regs, names = {}, {}, {}, {}
         for name, over in VARIANTS.items():
@@ -59,24 +37,15 @@ for T in ((64,) if SMALL else (8192, 64)):
             if name in NREG:
                 cfg["maxnreg"] = NREG[name]
             names[name] = f"{cfg['BLOCK_TQ']}x{cfg['BLOCK_HQ']} q, {cfg['BLOCK_TK']}x{cfg['BLOCK_HK']} k"
-            runs[name] = [(lambda i=i, cfg=cfg: launch(sets[i][0], sets[i][1], sets[i][4], None, cache, 128, True,
-                                                       positions=sets[i][3], kv=kvs[i], v=sets[i][2],
-                                                       slot_mapping=slots[i], config=cfg)) for i in range(len(sets))]
+            runs[name] = [write_call(s, kv, sl, cfg) for s, kv, sl in zip(sets, kvs, slots)]
             if SMALL:
-                q, k, v, pos, qo = sets[0]
-                kv2 = bu.make_kv([T], layout=layout, page_size=16, gen=gen, device=dev, dtype=dt)
-                kv2.k.copy_(kvs[0].k), kv2.v.copy_(kvs[0].v)       # before the launch: wrong slots show
-                runs[name][0]()
-                qr = ref_write(q, k, v, cache, kv2, slots[0], "neox", 128, False, positions=pos)
-                err = max(float((qr - qo).abs().max()), float((kv2.k - kvs[0].k).abs().max()),
-                          float((kv2.v - kvs[0].v).abs().max()))
+                err = check_write(sets[0], kvs[0], slots[0], cfg, layout, gen)
                 print(f"| {T} | {layout} | {name} ({names[name]}) | err {err:.1e} | | | |")
                 continue
             before = compiled()
             runs[name][0]()
             torch.cuda.synchronize()
-            regs[name] = ", ".join(f"{k.n_regs} / {k.n_spills}" for i, k in compiled().items() if i not in before) \
-                or "(cached)"
+            regs[name] = new_regs(before)
         if SMALL:
             continue
         for _ in range(3):
