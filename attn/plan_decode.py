@@ -40,7 +40,7 @@ class BatchDecode:
                       page maps held in different tensors)
         kernel_config overrides of the kernel configuration (BLOCK_N, num_warps, num_stages,
                       cache_modifier, programs_per_sm, min_chunk_blocks, fit_wave,
-                      whole_waves, longest_first): tuning only
+                      longest_first): tuning only
 
     plan(kv, q_heads, ...) once per batch composition:
         kv            attn.layouts.KVCache, b <= max_batch sequences, any layout (NHD, HND, vllm,

@@ -125,48 +125,12 @@ def test_fit_wave_splits_fill_one_wave_with_the_shortest_chunks():
     assert (choose_splits(np.array([100, 5, 0]), 8, 132, {**cfg, "fit_wave": True}) == 1).all()   # < 8 blocks
 
 
-def test_whole_waves_splits_give_the_long_sequences_exactly_the_wave():
-    """Config whole_waves: the sequences longer than a chunk get exactly the wave's chunks between
-    them (programs_per_sm x SMs over the kv heads), the shortest longest chunk that count allows
-    (one block less would need more chunks), the short ones one chunk each; chunks keep
-    min_chunk_blocks and the work items cover every block once."""
-    from attn.scheduling import decode_items
-    from attn.triton_kernels.decode import choose_splits
-    from attn.tune import mixed_lengths
-    lens = np.array(mixed_lengths())
-    cfg = dict(BLOCK_N=32, programs_per_sm=4, min_chunk_blocks=8, whole_waves=True)
-    wave = 4 * 132 // 8
-    splits = choose_splits(lens, 8, 132, cfg)
-    blocks = -(-lens // 32)
-    chunk = -(-blocks // splits)
-    # The long sequences: the k longest, where the k-th is longer than their mean chunk (their
-    # blocks over the wave) and the (k+1)-th is not.
-    desc = np.sort(blocks)[::-1]
-    k = next(k for k in range(1, len(desc) + 1)
-             if desc[k - 1] > desc[:k].sum() / wave and (k == len(desc) or desc[k] <= desc[:k].sum() / wave))
-    long = blocks >= desc[k - 1]
-    assert long.sum() == k and (splits > 1).any() and splits[long].sum() == wave, (splits, wave, k)
-    longest = int(chunk[long].max())
-    assert (-(-blocks[long] // (longest - 1))).sum() > wave, longest      # one block less: too many chunks
-    assert (splits[~long] == 1).all()
-    assert (blocks // splits >= 8)[splits > 1].all()
-    items, _ = decode_items(lens, splits, 32, longest_first=True)
-    for r, n in enumerate(lens):                                           # every key in exactly one item
-        cover = np.zeros(n, int)
-        for _, _, a, b, _ in items[items[:, 0] == r]:
-            cover[a:b] += 1
-        assert (cover == 1).all(), r
-    few = choose_splits(np.array([100, 5, 0]), 8, 132, cfg)               # nothing longer than 8 blocks
-    assert (few == 1).all(), few
-
-
 @pytest.mark.parametrize("option,form", [("fit_wave", "HND"), ("fit_wave", "vllm"), ("longest_first", "NHD"),
-                                         ("longest_first", "vllm"), ("whole_waves", "HND")])
+                                         ("longest_first", "vllm")])
 def test_batch_decode_planning_options(option, form, gen, device):
-    """The host-side planning options: fit_wave (chunks fitted to one wave), whole_waves (the long
-    sequences' chunks a whole wave), longest_first (the work items run longest chunk first: the
-    plan's item list in non-increasing length). Each splits some sequence and gives the
-    reference's answer."""
+    """The host-side planning options: fit_wave (chunks fitted to one wave), longest_first (the
+    work items run longest chunk first: the plan's item list in non-increasing length). Both
+    split some sequence and give the reference's answer."""
     lens = [5, 40, 77, 0, 130, 1, 33]
     case = make_kv(lens, layout=form, page_size=16, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
                    gen=gen)

@@ -72,8 +72,7 @@ def choose_splits(kv_lens: np.ndarray, num_kv_heads: int, num_sms: int, cfg: dic
     balanced split for mixed lengths, long sequences get more chunks), never shorter than
     min_chunk_blocks blocks (a chunk's fixed cost: q load, partial write, merge). Sequences are
     split only when the batch alone does not give enough programs. Config fit_wave: the shortest
-    chunks whose count stays within the target instead (_fit_wave); whole_waves: exactly the
-    target's chunks for the sequences longer than a chunk, one each for the rest (_whole_waves).
+    chunks whose count stays within the target instead (_fit_wave).
 
     The number of chunks is at most len(kv_lens) + programs_per_sm * num_sms / num_kv_heads,
     which sizes BatchDecode's work list."""
@@ -86,9 +85,7 @@ def choose_splits(kv_lens: np.ndarray, num_kv_heads: int, num_sms: int, cfg: dic
     target = max(int(cfg.get("programs_per_sm", 4) * num_sms), 1)
     lens = np.maximum(np.asarray(kv_lens, np.int64), 0)
     min_blocks = int(cfg.get("min_chunk_blocks", 4))
-    if cfg.get("whole_waves"):
-        splits = _whole_waves(lens, block_n, min_blocks, max(target // num_kv_heads, 1))
-    elif cfg.get("fit_wave"):
+    if cfg.get("fit_wave"):
         splits = _fit_wave(lens, block_n, min_blocks, max(target // num_kv_heads, b))
     else:
         total = max(int(lens.sum()), 1) * num_kv_heads
@@ -97,45 +94,6 @@ def choose_splits(kv_lens: np.ndarray, num_kv_heads: int, num_sms: int, cfg: dic
     if max_splits is not None:
         splits = np.minimum(splits, max_splits)
     return splits.astype(np.int64)
-
-
-def _whole_waves(lens: np.ndarray, block_n: int, min_blocks: int, n_long: int) -> np.ndarray:
-    """Splits giving the sequences longer than one chunk exactly n_long chunks between them, as
-    equal as whole blocks allow (the shortest longest chunk, then extra chunks to the sequences
-    whose chunks are longest), the shorter sequences one chunk each. With n_long = programs_per_sm
-    * SMs / kv heads the long chunks are a whole number of programs an SM, so no SM streams one
-    more long chunk than another; the short sequences' programs come after them (longest first)
-    and fill the slots left. Equal chunks of total / target instead overshoot by up to one chunk a
-    sequence (each one's remainder: 70 long chunks for a 66-chunk wave on the benchmark's mixed
-    batch), which leaves some SMs a long chunk more than others."""
-    blocks = np.maximum(-(-lens // block_n), 1)
-    splits = np.ones(len(blocks), np.int64)
-    long = blocks > max(blocks.sum() / n_long, min_blocks)
-    for _ in range(len(blocks)):         # the chunk depends on which sequences are long: to a fixpoint
-        if not long.any():
-            return splits
-        grown = blocks > max(blocks[long].sum() / n_long, min_blocks)
-        if (grown == long).all():
-            break
-        long = grown
-    b = blocks[long]
-    n = max(n_long, len(b))
-    lo, hi = 1, int(b.max())
-    while lo < hi:                       # the shortest chunk whose count stays within n
-        mid = (lo + hi) // 2
-        if (-(-b // mid)).sum() <= n:
-            hi = mid
-        else:
-            lo = mid + 1
-    s = -(-b // lo)
-    cap = np.maximum(b // max(min_blocks, 1), 1)
-    for _ in range(n - int(s.sum())):    # top up to exactly n: split where the chunks are longest
-        room = np.where(s < cap, b / s, 0.0)
-        if room.max() <= 0:
-            break
-        s[int(np.argmax(room))] += 1
-    splits[long] = np.minimum(s, cap)
-    return splits
 
 
 def _fit_wave(lens: np.ndarray, block_n: int, min_blocks: int, max_items: int) -> np.ndarray:

@@ -2,9 +2,10 @@
 for 660 resident slots (5 blocks an SM at 94 registers), 1.19 waves; SMs active 86% of the
 kernel on average (uniform 64 x 4096: 92%), busiest 93%. Variants of the tuned entry (pps 4,
 min_chunk_blocks 8, longest_first, BLOCK_N 32): items fitted to one wave of 5 an SM (fit_wave,
-pps 5) or two (pps 10), pps 5 without fitting, and whole_waves (exactly pps x SMs long chunks,
-the short sequences on top); graph-timed in alternating rounds, HND / NHD / token pool, ratio
-to the tuned entry. (Call 8 ran it without the whole_waves rows, which came after it.)
+pps 5) or two (pps 10), and pps 5 without fitting; graph-timed in alternating rounds, HND / NHD /
+token pool, ratio to the tuned entry. (Call 9 also ran whole_waves rows, on 2c4d141, where that
+option existed: the long sequences given exactly pps x SMs / kv heads chunks, the short ones on
+top. It lost, 1.03-1.15x, and was reverted; mixed_ab_call9.md.)
 
     python benchmarks/results/h200-2026-12-04/mixed_ab.py            # GPU, ~1 min
     SMALL=1 TRITON_INTERPRET=1 python .../mixed_ab.py                  # the script's own check"""
@@ -27,11 +28,7 @@ gen = torch.Generator(dev).manual_seed(0)
 VARIANTS = {"tuned": {}, "fit_wave pps 5": dict(fit_wave=True, programs_per_sm=5),
             "fit_wave pps 5, min 4 blocks": dict(fit_wave=True, programs_per_sm=5, min_chunk_blocks=4),
             "fit_wave pps 10": dict(fit_wave=True, programs_per_sm=10), "pps 5": dict(programs_per_sm=5),
-            "fit_wave pps 4": dict(fit_wave=True, programs_per_sm=4),
-            "whole_waves pps 4": dict(whole_waves=True, programs_per_sm=4),
-            "whole_waves pps 5": dict(whole_waves=True, programs_per_sm=5),
-            "whole_waves pps 3": dict(whole_waves=True, programs_per_sm=3),
-            "whole_waves pps 4, min 4 blocks": dict(whole_waves=True, programs_per_sm=4, min_chunk_blocks=4)}
+            "fit_wave pps 4": dict(fit_wave=True, programs_per_sm=4)}
 print("| layout | variant | programs (items x kv heads) | us | ratio to tuned |")
 print("|---|---|---:|---:|---:|")
 for layout, ps in (("HND", 16), ("NHD", 16), ("pool", 1)):
