@@ -378,7 +378,8 @@ def rotary(q, k, q_out, k_out, cos_sin_cache, rotary_dim: int, is_neox: bool, *,
     """One launch. q [T, HQ, D] or [b, s, HQ, D] into q_out (may be q); k likewise into k_out, or,
     with kv given, k rotated and v into kv's storage at slot_mapping. Inputs validated by the caller;
     exactly one of positions [T] / offsets [b] (+ indptr [b+1] for 3-D inputs) is given.
-    config: override launch_config()'s dict (BLOCK_TQ, BLOCK_TK, BLOCK_HQ, BLOCK_HK, num_warps)."""
+    config: override launch_config()'s dict (BLOCK_TQ, BLOCK_TK, BLOCK_HQ, BLOCK_HK, num_warps; and
+    maxnreg, NVIDIA's register ceiling, for sweeps: benchmarks/results/h200-2026-12-04)."""
     qs = q.shape
     dense = len(qs) == 4
     n_tokens = qs[0] * qs[1] if dense else qs[0]
