@@ -164,7 +164,9 @@ def suite_rotary(ctx):
         row = dict(shape=f"{tokens} tokens 32q/8kv d=128 neox", op="rotary", peers={}, notes=[], metric="gbs",
                    work=rc.bytes, tuned=False)
         from attn.tune import rotary_runner
-        rr = rotary_runner(rc, {})                     # the launch alone, outputs preallocated
+        from attn.triton_kernels.rotary import tuned_overrides
+        # The launch alone, outputs preallocated, with what the launcher would take from a tuned file.
+        rr = rotary_runner(rc, dict(tuned_overrides(rc.q.device, tokens, 128, rc.q.dtype)))
         row["attn_ms"], mode = _time([rr(i) for i in range(rc.n_sets)])
         row["path"] = f"launch, {mode}"
         ref = [(lambda i=i: rotary.apply(rc.qs[i], rc.ks[i], rc.pos, rc.cache, backend="torch"))

@@ -145,8 +145,10 @@ def candidate_space(op: str, plat) -> tuple[list[dict], list[dict]]:
                   dict(programs_per_sm=8), dict(min_chunk_blocks=8), dict(fit_wave=True),
                   dict(programs_per_sm=4, fit_wave=True), dict(longest_first=True)]
     elif op == "rotary":
-        stage1 = [dict(BLOCK_T=t, num_warps=w) for t in (1, 4, 16) for w in (1, 4)]
-        stage2 = []
+        # launch_config's own knobs (triton_kernels/rotary.py TUNABLE), so that an entry holds for
+        # any token count near its bucket: elements a program rotates, warps, heads a program.
+        stage1 = [dict(tile=t, num_warps=w) for t in (4096, 8192, 16384) for w in (2, 4, 8)]
+        stage2 = [dict(max_heads=8), dict(max_heads=32)]
     else:
         raise ValueError(op)
     if amd and op != "rotary":
@@ -256,10 +258,13 @@ class RotaryCase:
 
 
 def rotary_runner(case: RotaryCase, cfg: dict):
+    """apply's launch with cfg: launch_config's tunable knobs (tr.TUNABLE) go in as its overrides,
+    any other key (BLOCK_TQ, ...) replaces the resulting launch parameter."""
     from attn.triton_kernels import rotary as tr
     plat = platform.for_tensor(case.q)
-    base = tr.launch_config(case.tokens, 32, 8, 128, plat.vendor, plat.num_sms)
-    full = {**base, **cfg}
+    over = tuple(sorted((k, v) for k, v in cfg.items() if k in tr.TUNABLE))
+    base = tr.launch_config(case.tokens, 32, 8, 128, plat.vendor, plat.num_sms, overrides=over)
+    full = {**base, **{k: v for k, v in cfg.items() if k not in tr.TUNABLE}}
     outs = [(torch.empty_like(q), torch.empty_like(k)) for q, k in zip(case.qs, case.ks)]
 
     def run(i):
@@ -378,7 +383,7 @@ class Tuner:
                 continue
             heur = configs.heuristic(CONFIG_OP[self.op], self.plat, **shape)
             if self.op == "rotary":
-                heur = {k: v for k, v in rotary_runner(case, {}).cfg.items() if k in ("BLOCK_T", "num_warps")}
+                heur = {}                  # the launcher's defaults: launch_config without overrides
             heur_ms = self._time(bkey, case, heur, baseline=True)
             bar.update(1)
             timed = {ckey(heur): (heur_ms, heur)}

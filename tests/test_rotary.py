@@ -394,6 +394,27 @@ def test_write_kv_page_runs(layout, gen):
                        v_new[live].double().cpu(), dtype, what)
 
 
+def test_tuned_rotary_entry_reaches_apply_launches_only(gen):
+    """A tuned "rotary" entry (here forced through attn.configs.override) sets launch_config's
+    knobs for apply's launches; the cache write keeps its own row. The apply launch it gives is
+    still right."""
+    from attn import configs
+    cpu = torch.device("cpu")
+    assert K.tuned_overrides(cpu, 64, 128, torch.float32) == ()
+    with configs.override("rotary", dict(tile=1024, num_warps=2, BLOCK_TQ=99)):
+        over = K.tuned_overrides(cpu, 64, 128, torch.float32)
+        assert over == (("num_warps", 2), ("tile", 1024))                # only the tunable knobs
+        cache = attn.rotary.cos_sin_cache(256, 64, dtype=torch.float32)
+        q = torch.randn(9, 4, 64, generator=gen)
+        k = torch.randn(9, 2, 64, generator=gen)
+        pos = torch.randint(0, 256, (9,), generator=gen)
+        qo, ko = attn.rotary.apply(q, k, pos, cache, backend="triton")
+        qr, kr = attn.rotary.apply(q, k, pos, cache, backend="torch")
+        assert torch.allclose(qo, qr, atol=1e-5) and torch.allclose(ko, kr, atol=1e-5)
+    small = K.launch_config(64, 32, 8, 128, "cpu", 4, overrides=over)
+    assert small != K.launch_config(64, 32, 8, 128, "cpu", 4)           # the entry changes the launch
+
+
 def test_launch_config():
     """Tiles fill the vendor's tile; writes to head-major caches take page runs that divide the page;
     decode-sized batches shrink the token blocks until the grid fills the machine."""

@@ -212,6 +212,26 @@ def test_tuner_rotary_op_runs_and_checks(tmp_path):
     assert {c.get("BLOCK_TQ") for c in log} >= {1, 2}          # both tiles timed (beside the heuristic)
 
 
+def test_rotary_space_candidates_each_change_the_launch():
+    """Every candidate of the rotary space is a launch the default is not, and no two are the same
+    launch (the space once named a key the launcher never read: every candidate timed the default).
+    rotary_runner passes the tunable knobs through launch_config."""
+    from attn.triton_kernels import rotary as tr
+    nv = Platform("nvidia", "sm_90", 32, 132, "NVIDIA H200")
+    stage1, stage2 = tune.candidate_space("rotary", nv)
+    assert all(set(c) <= set(tr.TUNABLE) for c in stage1 + stage2)
+    best = stage1[0]
+
+    def launch(c):
+        return tuple(sorted(tr.launch_config(8192, 32, 8, 128, "nvidia", 132, overrides=tuple(sorted(c.items())))
+                            .items()))
+    shapes = [launch(c) for c in stage1] + [launch({**best, **m}) for m in stage2]
+    assert len(set(shapes)) == len(shapes), shapes
+    case = tune.RotaryCase(64, torch.float32, "cpu")
+    run = tune.rotary_runner(case, dict(tile=1024, num_warps=2))
+    assert run.cfg == tr.launch_config(64, 32, 8, 128, "cpu", 4, overrides=(("num_warps", 2), ("tile", 1024)))
+
+
 def test_op_all_gives_each_op_a_share_of_the_budget(tmp_path, monkeypatch):
     """--op all: decode (tuned first) cannot spend the whole budget; what an op leaves unused
     passes on to the ones after it."""

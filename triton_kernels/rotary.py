@@ -349,11 +349,29 @@ def launch_config(n_tokens: int, hq: int, hk: int, d: int, vendor: str, num_sms:
     return dict(BLOCK_TQ=btq, BLOCK_TK=btk, BLOCK_HQ=bhq, BLOCK_HK=bhk, num_warps=warps)
 
 
+#: The launch_config keys a tuned "rotary" entry may set (`python -m attn tune --op rotary` times
+#: apply over them); they apply to apply's launches, not to the cache write's.
+TUNABLE = ("tile", "num_warps", "max_heads")
+
+
 @functools.lru_cache(maxsize=64)
-def _platform_key(device: torch.device):
+def _platform(device: torch.device):
     from attn.platform import for_tensor
-    p = for_tensor(_Probe(device))
+    return for_tensor(_Probe(device))
+
+
+def _platform_key(device: torch.device):
+    p = _platform(device)
     return p.vendor, p.num_sms
+
+
+def tuned_overrides(device: torch.device, n_tokens: int, d: int, dtype: torch.dtype) -> tuple:
+    """launch_config overrides from the device's tuned file (the entry nearest n_tokens), as
+    ((key, value), ...); () where nothing is tuned."""
+    from attn import configs
+    from attn.platform import dtype_name
+    cfg = configs.lookup("rotary", _platform(device), head_dim=d, dtype=dtype_name(dtype), batch=n_tokens)
+    return tuple(sorted((k, v) for k, v in cfg.items() if k in TUNABLE))
 
 
 class _Probe:
@@ -399,7 +417,9 @@ def rotary(q, k, q_out, k_out, cos_sin_cache, rotary_dim: int, is_neox: bool, *,
         page_size, head_major, slot_minor = 1, False, False
     if config is None:
         vendor, sms = _platform_key(q.device)
-        cfg = launch_config(n_tokens, hq, hk, d, vendor, sms, write_kv, head_major, page_size if slot_minor else 0)
+        over = () if write_kv else tuned_overrides(q.device, n_tokens, d, q.dtype)
+        cfg = launch_config(n_tokens, hq, hk, d, vendor, sms, write_kv, head_major, page_size if slot_minor else 0,
+                            over)
     else:
         cfg = config
     btq, btk = cfg["BLOCK_TQ"], cfg["BLOCK_TK"]
