@@ -394,25 +394,37 @@ def test_write_kv_page_runs(layout, gen):
                        v_new[live].double().cpu(), dtype, what)
 
 
-def test_tuned_rotary_entry_reaches_apply_launches_only(gen):
+def test_tuned_rotary_entry_reaches_apply_launches_only(gen, monkeypatch):
     """A tuned "rotary" entry (here forced through attn.configs.override) sets launch_config's
-    knobs for apply's launches; the cache write keeps its own row. The apply launch it gives is
-    still right."""
+    knobs for apply's launches, and only its tunable ones; the cache write keeps its own row. The
+    apply launch it gives is still right, and leaving the override drops it again."""
     from attn import configs
-    cpu = torch.device("cpu")
-    assert K.tuned_overrides(cpu, 64, 128, torch.float32) == ()
+    dev = torch.device(DEV)
+    seen = []
+    real = K.launch_config
+
+    def spy(*args):
+        seen.append((args[6], args[-1]))                    # (write, overrides)
+        return real(*args)
+    monkeypatch.setattr(K, "launch_config", spy)
+    kv, pos, slots = _server_step("HND", 4, 2, 64, torch.float32, [5, 0, 17], [1, 6, 3], pad_tokens=2, gen=gen)
+    n = pos.shape[0]
+    cache = attn.rotary.cos_sin_cache(64, 64, device=DEV)
+    q = kvgen.randn((n, 4, 64), torch.float32, DEV, gen)
+    k = kvgen.randn((n, 2, 64), torch.float32, DEV, gen)
+    v = kvgen.randn((n, 2, 64), torch.float32, DEV, gen)
+    assert K.tuned_overrides(dev, n, 64, torch.float32) == ()
     with configs.override("rotary", dict(tile=1024, num_warps=2, BLOCK_TQ=99)):
-        over = K.tuned_overrides(cpu, 64, 128, torch.float32)
-        assert over == (("num_warps", 2), ("tile", 1024))                # only the tunable knobs
-        cache = attn.rotary.cos_sin_cache(256, 64, dtype=torch.float32)
-        q = torch.randn(9, 4, 64, generator=gen)
-        k = torch.randn(9, 2, 64, generator=gen)
-        pos = torch.randint(0, 256, (9,), generator=gen)
+        assert K.tuned_overrides(dev, n, 64, torch.float32) == (("num_warps", 2), ("tile", 1024))
         qo, ko = attn.rotary.apply(q, k, pos, cache, backend="triton")
         qr, kr = attn.rotary.apply(q, k, pos, cache, backend="torch")
         assert torch.allclose(qo, qr, atol=1e-5) and torch.allclose(ko, kr, atol=1e-5)
-    small = K.launch_config(64, 32, 8, 128, "cpu", 4, overrides=over)
-    assert small != K.launch_config(64, 32, 8, 128, "cpu", 4)           # the entry changes the launch
+        assert seen[-1] == (False, (("num_warps", 2), ("tile", 1024)))
+        attn.rotary.apply_and_write_kv(q, k, v, pos, cache, kv, slots, backend="triton")
+        assert seen[-1][0] is True and seen[-1][1] == ()        # the write keeps its row
+    assert K.tuned_overrides(dev, n, 64, torch.float32) == ()
+    attn.rotary.apply(q, k, pos, cache, backend="triton")
+    assert seen[-1] == (False, ())
 
 
 def test_launch_config():

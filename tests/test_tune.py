@@ -213,9 +213,9 @@ def test_tuner_rotary_op_runs_and_checks(tmp_path):
 
 
 def test_rotary_space_candidates_each_change_the_launch():
-    """Every candidate of the rotary space is a launch the default is not, and no two are the same
-    launch (the space once named a key the launcher never read: every candidate timed the default).
-    rotary_runner passes the tunable knobs through launch_config."""
+    """No two candidates of the rotary space are the same launch (the space once named a key the
+    launcher never read: every candidate timed the default); rotary_runner passes the tunable
+    knobs through launch_config."""
     from attn.triton_kernels import rotary as tr
     nv = Platform("nvidia", "sm_90", 32, 132, "NVIDIA H200")
     stage1, stage2 = tune.candidate_space("rotary", nv)

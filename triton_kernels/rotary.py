@@ -365,13 +365,23 @@ def _platform_key(device: torch.device):
     return p.vendor, p.num_sms
 
 
+_tuned: dict = {}
+
+
 def tuned_overrides(device: torch.device, n_tokens: int, d: int, dtype: torch.dtype) -> tuple:
     """launch_config overrides from the device's tuned file (the entry nearest n_tokens), as
-    ((key, value), ...); () where nothing is tuned."""
+    ((key, value), ...); () where nothing is tuned. Memoized (every apply launch asks), keyed on
+    attn.configs.generation() so that overrides and another config directory are seen."""
     from attn import configs
-    from attn.platform import dtype_name
-    cfg = configs.lookup("rotary", _platform(device), head_dim=d, dtype=dtype_name(dtype), batch=n_tokens)
-    return tuple(sorted((k, v) for k, v in cfg.items() if k in TUNABLE))
+    key = (configs.generation(), device, n_tokens, d, dtype)
+    hit = _tuned.get(key)
+    if hit is None:
+        from attn.platform import dtype_name
+        if len(_tuned) >= 4096:
+            _tuned.clear()
+        cfg = configs.lookup("rotary", _platform(device), head_dim=d, dtype=dtype_name(dtype), batch=n_tokens)
+        hit = _tuned[key] = tuple(sorted((k, v) for k, v in cfg.items() if k in TUNABLE))
+    return hit
 
 
 class _Probe:

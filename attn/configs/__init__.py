@@ -39,6 +39,7 @@ WEIGHTS = {"group": 4.0, "page_size": 8.0, "batch": 1.0, "q_len": 1.0, "kv_len":
 _files: dict[tuple[str, str], dict] = {}
 _memo: dict = {}
 _overrides: dict[str, dict] = {}
+_generation = 0          # bumped whenever a lookup could answer differently (see generation())
 _config_dir: Path | None = None
 
 
@@ -59,8 +60,17 @@ def use_dir(path) -> None:
 
 
 def clear_cache() -> None:
+    global _generation
     _files.clear()
     _memo.clear()
+    _generation += 1
+
+
+def generation() -> int:
+    """A counter that changes whenever lookup() could answer differently (caches cleared, another
+    config directory, an override entered or left): callers that memoize a lookup on a hot path key
+    their memo on it."""
+    return _generation
 
 
 def file_for(plat: Platform, root=None) -> Path:
@@ -167,8 +177,10 @@ def bucket_of(**shape) -> dict:
 def override(op: str, cfg: dict):
     """Force `cfg` (over the heuristic) for every lookup of `op` inside the block: the tuner and
     the benchmark's heuristic column use it; production code never does."""
+    global _generation
     prev = _overrides.get(op)
     _overrides[op] = dict(cfg)
+    _generation += 1
     try:
         yield
     finally:
@@ -176,6 +188,7 @@ def override(op: str, cfg: dict):
             _overrides.pop(op, None)
         else:
             _overrides[op] = prev
+        _generation += 1
 
 
 # ------------------------------------------------------------------------------ heuristics
