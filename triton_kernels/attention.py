@@ -278,7 +278,7 @@ def attend_block(
     return acc, m_new, l_i
 
 
-@triton.jit
+@triton.jit(noinline=True)
 def _merge_if_last(b, kv_head, g0, part_o_ptr, part_lse_ptr, merge_indptr, counters, o_ptr, s_o_tok, s_o_head,
                    lse_ptr, s_lse_tok, q_row, NUM_Q_HEADS: tl.constexpr, GROUP: tl.constexpr, GH: tl.constexpr,
                    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, MERGE_H: tl.constexpr, MERGE_P: tl.constexpr,

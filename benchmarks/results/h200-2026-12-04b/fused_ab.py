@@ -17,11 +17,15 @@ SMALL = bool(os.environ.get("SMALL"))
 dev = "cpu" if SMALL else "cuda"
 gen = torch.Generator(dev).manual_seed(0)
 VARIANTS = {"merge launch": dict(fused_merge=False), "fused": dict(fused_merge=True),
-            "fused, 4 parts a step": dict(fused_merge=True, merge_parts=4),
+            "fused, 1 part a step": dict(fused_merge=True, merge_parts=1),
             "fused, 16 parts a step": dict(fused_merge=True, merge_parts=16)}
+if os.environ.get("SHAPES"):
+    VARIANTS.pop("fused, 16 parts a step")
 SHAPES = [("mixed", mixed_lengths(), (("HND", 16), ("NHD", 16), ("vllm", 16), ("pool", 1))),
           ("1x131072", [131072], (("HND", 16),)), ("8x32768", [32768] * 8, (("HND", 16), ("vllm", 16))),
           ("64x4096", [4096] * 64, (("HND", 16),)), ("256x1024", [1024] * 256, (("HND", 16),))]
+if os.environ.get("SHAPES"):
+    SHAPES = [s for s in SHAPES if s[0] in os.environ["SHAPES"].split(",")]
 if SMALL:
     SHAPES = [("small", [3, 300, 41, 700], (("HND", 16), ("pool", 1)))]
 print("| shape | layout | variant | parts (most) | us | ratio to merge launch |")
@@ -55,3 +59,24 @@ for label, lens, layouts in SHAPES:
         for name in VARIANTS:
             t = statistics.median(times[name])
             print(f"| {label} | {layout} | {name} | {parts[name]} | {t:.1f} | {t / t0:.3f} |", flush=True)
+
+
+def kernels_compiled():
+    """Registers, spills and shared memory of every attention_kernel binary this run compiled."""
+    from attn.triton_kernels.attention import attention_kernel
+    print("\n| FUSED_MERGE | MERGE_P | BLOCK_N | num_stages | registers | spills | shared bytes |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for cache in attention_kernel.device_caches.values():
+        for k in cache[0].values():
+            k._init_handles()
+            names = attention_kernel.arg_names
+            cx = {names[i[0]] if isinstance(i, tuple) else i: v for i, v in k.src.constants.items()}
+            print(f"| {cx.get('FUSED_MERGE')} | {cx.get('MERGE_P')} | {cx.get('BLOCK_N')} | {k.metadata.num_stages} | "
+                  f"{k.n_regs} | {k.n_spills} | {k.metadata.shared} |")
+
+
+if not SMALL:
+    try:
+        kernels_compiled()
+    except Exception as e:                     # noqa: BLE001 (Triton's cache internals vary by version)
+        print("kernels_compiled:", type(e).__name__, e)
