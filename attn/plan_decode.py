@@ -4,8 +4,7 @@ launched without host work, so one CUDA graph serves every later batch of the sa
 plan() (host): reads the sequence lengths (one device->host copy, or none with seq_lens_host),
 chooses per-sequence split counts, builds the work items, and copies items, merge offsets and the
 page map into buffers this object owns. run() (device only): the attention kernel over the items,
-whose last chunk of each split sequence merges its parts (fused_merge; or, for sequences split
-more than FUSED_MAX_PARTS ways at the first plan, a segmented merge launch after it). Both kernels' grids are sized by the planned maximum
+then the segmented merge of split sequences. Both kernels' grids are sized by the planned maximum
 (max_batch, and max_batch + the most extra split items), and programs past the live count exit,
 so a graph captured once replays correctly after any re-plan that fits.
 """
@@ -21,11 +20,6 @@ from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
 from attn.plans import check_plan_kv, copy_page_map, kv_geometry, kv_pool, prepare_run
 from attn.scheduling import WorkList, decode_items
-
-#: The fused merge's default reach: one program merges a request's parts for its kv head, a
-#: round trip per MERGE_P parts, at the end of the request's last chunk. Past this many parts
-#: (b=1 x 131072: 66) the merge launch's programs a (request, q head) wait less.
-FUSED_MAX_PARTS = 16
 
 
 class BatchDecode:
@@ -46,7 +40,7 @@ class BatchDecode:
                       page maps held in different tensors)
         kernel_config overrides of the kernel configuration (BLOCK_N, num_warps, num_stages,
                       cache_modifier, programs_per_sm, min_chunk_blocks, fit_wave,
-                      longest_first, fused_merge, merge_parts): tuning only
+                      longest_first): tuning only
 
     plan(kv, q_heads, ...) once per batch composition:
         kv            attn.layouts.KVCache, b <= max_batch sequences, any layout (NHD, HND, vllm,
@@ -109,8 +103,6 @@ class BatchDecode:
         self._feats = frozenset()
         self._captured = False
         self._planned = None
-        self._fused = None               # the merge in the attention launch (decided at the first plan)
-        self.counters = None
 
     # ------------------------------------------------------------------------------ plan
     def plan(self, kv: KVCache, q_heads: int, *, sm_scale: float | None = None, window_left: int = -1,
@@ -204,17 +196,6 @@ class BatchDecode:
             self.part_o = torch.empty(need_parts, dtype=torch.float32, device=self.device)
             self.part_lse = torch.empty(need_parts[:2], dtype=torch.float32, device=self.device)
 
-        if self._fused is None:
-            # Decided once: a captured graph holds one launch or two. The functional decode keeps
-            # the merge launch (the fused merge's counters must start at zero: a memset a call).
-            parts = int(np.diff(merge_indptr).max(initial=0))
-            self._fused = not self._exact and bool(cfg.get("fused_merge", parts <= FUSED_MAX_PARTS))
-        if self._fused and (self.counters is None or self.counters.numel() < self.max_batch * q_heads):
-            if self._captured:
-                V.fail(f"the fused merge's counters were captured for {self.counters.numel() // self.max_batch} "
-                       f"q heads; this plan has {q_heads}")
-            # One a (request, head block); q_heads bounds kv heads x head blocks.
-            self.counters = torch.zeros(self.max_batch * q_heads, dtype=torch.int32, device=self.device)
         self.work.fill(items)
         mi = np.full(self.max_batch + 1, merge_indptr[-1], dtype=np.int32)
         mi[:b + 1] = merge_indptr
@@ -247,9 +228,8 @@ class BatchDecode:
         launch(q, kv, self.q_indptr, self.work, out, lse, self.cfg, causal=False, sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                return_lse=p["return_lse"], part_o=self.part_o if has_parts else None,
-               part_lse=self.part_lse if has_parts else None, page_map=p["page_map"],
-               fused_merge=(self.merge_indptr, self.counters) if has_parts and self._fused else None, **extra)
-        if has_parts and not self._fused:
+               part_lse=self.part_lse if has_parts else None, page_map=p["page_map"], **extra)
+        if has_parts:
             merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
                            lse if p["return_lse"] else None, max_rows=p["b"] if self._exact else self.max_batch)
         return (out, lse) if p["return_lse"] else out

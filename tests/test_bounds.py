@@ -34,7 +34,7 @@ for layout, ps, d in layouts[2:4] if small else layouts:
     for splits in (None, 4):
         attn.decode(q, kv, rotary=rot, num_splits=splits, backend="triton")
     attn.decode(q, kv, window_left=50, backend="triton")
-    for splits in (3, 40):                             # BatchDecode's fused merge; 40: the merge launch
+    for splits in (3, 40):                             # BatchDecode: split-KV and its merge launch
         dec = attn.BatchDecode(max_batch=len(lens), max_splits=splits, device=dev, kernel_config=dict(min_chunk_blocks=1))
         dec.plan(kv, 8, return_lse=True, num_splits=splits).run(q, kv)
     qi = torch.tensor([0] + q_lens).cumsum(0).to(dev, torch.int32)

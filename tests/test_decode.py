@@ -91,31 +91,6 @@ def test_decode_options(opts, gen, device):
         check(case, q, out, lse, f"options {opts} splits={splits}", **opts)
 
 
-@pytest.mark.parametrize("group,splits", [(6, 3), (32, 5), (4, 40)])
-def test_batch_decode_merge_fused_or_launched(group, splits, gen, device):
-    """The last chunk of a split sequence merges its parts in the attention launch (fused_merge),
-    for GQA groups that are not a power of two and groups over several head blocks (32 > BLOCK_M),
-    and leaves its counters at zero: the same plan run again into poisoned outputs is right again
-    (a counter left behind would make no chunk the last). Past FUSED_MAX_PARTS parts at the first
-    plan (22 here) the merge is a launch of its own; fused_merge=False forces that."""
-    from attn.plan_decode import FUSED_MAX_PARTS
-    lens = LENS + [700]
-    case = make_kv(lens, layout="HND", page_size=3, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
-                   gen=gen)
-    q = randn((len(lens), 2 * group, 64), torch.float16, device, gen)
-    for fused in (None, False):
-        cfg = dict(min_chunk_blocks=1) if fused is None else dict(min_chunk_blocks=1, fused_merge=False)
-        dec = attn.BatchDecode(max_batch=len(lens), max_splits=splits, device=device, kernel_config=cfg)
-        for rep in range(2):
-            out, lse = run_plan(dec, case, q, num_splits=splits)
-            check(case, q, out, lse, f"fused_merge={fused} group={group} splits={splits} run {rep}")
-        parts = int(dec.merge_indptr.diff().max())
-        assert parts > 1 and (parts > FUSED_MAX_PARTS) == (splits > FUSED_MAX_PARTS), f"{parts} parts"
-        assert dec._fused == (fused is None and parts <= FUSED_MAX_PARTS)
-        if dec._fused:
-            assert not dec.counters.any(), "the fused merge must leave its counters at zero"
-
-
 def test_batch_decode_replan(gen, device):
     """One BatchDecode re-planned with other lengths, batch sizes and page maps: every run is
     right, and rows past the planned batch are not written."""

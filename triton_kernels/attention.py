@@ -19,7 +19,6 @@ import triton.language as tl
 from triton.language.extra import cuda as tl_cuda, hip as tl_hip
 
 from .addressing import dense_page_heads, dim_offset, kv_offset
-from .merge import merge_heads
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
@@ -278,44 +277,6 @@ def attend_block(
     return acc, m_new, l_i
 
 
-@triton.jit(noinline=True)
-def _merge_if_last(b, kv_head, g0, part_o_ptr, part_lse_ptr, merge_indptr, counters, o_ptr, s_o_tok, s_o_head,
-                   lse_ptr, s_lse_tok, q_row, NUM_Q_HEADS: tl.constexpr, GROUP: tl.constexpr, GH: tl.constexpr,
-                   HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, MERGE_H: tl.constexpr, MERGE_P: tl.constexpr,
-                   RETURN_LSE: tl.constexpr):
-    """Split-KV decode with the merge in the same launch (BatchDecode's fused_merge). A chunk's
-    program, its partial rows written, counts itself in on the (request, head block)'s counter;
-    the last of the request's chunks to arrive merges all of them into out and sets the counter
-    back to 0 for the next launch (a CUDA graph replays it as is). The merge of a request then
-    overlaps the other requests' chunks, and the separate merge launch, 4-5% of the mixed batch's
-    time on the H200 (benchmarks/results/NVIDIA_H200.md), is gone.
-    Decode items only: the tile's heads of its one query token (row q_row)."""
-    HEAD_BLOCKS: tl.constexpr = (GROUP + GH - 1) // GH
-    HB: tl.constexpr = (NUM_Q_HEADS // GROUP) * HEAD_BLOCKS
-    count = counters + b * HB + kv_head * HEAD_BLOCKS + g0 // GH
-    start = tl.load(merge_indptr + b)
-    n = tl.load(merge_indptr + b + 1) - start
-    # Every warp's partial stores come before the release (CUTLASS's semaphore pattern: a CTA
-    # barrier, then one thread's gpu-scope atomic); the acquire and the barrier after it put the
-    # other programs' parts before this one's loads.
-    tl.debug_barrier()
-    arrived = tl.atomic_add(count, 1, sem="acq_rel", scope="gpu")
-    if arrived == n - 1:
-        tl.debug_barrier()
-        h = tl.arange(0, MERGE_H)
-        ok = (h < GH) & (g0 + h < GROUP)
-        heads = kv_head * GROUP + g0 + h
-        first = start.to(tl.int64) * NUM_Q_HEADS
-        out, lse = merge_heads(part_o_ptr + first * HEAD_DIM, part_lse_ptr + first, n, heads, ok,
-                               NUM_Q_HEADS, HEAD_DIM, BLOCK_D, MERGE_P)
-        d = tl.arange(0, BLOCK_D)
-        tl.store(o_ptr + q_row * s_o_tok + heads[:, None] * s_o_head + d[None, :], out.to(o_ptr.dtype.element_ty),
-                 mask=ok[:, None] & (d < HEAD_DIM)[None, :])
-        if RETURN_LSE:
-            tl.store(lse_ptr + q_row * s_lse_tok + heads, lse, mask=ok)
-        tl.store(count, 0)
-
-
 @triton.jit
 def attend_item(
     item, kv_head, g0, slot_stride, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o_ptr,
@@ -329,12 +290,9 @@ def attend_item(
     SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr, ROT: tl.constexpr, ROT_DIM: tl.constexpr,
     ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr, PAGE_RUNS: tl.constexpr, MID_STAGES: tl.constexpr = None,
-    merge_indptr=None, counters=None, FUSED_MERGE: tl.constexpr = False, MERGE_H: tl.constexpr = 1,
-    MERGE_P: tl.constexpr = 1,
 ):
     """One work item for one kv head (and one block of its GQA group starting at g0): the
-    query tile of the item's request against its KV range; writes out/lse or partial rows (and,
-    FUSED_MERGE, merges them when it is the request's last chunk to finish: _merge_if_last)."""
+    query tile of the item's request against its KV range; writes out/lse or partial rows."""
     b = tl.load(item_req + item)
     q_start = tl.load(item_q_start + item)
     q_begin = tl.load(q_indptr + b).to(tl.int64)
@@ -459,11 +417,6 @@ def attend_item(
         prow = (slot_base + (tok - q_start) * slot_stride).to(tl.int64) * NUM_Q_HEADS + q_head
         tl.store(part_o_ptr + prow[:, None] * HEAD_DIM + d[None, :], out, mask=part[:, None] & dmask)
         tl.store(part_lse_ptr + prow, lse, mask=part)
-        if FUSED_MERGE:
-            if slot_base >= 0:
-                _merge_if_last(b, kv_head, g0, part_o_ptr, part_lse_ptr, merge_indptr, counters, o_ptr,
-                               s_o_tok, s_o_head, lse_ptr, s_lse_tok, q_begin, NUM_Q_HEADS, GROUP, GH,
-                               HEAD_DIM, BLOCK_D, MERGE_H, MERGE_P, RETURN_LSE)
     tl.store(o_ptr + row_q[:, None] * s_o_tok + q_head[:, None] * s_o_head + d[None, :],
              out.to(o_ptr.dtype.element_ty), mask=final[:, None] & dmask)
     if RETURN_LSE:
@@ -493,7 +446,6 @@ def attention_kernel(
     prog_indptr, prog_items, item_kind, item_stride, prog_times,
     PERSISTENT: tl.constexpr, BLOCK_M_DECODE: tl.constexpr, GH_DECODE: tl.constexpr, TQ_DECODE: tl.constexpr,
     BLOCK_N_DECODE: tl.constexpr, STAGES_DECODE: tl.constexpr, TIMER: tl.constexpr,
-    merge_indptr, counters, FUSED_MERGE: tl.constexpr, MERGE_H: tl.constexpr, MERGE_P: tl.constexpr,
 ):
     # A 1-D grid, head blocks fastest: programs start in item order whatever the head count, so
     # an item order chosen by the planner (longest first, for causal tails) is the launch order.
@@ -550,8 +502,7 @@ def attention_kernel(
                 blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap, window_left, NUM_Q_HEADS,
                 GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT,
                 IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, RETURN_LSE, HAS_PARTIALS,
-                CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS, merge_indptr=merge_indptr,
-                counters=counters, FUSED_MERGE=FUSED_MERGE, MERGE_H=MERGE_H, MERGE_P=MERGE_P)
+                CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
 
 
 # ---------------------------------------------------------------------------------- launcher
@@ -589,7 +540,7 @@ def k_tile_mode(cfg: dict, kv) -> int:
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
            softcap: float, transform=None, custom_mask=None, mask_indptr=None, return_lse: bool = False,
            part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None, persistent=None,
-           prog_times=None, fused_merge=None):
+           prog_times=None):
     """Run the items of `work` (attn.scheduling.WorkList). out [total_q, q_heads, d] and lse
     [total_q, q_heads] are written for rows whose item is not split; part_o [rows, q_heads, d] and
     part_lse [rows, q_heads] (float32) for the rest. Launch only: no host sync, no allocation.
@@ -603,10 +554,7 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     map: the kernel's IDENTITY_PAGES), so a plan may give a ragged cache an explicit map.
     persistent: attn.plan_attention's schedule (prog_indptr, prog_items, item_kind, item_stride,
     num_programs, block_m_decode): a fixed grid of programs, each looping over its items.
-    prog_times (int64 [grid, 2], persistent only): each program's start and end clock.
-    fused_merge (decode items, with part_o): (merge_indptr int32 [b + 1], counters int32, zero,
-    [b * kv_heads * head blocks]): the last chunk of a split request merges its parts into out
-    (_merge_if_last), so no merge launch follows; the counters are left at zero."""
+    prog_times (int64 [grid, 2], persistent only): each program's start and end clock."""
     total_q, hq, d = q.shape
     group = hq // kv.num_kv_heads
     gh, tq, head_blocks = tile_shape(group, cfg["BLOCK_M"])
@@ -645,12 +593,6 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     if prog_times is not None:
         timer = 2 if torch.version.hip else 1
     opts = launch_options(cfg)
-    merge = dict(merge_indptr=q_indptr, counters=q_indptr, FUSED_MERGE=False, MERGE_H=1, MERGE_P=1)
-    if fused_merge is not None:
-        if not has_parts or persistent is not None:
-            raise ValueError("fused_merge is for split decode items (partials, one query token a request)")
-        merge.update(merge_indptr=fused_merge[0], counters=fused_merge[1], FUSED_MERGE=True,
-                     **merge_tile(gh, d, cfg))
     attention_kernel[(grid,)](
         q, q.stride(0), q.stride(1), out, out.stride(0), out.stride(1),
         lse if return_lse else dummy, hq,
@@ -672,17 +614,8 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         CACHE=cfg.get("cache_modifier", ""), PRECISION=dot_precision(q),
         K_BY_GROUP=k_tile_mode(cfg, kv), PAGE_RUNS=bool(cfg.get("page_runs", True)), **rot, **opts,
         prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride,
-        prog_times=prog_times if prog_times is not None else q_indptr, TIMER=timer, **pers, **merge,
+        prog_times=prog_times if prog_times is not None else q_indptr, TIMER=timer, **pers,
     )
-
-
-def merge_tile(gh: int, head_dim: int, cfg: dict) -> dict:
-    """The fused merge's tile: MERGE_H heads (the tile's GQA heads, a power of two) x MERGE_P parts
-    x head_dim a step; config merge_parts, else as many parts as keep it at 2048 floats (16 a
-    thread at 4 warps: the merge adds no registers to the decode tile's)."""
-    mh = triton.next_power_of_2(gh)
-    bd = max(triton.next_power_of_2(head_dim), 16)
-    return dict(MERGE_H=mh, MERGE_P=int(cfg.get("merge_parts", max(1, min(16, 2048 // (mh * bd))))))
 
 
 # ---------------------------------------------------------------------------------- compile specs
@@ -704,8 +637,7 @@ _SPEC_POINTERS = dict(q_indptr="*i32", page_indptr="*i32", page_indices="*i32", 
                       item_out="*i32", num_items_ptr="*i32", mask_indptr="*i64", blk_indptr="*i32",
                       blk_ids="*i32", lse_ptr="*fp32", part_o_ptr="*fp32", part_lse_ptr="*fp32", cs_ptr="*fp32",
                       mask_ptr="*u8", sm_scale="fp32", softcap="fp32", prog_indptr="*i32", prog_items="*i32",
-                      item_kind="*i32", item_stride="*i32", prog_times="*i64", merge_indptr="*i32",
-                      counters="*i32")
+                      item_kind="*i32", item_stride="*i32", prog_times="*i64")
 
 
 def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, group: int, head_dim: int,
@@ -723,9 +655,7 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               K_BY_GROUP=int(cfg.get("k_by_group", 0)), PAGE_RUNS=bool(cfg.get("page_runs", True)),
               PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1,
               BLOCK_N_DECODE=cfg.get("block_n_decode", cfg["BLOCK_N"]), STAGES_DECODE=cfg.get("stages_decode"),
-              TIMER=0, FUSED_MERGE=False, MERGE_H=1, MERGE_P=1)
-    if features.get("FUSED_MERGE"):
-        cx.update(merge_tile(gh, head_dim, cfg))
+              TIMER=0)
     cx.update(fixed)
     cx.update(ones)
     cx.update(features)

@@ -44,11 +44,6 @@ def choose_config(plat, head_dim: int, group: int, page_size: int, dtype: str, f
         # Window + softcap + lse spilled 39-56 VGPRs at BLOCK_N 64 and 2-13 at 32 (gfx90a-gfx950,
         # head_dim 64-256); none at 16.
         cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 16)
-    if plat.vendor == "amd":
-        # The merge folded into the attention launch (attn.BatchDecode) spilled 2-5 SGPRs (to VGPR
-        # lanes) on gfx90a-gfx950 at d64 and with window + softcap + lse; it is untimed on AMD:
-        # the merge stays a launch of its own there.
-        cfg.setdefault("fused_merge", False)
     if "rotate_k" in features:
         # K rotated on load (a ragged K given un-rotated) reads each key's partner half too: at 3
         # stages sm_90 needed 245-254 KB of shared memory at d80 / d96 / d256 (2 stages: 139 KB at
@@ -147,18 +142,14 @@ def compile_specs():
     16 (NHD|HND compile to one binary), page size 1 (the token pool; a ragged cache, without a
     page map, is a binary of its own), the vLLM split layout,
     and the option branches a user reaches (lse; window + softcap + lse). BatchDecode always
-    launches with partials (HAS_PARTIALS) and, but for very long splits, the merge fused
-    (FUSED_MERGE); the functional decode of an unsplit batch without either."""
+    launches with partials (HAS_PARTIALS); the functional decode of an unsplit batch without."""
     from .attention import SPEC_FAMILY, SPEC_LAYOUTS, compile_spec
     from .specs import per_target, tuned_entries
 
-    # BatchDecode merges in the attention launch (FUSED_MERGE) unless a sequence has more than
-    # FUSED_MAX_PARTS chunks; "merge_launch" is that binary, and the functional decode's.
     variants = {"plain": {}, "lse": dict(RETURN_LSE=True),
-                "window_softcap_lse": dict(WINDOW=True, SOFTCAP=True, RETURN_LSE=True),
-                "merge_launch": dict(FUSED_MERGE=False)}
+                "window_softcap_lse": dict(WINDOW=True, SOFTCAP=True, RETURN_LSE=True)}
     features = {"plain": frozenset(), "lse": frozenset({"lse"}),
-                "window_softcap_lse": frozenset({"window", "softcap", "lse"}), "merge_launch": frozenset()}
+                "window_softcap_lse": frozenset({"window", "softcap", "lse"})}
     rotary = {"rotary": (dict(ROT=1, ROT_DIM=64), frozenset()),
               "rotary_k": (dict(ROT=1, ROT_DIM=64, ROTATE_K=True), frozenset({"rotate_k"}))}
     specs = []
@@ -186,18 +177,14 @@ def compile_specs():
                             for prefix, targets, cfg in per_target(
                                     lambda plat: choose_config(plat, hd, group, ps, tdt, feats,
                                                                layout=SPEC_FAMILY[lay])):
-                                fused = dict(FUSED_MERGE=cfg.get("fused_merge", True))
-                                if name == "merge_launch" and not fused["FUSED_MERGE"]:
-                                    continue                            # that is "plain" there
                                 specs.append(compile_spec("decode", f"{prefix}/{dt}/d{hd}/g{group}/p{ps}/{name}",
                                                           targets, dt, cfg, group=group, head_dim=hd, page_size=ps,
-                                                          layout=lay, HAS_PARTIALS=True, **dict(fused, **extra)))
+                                                          layout=lay, HAS_PARTIALS=True, **extra))
     for t in tuned_entries("decode"):
         # Decode buckets carry q_len 1, which lookups never pass: batch and kv_len pick the entry.
         cfg = choose_config(t.platform, t.head_dim, t.group, t.page_size, t.torch_dtype, layout=t.family,
                             **{k: v for k, v in t.shape.items() if k != "q_len"})
         for layout in t.layouts:
             specs.append(compile_spec("decode", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
-                                      head_dim=t.head_dim, page_size=t.page_size, layout=layout, HAS_PARTIALS=True,
-                                      FUSED_MERGE=cfg.get("fused_merge", True)))
+                                      head_dim=t.head_dim, page_size=t.page_size, layout=layout, HAS_PARTIALS=True))
     return specs

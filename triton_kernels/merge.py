@@ -63,39 +63,6 @@ def _merge_row(o_ptr, lse_ptr, s_on, s_ln, row_o, row_l, start, n, out_row, out_
 
 
 @triton.jit
-def merge_heads(o_base, lse_base, n, heads, heads_ok, NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr,
-                BLOCK_D: tl.constexpr, BLOCK_P: tl.constexpr):
-    """Parts 0..n-1 of several heads at once (the fused merge of split-KV decode, attention.py):
-    part j of head h at o_base + (j * NUM_HEADS + h) * HEAD_DIM, lse at lse_base + j * NUM_HEADS + h.
-    A [BLOCK_P, heads, BLOCK_D] tile a step, so a kv head's whole GQA group is one round trip per
-    BLOCK_P parts; 32-bit offsets from the 64-bit bases. Loads bypass L1 (".cg"): the parts were
-    written by other programs of the same launch. Returns (out [heads, BLOCK_D] f32, lse [heads],
-    natural log; -inf and out 0 where no part saw a key)."""
-    d = tl.arange(0, BLOCK_D)
-    p = tl.arange(0, BLOCK_P)
-    acc = tl.zeros((heads.shape[0], BLOCK_D), tl.float32)
-    m = tl.full((heads.shape[0],), float("-inf"), tl.float32)
-    l = tl.zeros((heads.shape[0],), tl.float32)
-    for j0 in range(0, n, BLOCK_P):
-        row = (j0 + p)[:, None] * NUM_HEADS + heads[None, :]              # [P, H]
-        live = (j0 + p < n)[:, None] & heads_ok[None, :]
-        lse = tl.load(lse_base + row, mask=live, other=float("-inf"), cache_modifier=".cg") * LOG2E
-        o = tl.load(o_base + row[:, :, None] * HEAD_DIM + d[None, None, :],
-                    mask=live[:, :, None] & (d < HEAD_DIM)[None, None, :], other=0.0, cache_modifier=".cg")
-        m_new = tl.maximum(m, tl.max(lse, 0))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        w = tl.math.exp2(lse - m_safe[None, :])
-        o = tl.where((w > 0)[:, :, None], o, 0.0)       # a part that saw no key may hold NaN
-        alpha = tl.math.exp2(m - m_safe)
-        acc = acc * alpha[:, None] + tl.sum(o * w[:, :, None], 0)
-        l = l * alpha + tl.sum(w, 0)
-        m = m_new
-    seen = l > 0
-    out = acc / tl.where(seen, l, 1.0)[:, None]
-    return out, tl.where(seen, (m + tl.math.log2(tl.where(seen, l, 1.0))) * LN2, float("-inf"))
-
-
-@triton.jit
 def _entry(indptr_ptr, rows_ptr, i, max_rows, HAS_ROWS: tl.constexpr):
     """Merge-list entry i's parts [start, end) and output row; past max_rows an empty entry."""
     ok = i < max_rows

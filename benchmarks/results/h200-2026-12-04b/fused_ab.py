@@ -2,6 +2,9 @@
 chunk of a sequence to finish merges its parts) against the merge launch after it, and the fused
 merge's parts a step (merge_parts), graph-timed in alternating rounds on the same inputs; ratio
 to the merge launch. Every variant's output is checked against the merge launch's.
+It ran on 0551d8b / 376ac00 (fused_ab_call2.md, fused_ab_call3.md), whose fused_merge knob was
+then reverted: it lost (the merge's tile took the decode tile's registers, 1.16-1.40x) or tied
+(1 part a step: 0.99-1.01x, and 1.10x on the token pool).
 
     python benchmarks/results/h200-2026-12-04b/fused_ab.py           # GPU, ~1-2 min
     SMALL=1 TRITON_INTERPRET=1 python .../fused_ab.py                  # the script's own check"""
