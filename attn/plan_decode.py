@@ -40,7 +40,7 @@ class BatchDecode:
                       page maps held in different tensors)
         kernel_config overrides of the kernel configuration (BLOCK_N, num_warps, num_stages,
                       cache_modifier, programs_per_sm, min_chunk_blocks, fit_wave,
-                      longest_first, pdl_merge): tuning only
+                      longest_first): tuning only
 
     plan(kv, q_heads, ...) once per batch composition:
         kv            attn.layouts.KVCache, b <= max_batch sequences, any layout (NHD, HND, vllm,
@@ -103,7 +103,6 @@ class BatchDecode:
         self._feats = frozenset()
         self._captured = False
         self._planned = None
-        self._pdl = None                 # the merge as a programmatic dependent launch (sm_90+)
 
     # ------------------------------------------------------------------------------ plan
     def plan(self, kv: KVCache, q_heads: int, *, sm_scale: float | None = None, window_left: int = -1,
@@ -163,8 +162,6 @@ class BatchDecode:
             self._key, self._feats = key, feats
         cfg = self.cfg
         block_n = cfg["BLOCK_N"]
-        if self._pdl is None:            # fixed with the first config, as the binaries are
-            self._pdl = bool(cfg.get("pdl_merge"))
 
         begin = None
         if window_left >= 0:
@@ -228,14 +225,12 @@ class BatchDecode:
             self._captured = True
         extra = {"rotary": p["rotary"]} if p["rotary"] is not None else {}
         has_parts = p["split"] or self._captured or not self._exact
-        pdl = has_parts and self._pdl
         launch(q, kv, self.q_indptr, self.work, out, lse, self.cfg, causal=False, sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                return_lse=p["return_lse"], part_o=self.part_o if has_parts else None,
-               part_lse=self.part_lse if has_parts else None, page_map=p["page_map"], pdl_trigger=pdl, **extra)
+               part_lse=self.part_lse if has_parts else None, page_map=p["page_map"], **extra)
         if has_parts:
             merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
-                           lse if p["return_lse"] else None, max_rows=p["b"] if self._exact else self.max_batch,
-                           pdl=pdl)
+                           lse if p["return_lse"] else None, max_rows=p["b"] if self._exact else self.max_batch)
         return (out, lse) if p["return_lse"] else out
 

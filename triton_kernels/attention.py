@@ -446,17 +446,12 @@ def attention_kernel(
     prog_indptr, prog_items, item_kind, item_stride, prog_times,
     PERSISTENT: tl.constexpr, BLOCK_M_DECODE: tl.constexpr, GH_DECODE: tl.constexpr, TQ_DECODE: tl.constexpr,
     BLOCK_N_DECODE: tl.constexpr, STAGES_DECODE: tl.constexpr, TIMER: tl.constexpr,
-    PDL_TRIGGER: tl.constexpr = False,
 ):
     # A 1-D grid, head blocks fastest: programs start in item order whatever the head count, so
     # an item order chosen by the planner (longest first, for causal tails) is the launch order.
     HEAD_BLOCKS: tl.constexpr = (GROUP + GH - 1) // GH
     HB: tl.constexpr = (NUM_Q_HEADS // GROUP) * HEAD_BLOCKS
     pid = tl.program_id(0)
-    if PDL_TRIGGER:
-        # The merge launch after this one (merge_segments' pdl) may be scheduled once every
-        # program here has started; it waits for this launch's writes itself.
-        tl_cuda.gdc_launch_dependents()
     kv_head = (pid % HB) // HEAD_BLOCKS
     g0 = ((pid % HB) % HEAD_BLOCKS) * GH
     if PERSISTENT:
@@ -545,7 +540,7 @@ def k_tile_mode(cfg: dict, kv) -> int:
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
            softcap: float, transform=None, custom_mask=None, mask_indptr=None, return_lse: bool = False,
            part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None, persistent=None,
-           prog_times=None, pdl_trigger: bool = False):
+           prog_times=None):
     """Run the items of `work` (attn.scheduling.WorkList). out [total_q, q_heads, d] and lse
     [total_q, q_heads] are written for rows whose item is not split; part_o [rows, q_heads, d] and
     part_lse [rows, q_heads] (float32) for the rest. Launch only: no host sync, no allocation.
@@ -620,7 +615,6 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         K_BY_GROUP=k_tile_mode(cfg, kv), PAGE_RUNS=bool(cfg.get("page_runs", True)), **rot, **opts,
         prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride,
         prog_times=prog_times if prog_times is not None else q_indptr, TIMER=timer, **pers,
-        **({"PDL_TRIGGER": True} if pdl_trigger else {}),
     )
 
 
@@ -661,7 +655,7 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
               K_BY_GROUP=int(cfg.get("k_by_group", 0)), PAGE_RUNS=bool(cfg.get("page_runs", True)),
               PERSISTENT=False, BLOCK_M_DECODE=16, GH_DECODE=1, TQ_DECODE=1,
               BLOCK_N_DECODE=cfg.get("block_n_decode", cfg["BLOCK_N"]), STAGES_DECODE=cfg.get("stages_decode"),
-              TIMER=0, PDL_TRIGGER=False)
+              TIMER=0)
     cx.update(fixed)
     cx.update(ones)
     cx.update(features)

@@ -44,8 +44,6 @@ def choose_config(plat, head_dim: int, group: int, page_size: int, dtype: str, f
         # Window + softcap + lse spilled 39-56 VGPRs at BLOCK_N 64 and 2-13 at 32 (gfx90a-gfx950,
         # head_dim 64-256); none at 16.
         cfg["BLOCK_N"] = min(cfg["BLOCK_N"], 16)
-    # sm_90+: the merge launch is a programmatic dependent of the attention launch (pdl_merge).
-    cfg.setdefault("pdl_merge", configs.hopper(plat))
     if "rotate_k" in features:
         # K rotated on load (a ragged K given un-rotated) reads each key's partner half too: at 3
         # stages sm_90 needed 245-254 KB of shared memory at d80 / d96 / d256 (2 stages: 139 KB at
@@ -181,14 +179,12 @@ def compile_specs():
                                                                layout=SPEC_FAMILY[lay])):
                                 specs.append(compile_spec("decode", f"{prefix}/{dt}/d{hd}/g{group}/p{ps}/{name}",
                                                           targets, dt, cfg, group=group, head_dim=hd, page_size=ps,
-                                                          layout=lay, HAS_PARTIALS=True,
-                                                          PDL_TRIGGER=bool(cfg.get("pdl_merge")), **extra))
+                                                          layout=lay, HAS_PARTIALS=True, **extra))
     for t in tuned_entries("decode"):
         # Decode buckets carry q_len 1, which lookups never pass: batch and kv_len pick the entry.
         cfg = choose_config(t.platform, t.head_dim, t.group, t.page_size, t.torch_dtype, layout=t.family,
                             **{k: v for k, v in t.shape.items() if k != "q_len"})
         for layout in t.layouts:
             specs.append(compile_spec("decode", t.label, (t.platform.arch,), t.dtype, cfg, group=t.group,
-                                      head_dim=t.head_dim, page_size=t.page_size, layout=layout, HAS_PARTIALS=True,
-                                      PDL_TRIGGER=bool(cfg.get("pdl_merge"))))
+                                      head_dim=t.head_dim, page_size=t.page_size, layout=layout, HAS_PARTIALS=True))
     return specs

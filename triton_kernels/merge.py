@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
-from triton.language.extra import cuda as tl_cuda
 
 LOG2E = tl.constexpr(1.4426950408889634)
 LN2 = tl.constexpr(0.6931471805599453)
@@ -81,7 +80,7 @@ def merge_kernel(
     indptr_ptr, n_parts, num_rows_ptr, rows_ptr, grid_rows, max_rows,
     out_ptr, s_xr, s_xh, out_lse_ptr, s_yr, s_yh,
     NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_P: tl.constexpr,
-    SEGMENTED: tl.constexpr, HAS_ROWS: tl.constexpr, RETURN_LSE: tl.constexpr, PDL: tl.constexpr = False,
+    SEGMENTED: tl.constexpr, HAS_ROWS: tl.constexpr, RETURN_LSE: tl.constexpr,
 ):
     """Program (row slot i, head h). SEGMENTED: entry i of the merge list has parts
     indptr[i]..indptr[i+1] of o [parts, heads, D] (s_or = 0) and writes output row rows[i]
@@ -97,10 +96,6 @@ def merge_kernel(
         # entry's at the end of each one (entries < max_rows exist: indptr has max_rows + 1).
         i = pid // NUM_HEADS
         start, end, r = _entry(indptr_ptr, rows_ptr, i, max_rows, HAS_ROWS)
-        if PDL:
-            # Launched as a programmatic dependent of the attention launch (merge_segments' pdl):
-            # the merge list was written before that launch; the parts are its output.
-            tl_cuda.gdc_wait()
         for _ in range(i, tl.load(num_rows_ptr), grid_rows):
             if end > start:
                 _merge_row(o_ptr, lse_ptr, s_on, s_ln, o_ptr + h * s_oh, lse_ptr + h * s_lh, start, end - start,
@@ -160,17 +155,13 @@ def _warps(block_d: int) -> int:
 
 
 def merge_segments(part_o, part_lse, merge_indptr, num_rows, out, lse, *, max_rows: int, rows=None,
-                   grid_rows: int | None = None, pdl: bool = False):
+                   grid_rows: int | None = None):
     """The split-KV merge: entry i of the merge list combines rows merge_indptr[i]:merge_indptr[i+1]
     of part_o [parts, heads, d] / part_lse [parts, heads] (float32, contiguous) into output row
     rows[i] (int32 [max_rows]; None: row i) of out (and lse). Entries with no parts are not touched;
     entries >= num_rows[0] do not exist. out has unit stride along d.
     Launch only: no host sync. The grid is grid_rows * heads programs (default max_rows), each
-    walking the list with stride grid_rows: a short list costs little under a large max_rows.
-    pdl (NVIDIA sm_90+): launched as a programmatic dependent of the launch before it, whose
-    programs let it start early (attention.py's PDL_TRIGGER): its launch and its merge-list
-    loads overlap that launch's tail, and it waits for that launch's writes before reading the
-    parts."""
+    walking the list with stride grid_rows: a short list costs little under a large max_rows."""
     heads, d = part_o.shape[1], part_o.shape[2]
     if merge_indptr.numel() < max_rows + 1 or (rows is not None and rows.numel() < max_rows):
         raise ValueError(f"merge list sized for max_rows={max_rows} needs merge_indptr >= {max_rows + 1} and rows >= "
@@ -184,7 +175,7 @@ def merge_segments(part_o, part_lse, merge_indptr, num_rows, out, lse, *, max_ro
         out, out.stride(0), out.stride(1), lse if ret else part_lse, lse.stride(0) if ret else 0,
         lse.stride(1) if ret else 0,
         NUM_HEADS=heads, HEAD_DIM=d, BLOCK_D=bd, BLOCK_P=MERGE_BLOCK_P, SEGMENTED=True, HAS_ROWS=rows is not None,
-        RETURN_LSE=ret, num_warps=_warps(bd), PDL=pdl, **({"launch_pdl": True} if pdl else {}),
+        RETURN_LSE=ret, num_warps=_warps(bd),
     )
 
 
@@ -260,7 +251,7 @@ def compile_specs():
                 if dt == "fp32" and seg:
                     continue                        # decode outputs are 16-bit
                 cx = dict(NUM_HEADS=32, HEAD_DIM=hd, BLOCK_D=bd, BLOCK_P=MERGE_BLOCK_P, SEGMENTED=seg,
-                          HAS_ROWS=rows, RETURN_LSE=ret, PDL=False, s_lh=1)   # unit strides: the JIT makes them constexpr
+                          HAS_ROWS=rows, RETURN_LSE=ret, s_lh=1)   # unit strides: the JIT makes them constexpr
                 if not seg:
                     cx["grid_rows"] = cx["max_rows"] = 1    # merge_states passes 1: the JIT specializes it
                 if ret:
@@ -272,11 +263,6 @@ def compile_specs():
                                 out_lse_ptr="*fp32")
                 specs.append(KernelSpec("merge", f"{name}/{dt}/d{hd}", merge_kernel, sig, cx, options=opts,
                                         aligned=aligned))
-                if name in ("segmented", "segmented_lse"):
-                    # BatchDecode's merge on sm_90+: a programmatic dependent launch (launch_pdl).
-                    specs.append(KernelSpec("merge", f"{name}_pdl/{dt}/d{hd}", merge_kernel, sig, dict(cx, PDL=True),
-                                            options=dict(opts, launch_pdl=True), aligned=aligned,
-                                            targets=("sm_90",)))
             cx = dict(NUM_HEADS=32, HEAD_DIM=hd, BLOCK_D=bd, s_lah=1, s_lbh=1)
             sig = signature(merge_two_kernel, cx, a_ptr=f"*{dt}", la_ptr="*fp32", b_ptr=f"*{dt}", lb_ptr="*fp32",
                             out_ptr=f"*{dt}", lse_ptr="*fp32")

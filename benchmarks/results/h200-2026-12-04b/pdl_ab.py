@@ -2,6 +2,8 @@
 programs let it be scheduled once they have all started, it waits for their writes with
 griddepcontrol.wait) against a plain launch, graph-timed in alternating rounds on the same
 inputs; ratio to the plain launch. Outputs checked equal.
+It ran on the commit that added pdl_merge (call4.sh, pdl_ab_call4.md: 0.996-1.013x, no gain),
+which was then reverted.
 
     python benchmarks/results/h200-2026-12-04b/pdl_ab.py             # GPU (sm_90+), ~1 min"""
 import statistics
