@@ -166,7 +166,9 @@ def suite_rotary(ctx):
         from attn.tune import rotary_runner
         from attn.triton_kernels.rotary import tuned_overrides
         # The launch alone, outputs preallocated, with what the launcher would take from a tuned file.
-        rr = rotary_runner(rc, dict(tuned_overrides(rc.q.device, tokens, 128, rc.q.dtype)))
+        entry = dict(tuned_overrides(rc.q.device, tokens, 128, rc.q.dtype))
+        row["tuned"] = bool(entry)        # the cache-write rows below take no entry
+        rr = rotary_runner(rc, entry)
         row["attn_ms"], mode = _time([rr(i) for i in range(rc.n_sets)])
         row["path"] = f"launch, {mode}"
         ref = [(lambda i=i: rotary.apply(rc.qs[i], rc.ks[i], rc.pos, rc.cache, backend="torch"))
