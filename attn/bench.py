@@ -171,6 +171,9 @@ def suite_rotary(ctx):
         rr = rotary_runner(rc, entry)
         row["attn_ms"], mode = _time([rr(i) for i in range(rc.n_sets)])
         row["path"] = f"launch, {mode}"
+        if entry:                         # the heuristic column, as measure() gives the other ops
+            hr = rotary_runner(rc, {})
+            row["heur_ms"], _ = _time([hr(i) for i in range(rc.n_sets)])
         ref = [(lambda i=i: rotary.apply(rc.qs[i], rc.ks[i], rc.pos, rc.cache, backend="torch"))
                for i in range(rc.n_sets)]
         row["peers"]["torch-ref"], _ = _time(ref, graph=False)

@@ -97,6 +97,26 @@ def test_rotary_write_rows_on_the_interpreter(monkeypatch):
         assert bu.rel_err(attn_q[0], ref_q[0]) < 1e-5
 
 
+def test_rotary_apply_row_times_the_heuristic_when_tuned(monkeypatch):
+    """The rotary apply row launches with the tuned entry and times the launcher's defaults
+    beside it (the "heuristic us" column); without an entry it says so."""
+    monkeypatch.setattr(bench, "_rotary_write_rows", lambda ctx, rc: iter(()))
+    from attn import tune
+    times = iter([2.0, 3.0, 1.0] * 2 + [2.0, 1.0] * 2)  # (attn, heuristic, torch-ref) a row; then untuned
+    monkeypatch.setattr(bench, "_time", lambda calls, **kw: ([c() for c in calls], (next(times), "fake"))[1])
+    ctx = types.SimpleNamespace(plat=CPU, gen=torch.Generator().manual_seed(0), sets=lambda nbytes: 1)
+    real = tune.RotaryCase                                # the interpreter: few tokens, float32
+    monkeypatch.setattr(tune, "RotaryCase", lambda tokens, n_sets, gen: real(8, torch.float32, "cpu", n_sets, gen))
+    with configs.override("rotary", dict(tile=1024, num_warps=2)):
+        rows = list(bench.suite_rotary(ctx))
+    ceil = {"copy_gbs": 1.0, "matmul_tflops": 1.0}
+    assert all(r["tuned"] for r in rows) and all("heur_ms" in r for r in rows)
+    assert "(1.50x)" in bench.fmt_row(rows[0], ceil)[4]
+    rows = list(bench.suite_rotary(ctx))
+    assert not any(r["tuned"] or "heur_ms" in r for r in rows)
+    assert bench.fmt_row(rows[0], ceil)[4] == "(no tuned entry)"
+
+
 def test_measure_times_heuristic_when_tuned_differs(monkeypatch, tmp_path):
     import json
     monkeypatch.setattr(bench, "_time", lambda calls, **kw: ([c() for c in calls], (3.0, "fake"))[1])
