@@ -250,7 +250,7 @@ class BatchAttention:
             V.fail("BatchAttention.measure(): call plan() first")
         if self.device.type != "cuda":
             V.fail(f"BatchAttention.measure() needs a GPU; this one lives on {self.device}")
-        times = torch.zeros(self.num_programs * kv.num_kv_heads, 2, dtype=torch.int64, device=self.device)
+        times = torch.zeros(self.num_programs * kv.num_kv_heads, 3, dtype=torch.int64, device=self.device)
         self.run(q, kv, _prog_times=times)
         t = times.cpu().numpy()
         self.measured = ((t[:, 1] - t[:, 0]) / 1e3).reshape(self.num_programs, kv.num_kv_heads)

@@ -19,7 +19,7 @@ from attn import platform
 from attn.layouts import validation as V
 from attn.layouts.kvcache import KVCache
 from attn.plans import check_plan_kv, copy_page_map, kv_geometry, kv_pool, prepare_run
-from attn.scheduling import WorkList, decode_items
+from attn.scheduling import WorkList, decode_items, guided_decode_items
 
 
 class BatchDecode:
@@ -40,7 +40,7 @@ class BatchDecode:
                       page maps held in different tensors)
         kernel_config overrides of the kernel configuration (BLOCK_N, num_warps, num_stages,
                       cache_modifier, programs_per_sm, min_chunk_blocks, fit_wave,
-                      longest_first): tuning only
+                      longest_first, guided): tuning only
 
     plan(kv, q_heads, ...) once per batch composition:
         kv            attn.layouts.KVCache, b <= max_batch sequences, any layout (NHD, HND, vllm,
@@ -168,9 +168,15 @@ class BatchDecode:
             begin = np.maximum(lens - 1 - window_left, 0)
         num_sms = platform.for_tensor(kv.k).num_sms
         kvh = kv.num_kv_heads
-        splits = choose_splits(lens if begin is None else lens - begin, kvh, num_sms, cfg, num_splits,
-                               self.max_splits)
-        items, merge_indptr = decode_items(lens, splits, block_n, begin, longest_first=bool(cfg.get("longest_first")))
+        guided = cfg.get("guided") if num_splits is None and self.max_splits is None else None
+        if guided:
+            items, merge_indptr = guided_decode_items(lens, block_n, guided_slots(cfg, num_sms, kvh),
+                                                      int(cfg.get("min_chunk_blocks", 4)), float(guided), begin)
+        else:
+            splits = choose_splits(lens if begin is None else lens - begin, kvh, num_sms, cfg, num_splits,
+                                   self.max_splits)
+            items, merge_indptr = decode_items(lens, splits, block_n, begin,
+                                               longest_first=bool(cfg.get("longest_first")))
         n_items = items.shape[0]
 
         # Sizes fixed by the first plan (or by max_splits): the grids of a captured graph.
@@ -179,6 +185,9 @@ class BatchDecode:
                 max_items = n_items
             elif self.max_splits is not None:
                 max_items = self.max_batch * self.max_splits
+            elif guided:
+                slots = guided_slots(cfg, num_sms, kvh)
+                max_items = 2 * self.max_batch + math.ceil(slots * (2 + math.log(1 / float(guided))))
             else:
                 extra = math.ceil(cfg.get("programs_per_sm", 4) * num_sms / kvh)
                 max_items = self.max_batch + max(extra, 1)
@@ -216,7 +225,8 @@ class BatchDecode:
         return self
 
     # ------------------------------------------------------------------------------ run
-    def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None):
+    def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None,
+            *, _prog_times=None):
         from attn.triton_kernels.attention import launch
         from attn.triton_kernels.merge import merge_segments
         p = self._planned
@@ -228,9 +238,39 @@ class BatchDecode:
         launch(q, kv, self.q_indptr, self.work, out, lse, self.cfg, causal=False, sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                return_lse=p["return_lse"], part_o=self.part_o if has_parts else None,
-               part_lse=self.part_lse if has_parts else None, page_map=p["page_map"], **extra)
+               part_lse=self.part_lse if has_parts else None, page_map=p["page_map"], prog_times=_prog_times,
+               **extra)
         if has_parts:
             merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
                            lse if p["return_lse"] else None, max_rows=p["b"] if self._exact else self.max_batch)
         return (out, lse) if p["return_lse"] else out
 
+
+    # ------------------------------------------------------------------------------ inspection
+    def measure(self, q: torch.Tensor, kv: KVCache) -> np.ndarray:
+        """Run once with a clock read at each program's start and end (a separately compiled
+        variant; plain runs carry no timer) and return the live programs' timeline, float
+        [programs, 5]: start and end in microseconds from the first start, the multiprocessor
+        (-1 on AMD), the work item and the kv head. attn.timeline.summary() reads it. GPU only:
+        the interpreter has no device clock."""
+        if self._planned is None:
+            V.fail("BatchDecode.measure(): call plan() first")
+        if self.device.type != "cuda":
+            V.fail(f"BatchDecode.measure() needs a GPU; this one lives on {self.device}")
+        from attn.triton_kernels.attention import tile_shape
+        kvh = kv.num_kv_heads
+        head_blocks = tile_shape(self._planned["q_heads"] // kvh, self.cfg["BLOCK_M"])[2]
+        per_item = kvh * head_blocks
+        times = torch.zeros(self.work.max_items * per_item, 3, dtype=torch.int64, device=self.device)
+        self.run(q, kv, _prog_times=times)
+        t = times.cpu().numpy()[: int(self.work.num_items.item()) * per_item].astype(np.float64)
+        pid = np.arange(len(t))
+        t0 = t[:, 0].min() if len(t) else 0.0
+        return np.stack([(t[:, 0] - t0) / 1e3, (t[:, 1] - t0) / 1e3, t[:, 2], pid // per_item,
+                         (pid % per_item) // head_blocks], 1)
+
+
+def guided_slots(cfg: dict, num_sms: int, kv_heads: int) -> int:
+    """Work items that run at once under the config's programs_per_sm (each is kv_heads programs):
+    the divisor of guided self-scheduling's chunks."""
+    return max(math.ceil(cfg.get("programs_per_sm", 4) * num_sms / kv_heads), 1)

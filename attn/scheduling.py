@@ -8,6 +8,7 @@ buffers, so a captured launch replays for any batch within the planned maximum.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,4 +88,50 @@ def decode_items(kv_lens: np.ndarray, splits: np.ndarray, block_n: int, kv_begin
     items = np.stack([req, np.zeros_like(req), kv_start, kv_end, out_slot], 1)
     if longest_first:
         items = items[np.argsort(kv_start - kv_end, kind="stable")]
+    return items, merge_indptr
+
+
+def guided_decode_items(kv_lens: np.ndarray, block_n: int, slots: int, min_blocks: int, floor: float,
+                        kv_begin: np.ndarray | None = None):
+    """Split-KV items of decreasing length (guided self-scheduling), in launch order. Each chunk
+    is 1/slots of the work not yet handed out, cut from the request with the most left, never
+    below `floor` times the first chunk (nor min_blocks blocks); so the programs that start last,
+    when the first ones finish, are the shortest, and the launch ends in a short tail rather than
+    in one chunk's time. Returns (items, merge_indptr) as decode_items; at most
+    len(kv_lens) + slots * (2 + ln(1 / floor)) items."""
+    begin = np.zeros_like(kv_lens) if kv_begin is None else (np.asarray(kv_begin) // block_n) * block_n
+    blocks = np.maximum((kv_lens - begin + block_n - 1) // block_n, 1).astype(np.int64)
+    left = int(blocks.sum())
+    smallest = max(min_blocks, int(floor * left / max(slots, 1)), 1)
+    heap = [(-int(n), r) for r, n in enumerate(blocks)]
+    heapq.heapify(heap)
+    taken = np.zeros_like(blocks)
+    chunks = []                                          # (request, first block, blocks)
+    while heap:
+        neg, r = heapq.heappop(heap)
+        size = max(-(-left // slots), smallest)
+        rest = -neg
+        take = min(size, rest)
+        if 0 < rest - take < smallest:                   # no sliver left behind: two halves
+            take = -(-rest // 2)
+        chunks.append((r, int(taken[r]), take))
+        taken[r] += take
+        left -= take
+        if take < rest:
+            heapq.heappush(heap, (take - rest, r))
+    c = np.array(chunks, np.int64).reshape(-1, 3)
+    req, first, size = c[:, 0], c[:, 1], c[:, 2]
+    splits = np.bincount(req, minlength=len(kv_lens))
+    parts = np.where(splits > 1, splits, 0)
+    merge_indptr = np.concatenate([[0], np.cumsum(parts)])
+    # A request's chunks come out in KV order, so its j-th item is its j-th partial row.
+    j = np.zeros(len(req), np.int64)
+    seen = np.zeros(len(kv_lens), np.int64)
+    for i, r in enumerate(req):
+        j[i] = seen[r]
+        seen[r] += 1
+    kv_start = begin[req] + first * block_n
+    kv_end = np.minimum(kv_start + size * block_n, np.asarray(kv_lens)[req])
+    out_slot = np.where(splits[req] > 1, merge_indptr[:-1][req] + j, -1)
+    items = np.stack([req, np.zeros_like(req), kv_start, kv_end, out_slot], 1)
     return items, merge_indptr

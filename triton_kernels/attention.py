@@ -51,6 +51,18 @@ def _now(TIMER: tl.constexpr):
 
 
 @triton.jit
+def _store_times(prog_times, pid, t_start, TIMER: tl.constexpr):
+    """measure()'s row for this program: start and end clocks, and the multiprocessor it ran on
+    (-1 on AMD), so that a timeline shows which SMs idle while others still work."""
+    tl.store(prog_times + 3 * pid, t_start)
+    tl.store(prog_times + 3 * pid + 1, _now(TIMER))
+    if TIMER == 1:
+        tl.store(prog_times + 3 * pid + 2, tl_cuda.smid().to(tl.int64))
+    else:
+        tl.store(prog_times + 3 * pid + 2, -1)
+
+
+@triton.jit
 def _rope_partner(d, ROT: tl.constexpr, ROT_DIM: tl.constexpr):
     """The dim that rotates with d: the other half (neox) or the other of the pair (gptj)."""
     HALF: tl.constexpr = ROT_DIM // 2
@@ -488,11 +500,11 @@ def attention_kernel(
                     K_SPLIT, V_SPLIT, IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM,
                     RETURN_LSE, HAS_PARTIALS, CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
         if TIMER != 0:
-            # BatchAttention.measure(): each program's start and end, for the measured imbalance.
-            tl.store(prog_times + 2 * pid, t_start)
-            tl.store(prog_times + 2 * pid + 1, _now(TIMER))
+            _store_times(prog_times, pid, t_start, TIMER)
     else:
         item = pid // HB
+        if TIMER != 0:
+            t_start = _now(TIMER)
         if item < tl.load(num_items_ptr):      # the grid is sized for the planned maximum
             attend_item(
                 item, kv_head, g0, 1, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
@@ -503,6 +515,8 @@ def attention_kernel(
                 GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT,
                 IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, RETURN_LSE, HAS_PARTIALS,
                 CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS)
+        if TIMER != 0:
+            _store_times(prog_times, pid, t_start, TIMER)
 
 
 # ---------------------------------------------------------------------------------- launcher
@@ -554,7 +568,8 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     map: the kernel's IDENTITY_PAGES), so a plan may give a ragged cache an explicit map.
     persistent: attn.plan_attention's schedule (prog_indptr, prog_items, item_kind, item_stride,
     num_programs, block_m_decode): a fixed grid of programs, each looping over its items.
-    prog_times (int64 [grid, 2], persistent only): each program's start and end clock."""
+    prog_times (int64 [grid, 3]): each program's start and end clock and its multiprocessor
+    (measure() of BatchAttention and BatchDecode; a separately compiled variant)."""
     total_q, hq, d = q.shape
     group = hq // kv.num_kv_heads
     gh, tq, head_blocks = tile_shape(group, cfg["BLOCK_M"])
