@@ -40,7 +40,7 @@ class BatchDecode:
                       page maps held in different tensors)
         kernel_config overrides of the kernel configuration (BLOCK_N, num_warps, num_stages,
                       cache_modifier, programs_per_sm, min_chunk_blocks, fit_wave,
-                      longest_first, guided): tuning only
+                      longest_first, guided, occupancy): tuning only
 
     plan(kv, q_heads, ...) once per batch composition:
         kv            attn.layouts.KVCache, b <= max_batch sequences, any layout (NHD, HND, vllm,
@@ -103,6 +103,7 @@ class BatchDecode:
         self._feats = frozenset()
         self._captured = False
         self._planned = None
+        self._occupancy_fitted = False
 
     # ------------------------------------------------------------------------------ plan
     def plan(self, kv: KVCache, q_heads: int, *, sm_scale: float | None = None, window_left: int = -1,
@@ -149,6 +150,7 @@ class BatchDecode:
         if self.cfg is None:
             self.cfg = config_for(self.device, kv, q_heads, feats, **shape)
             self.cfg.update(self.kernel_config)
+            self._occupancy_fitted = False
             self._key, self._feats, self._shape = key, feats, shape
         elif key != self._key and self._captured:
             V.fail(f"this BatchDecode was planned and captured for (q_heads, kv_heads, head_dim, page_size, "
@@ -157,6 +159,7 @@ class BatchDecode:
             # Other features alone: the first plan's shape still picks the tuned bucket.
             self.cfg = config_for(self.device, kv, q_heads, feats, **(shape if key != self._key else self._shape))
             self.cfg.update(self.kernel_config)
+            self._occupancy_fitted = False
             if key != self._key:
                 self._shape = shape
             self._key, self._feats = key, feats
@@ -233,18 +236,32 @@ class BatchDecode:
         out, lse = prepare_run(p, q, kv, p["b"] if p else 0, out, lse, "BatchDecode")
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             self._captured = True
-        extra = {"rotary": p["rotary"]} if p["rotary"] is not None else {}
         has_parts = p["split"] or self._captured or not self._exact
-        launch(q, kv, self.q_indptr, self.work, out, lse, self.cfg, causal=False, sm_scale=p["sm_scale"],
-               window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
-               return_lse=p["return_lse"], part_o=self.part_o if has_parts else None,
-               part_lse=self.part_lse if has_parts else None, page_map=p["page_map"], prog_times=_prog_times,
-               **extra)
+        if self.cfg.get("occupancy") and "maxnreg" not in self.cfg and q.device.type == "cuda" \
+                and not self._occupancy_fitted:
+            # Once, at the first run (before any capture): the register ceiling that fits the
+            # config's programs an SM, where the compiler's own count does not.
+            from attn.triton_kernels.decode import fit_occupancy
+            self.cfg.update(fit_occupancy(self.cfg, self._launch(q, kv, out, lse, compile_only=True),
+                                          platform.for_tensor(q)))
+            self._occupancy_fitted = True
+        self._launch(q, kv, out, lse, prog_times=_prog_times)
         if has_parts:
             merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
                            lse if p["return_lse"] else None, max_rows=p["b"] if self._exact else self.max_batch)
         return (out, lse) if p["return_lse"] else out
 
+
+    def _launch(self, q, kv, out, lse, **kw):
+        """The attention launch of run() (compile_only=True: its binary, nothing launched)."""
+        from attn.triton_kernels.attention import launch
+        p = self._planned
+        has_parts = p["split"] or self._captured or not self._exact
+        extra = {"rotary": p["rotary"]} if p["rotary"] is not None else {}
+        return launch(q, kv, self.q_indptr, self.work, out, lse, self.cfg, causal=False, sm_scale=p["sm_scale"],
+                      window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
+                      return_lse=p["return_lse"], part_o=self.part_o if has_parts else None,
+                      part_lse=self.part_lse if has_parts else None, page_map=p["page_map"], **extra, **kw)
 
     # ------------------------------------------------------------------------------ inspection
     def measure(self, q: torch.Tensor, kv: KVCache) -> np.ndarray:

@@ -98,7 +98,7 @@ def guided_decode_items(kv_lens: np.ndarray, block_n: int, slots: int, min_block
     below `floor` times the first chunk (nor min_blocks blocks); so the programs that start last,
     when the first ones finish, are the shortest, and the launch ends in a short tail rather than
     in one chunk's time. Returns (items, merge_indptr) as decode_items; at most
-    len(kv_lens) + slots * (2 + ln(1 / floor)) items."""
+    2 len(kv_lens) + slots * (2 + ln(1 / floor)) items."""
     begin = np.zeros_like(kv_lens) if kv_begin is None else (np.asarray(kv_begin) // block_n) * block_n
     blocks = np.maximum((kv_lens - begin + block_n - 1) // block_n, 1).astype(np.int64)
     left = int(blocks.sum())
@@ -134,4 +134,6 @@ def guided_decode_items(kv_lens: np.ndarray, block_n: int, slots: int, min_block
     kv_end = np.minimum(kv_start + size * block_n, np.asarray(kv_lens)[req])
     out_slot = np.where(splits[req] > 1, merge_indptr[:-1][req] + j, -1)
     items = np.stack([req, np.zeros_like(req), kv_start, kv_end, out_slot], 1)
-    return items, merge_indptr
+    # Launch order longest first, by tokens: the cuts come out nearly so (a halved remainder may
+    # follow a shorter chunk, and last blocks are partial).
+    return items[np.argsort(kv_start - kv_end, kind="stable")], merge_indptr

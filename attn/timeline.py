@@ -9,7 +9,7 @@ def summary(times: np.ndarray, num_sms: int) -> dict:
     """times float [programs, >= 3]: start, end (microseconds) and multiprocessor of each program.
     Returns the launch's span; the SMs' busy fraction of it (an SM is busy while any of its
     programs runs): mean, min, max; when the last program started; and the span's share after
-    the live programs fell below half of the peak (the tail)."""
+    the live programs last fell below half of the peak (the tail)."""
     if len(times) == 0:
         return dict(span_us=0.0, sm_busy_mean=0.0, sm_busy_min=0.0, sm_busy_max=0.0, last_start_us=0.0,
                     tail_share=0.0, peak_live=0)

@@ -141,9 +141,15 @@ def candidate_space(op: str, plat) -> tuple[list[dict], list[dict]]:
         # Split-KV: programs wanted per SM (the split count follows from the batch), shortest chunk,
         # chunks fitted to one wave (fit_wave: 0.90-0.96x on the H200's page-1 and 8 x 32768 rows,
         # 1.22x on the mixed batch's row tile: it depends on the lengths, so the tuner decides).
+        # Guided chunks (decreasing length) and one program an SM more than the registers allow
+        # (occupancy: a register ceiling) won 2% on the H200's mixed batch in the layouts where
+        # the equal chunks did not (h200-2026-12-04c/).
         stage2 = [dict(cache_modifier=".cg"), dict(programs_per_sm=1), dict(programs_per_sm=2),
                   dict(programs_per_sm=8), dict(min_chunk_blocks=8), dict(fit_wave=True),
-                  dict(programs_per_sm=4, fit_wave=True), dict(longest_first=True)]
+                  dict(programs_per_sm=4, fit_wave=True), dict(longest_first=True),
+                  dict(guided=0.5, programs_per_sm=4), dict(guided=0.25, programs_per_sm=5)]
+        if plat.vendor == "nvidia":
+            stage2 += [dict(occupancy=6, programs_per_sm=5)]
     elif op == "rotary":
         # launch_config's own knobs (triton_kernels/rotary.py TUNABLE), so that an entry holds for
         # any token count near its bucket: elements a program rotates, warps, heads a program.

@@ -126,24 +126,102 @@ def test_fit_wave_splits_fill_one_wave_with_the_shortest_chunks():
 
 
 @pytest.mark.parametrize("option,form", [("fit_wave", "HND"), ("fit_wave", "vllm"), ("longest_first", "NHD"),
-                                         ("longest_first", "vllm")])
+                                         ("longest_first", "vllm"), ("guided", "HND"), ("guided", "token_pool")])
 def test_batch_decode_planning_options(option, form, gen, device):
     """The host-side planning options: fit_wave (chunks fitted to one wave), longest_first (the
-    work items run longest chunk first: the plan's item list in non-increasing length). Both
-    split some sequence and give the reference's answer."""
+    work items run longest chunk first: the plan's item list in non-increasing length), guided
+    (chunks of decreasing length, the first the longest). All split some sequence and give the
+    reference's answer."""
     lens = [5, 40, 77, 0, 130, 1, 33]
     case = make_kv(lens, layout=form, page_size=16, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
                    gen=gen)
     q = randn((len(lens), 8, 64), torch.float16, device, gen)
     dec = attn.BatchDecode(max_batch=len(lens), device=device,
-                           kernel_config={option: True, "BLOCK_N": 16, "min_chunk_blocks": 1, "programs_per_sm": 8})
+                           kernel_config={option: 0.5 if option == "guided" else True, "BLOCK_N": 16,
+                                          "min_chunk_blocks": 1, "programs_per_sm": 8})
     out, lse = run_plan(dec, case, q)
     assert int(dec.merge_indptr[-1]) > 0, "the plan must split some sequence"
-    if option == "longest_first":
+    if option in ("longest_first", "guided"):
         n = int(dec.work.num_items)
         size = (dec.work.kv_end[:n].clamp(max=max(lens)) - dec.work.kv_start[:n]).cpu()
         assert (size[:-1] >= size[1:]).all() and (size[0] > size[-1]), size
     check(case, q, out, lse, option)
+
+
+def test_guided_items_cover_every_sequence_longest_chunks_first():
+    """guided_decode_items: every sequence's KV [begin, len) is covered once by its chunks, in KV
+    order of its partial rows (what the merge expects), each chunk whole blocks from a block
+    boundary; items run longest first, and no chunk of a split sequence is below half the floor; the item count stays within the bound
+    BatchDecode sizes its work list by, over random batches."""
+    from attn.scheduling import guided_decode_items
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        b = int(rng.integers(1, 80))
+        lens = np.exp(rng.uniform(0, math.log(70000), b)).astype(np.int64)
+        lens[rng.integers(0, b)] = 0
+        begin = np.where(rng.random(b) < 0.3, lens // 3, 0)
+        bn, slots, floor = int(rng.choice([16, 32, 64])), int(rng.integers(1, 100)), float(rng.choice([0.25, 0.5]))
+        items, mi = guided_decode_items(lens, bn, slots, 2, floor, kv_begin=begin)
+        assert len(items) <= 2 * b + math.ceil(slots * (2 + math.log(1 / floor)))
+        blocks = np.maximum(-(-(lens - begin // bn * bn) // bn), 1)
+        smallest = max(2, int(floor * blocks.sum() / slots))
+        size = items[:, 3] - items[:, 2]
+        assert (size[:-1] >= size[1:]).all()                            # launch order: longest first
+        for r in range(b):
+            mine = items[items[:, 0] == r]
+            mine = mine[np.argsort(mine[:, 2])]
+            assert (mine[:, 2] % bn == 0).all()
+            assert mine[0, 2] == begin[r] // bn * bn and mine[-1, 3] == lens[r], (trial, r)
+            assert (mine[1:, 2] == mine[:-1, 3]).all(), (trial, r)   # contiguous, in KV order
+            n = len(mine)
+            assert mi[r + 1] - mi[r] == (n if n > 1 else 0)
+            want = np.arange(mi[r], mi[r] + n) if n > 1 else np.full(1, -1)
+            assert (mine[:, 4] == want).all(), (trial, r)
+            if n > 1:
+                assert (-(-(mine[:, 3] - mine[:, 2]) // bn) >= min(smallest, blocks[r]) // 2).all()
+
+
+def test_timeline_summary_reads_idle_multiprocessors():
+    """attn.timeline.summary on a hand-made launch: SM 0 busy 0-10 us, SM 1 busy 0-5 and 6-8,
+    SM 2 never used: busy shares 1.0 / 0.7 / 0, the last start 6 us, the span's tail after the
+    live programs last fell below half of the peak (3 at 0, 1 at 5, 2 at 6, 1 at 8: 2 of 10 us)."""
+    from attn.timeline import summary
+    t = np.array([[0, 10, 0], [0, 5, 1], [6, 8, 1], [0, 5, 0]], float)
+    s = summary(t, 3)
+    assert s["span_us"] == 10 and s["peak_live"] == 3 and s["last_start_us"] == 6
+    assert math.isclose(s["sm_busy_max"], 1.0) and s["sm_busy_min"] == 0.0
+    assert math.isclose(s["sm_busy_mean"], (1.0 + 0.7) / 3)
+    assert math.isclose(s["tail_share"], 0.2)
+
+
+def test_batch_decode_measure_needs_a_plan_and_a_gpu(gen, device):
+    case = make_kv([5, 9], layout="HND", page_size=4, kv_heads=2, head_dim=64, dtype=torch.float16, device=device,
+                   gen=gen)
+    q = randn((2, 4, 64), torch.float16, device, gen)
+    with pytest.raises(ValueError, match="call plan"):
+        attn.BatchDecode(max_batch=2, device=device).measure(q, case.kv)
+    if torch.device(device).type != "cuda":
+        with pytest.raises(ValueError, match="needs a GPU"):
+            attn.BatchDecode(max_batch=2, device=device).plan(case.kv, 4).measure(q, case.kv)
+
+
+@pytest.mark.gpu
+def test_batch_decode_measure_times_every_program(gen, device):
+    """measure(): one row per live program (items x kv heads), each ending after it starts, on a
+    real multiprocessor; the timed launch computes the same output as a plain one."""
+    from attn import platform
+    case = make_kv([3000, 17, 900, 1], layout="HND", page_size=16, kv_heads=2, head_dim=128, dtype=torch.bfloat16,
+                   device=device, gen=gen)
+    q = randn((4, 8, 128), torch.bfloat16, device, gen)
+    dec = attn.BatchDecode(max_batch=4, device=device).plan(case.kv, 8)
+    want = dec.run(q, case.kv).clone()
+    t = dec.measure(q, case.kv)
+    n = int(dec.work.num_items)
+    assert t.shape == (n * 2, 5)
+    assert (t[:, 1] >= t[:, 0]).all() and t[:, 0].min() == 0
+    assert ((t[:, 2] >= 0) & (t[:, 2] < platform.get(torch.device(device).index).num_sms)).all()
+    assert (t[:, 3] == np.repeat(np.arange(n), 2)).all() and (t[:, 4] == np.tile([0, 1], n)).all()
+    assert torch.equal(dec.run(q, case.kv), want)
 
 
 def test_batch_decode_errors(gen, device):
@@ -263,6 +341,49 @@ def test_decode_register_ceiling_reaches_the_launch(gen, device):
     check(case, q, out, lse, "maxnreg 255")
 
 
+def test_occupancy_register_ceiling():
+    """Config occupancy: the ceiling that keeps that many 4-warp programs resident on an sm_90 SM
+    (65536 registers, allocated 256 a warp): 6 -> 80, 5 -> 96, 3 -> 168; applied only where the
+    compiled binary's own count is above it, and never on AMD."""
+    from types import SimpleNamespace
+    from attn.platform import Platform
+    from attn.triton_kernels.decode import fit_occupancy, register_ceiling
+    assert [register_ceiling(n, 4, "sm_90") for n in (6, 5, 3)] == [80, 96, 168]
+    assert register_ceiling(1, 1, "sm_90") == 255
+    nv, amd = Platform("nvidia", "sm_90", 32, 132, "H200"), Platform("amd", "gfx942", 64, 304, "MI300X")
+    cfg = dict(num_warps=4, occupancy=6)
+    assert fit_occupancy(cfg, SimpleNamespace(n_regs=94), nv) == {"maxnreg": 80}
+    assert fit_occupancy(cfg, SimpleNamespace(n_regs=76), nv) == {}
+    assert fit_occupancy(cfg, SimpleNamespace(n_regs=94), amd) == {}
+    assert fit_occupancy(dict(num_warps=4), SimpleNamespace(n_regs=200), nv) == {}
+
+
+@pytest.mark.gpu
+def test_decode_occupancy_fits_the_compiled_binary(gen, device):
+    """BatchDecode with config occupancy: at the first run the binary is compiled without a
+    ceiling, and maxnreg is set only where its registers keep fewer programs resident, so the
+    binary launched fits them; the answer is the reference's either way."""
+    from attn import platform
+    from attn.triton_kernels.decode import register_ceiling
+    case = make_kv([3000, 17, 900, 1, 0], layout="HND", page_size=16, kv_heads=2, head_dim=128,
+                   dtype=torch.bfloat16, device=device, gen=gen)
+    q = randn((5, 8, 128), torch.bfloat16, device, gen)
+    tile = dict(BLOCK_N=32, num_warps=4, num_stages=3)
+    plain = attn.BatchDecode(max_batch=5, device=device, kernel_config=tile)
+    run_plan(plain, case, q)
+    natural = plain._launch(q, case.kv, torch.empty_like(q), torch.empty(5, 8, device=device), compile_only=True)
+    natural._init_handles()
+    for want in (6, 2):
+        dec = attn.BatchDecode(max_batch=5, device=device, kernel_config=dict(tile, occupancy=want))
+        out, lse = run_plan(dec, case, q)
+        check(case, q, out, lse, f"occupancy {want}")
+        cap = register_ceiling(want, 4, platform.get(torch.device(device).index).arch)
+        assert dec.cfg.get("maxnreg") == (cap if natural.n_regs > cap else None), (want, natural.n_regs, dec.cfg)
+        launched = dec._launch(q, case.kv, out, lse, compile_only=True)
+        launched._init_handles()
+        assert launched.n_regs <= cap, (want, launched.n_regs)
+
+
 GPU_FORMS = [(f, p) for f in ("NHD", "HND", "vllm") for p in (1, 3, 16)] + [("ragged", 1), ("token_pool", 1)]
 
 
@@ -311,10 +432,13 @@ def test_decode_gpu_long(form, gen, device):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("form,page_size", [("HND", 16), ("vllm", 16), ("NHD", 1)])
-def test_batch_decode_cuda_graph(form, page_size, gen, device):
+@pytest.mark.parametrize("form,page_size,planning", [("HND", 16, {}), ("vllm", 16, {}), ("NHD", 1, {}),
+                                                     ("HND", 16, {"guided": 0.5}), ("NHD", 1, {"guided": 0.25})])
+def test_batch_decode_cuda_graph(form, page_size, planning, gen, device):
     """A graph captured once replays right after re-plans with other lengths and page maps over
-    the same storage (what a server does every step); NaN where no live token is."""
+    the same storage (what a server does every step); NaN where no live token is. With guided
+    chunks too: their item count varies with the lengths, within the work list sized at the
+    first plan."""
     from attn.layouts import KVCache
     from attn.layouts.descriptors import get_layout
     # Storage for 64K tokens: the longest step below (21773 tokens) fits at every page size.
@@ -326,7 +450,7 @@ def test_batch_decode_cuda_graph(form, page_size, gen, device):
     q = randn((max_batch, hq, d), dt, device, gen)
     out = torch.empty_like(q)
     lse = torch.empty(max_batch, hq, dtype=torch.float32, device=device)
-    dec = attn.BatchDecode(max_batch=max_batch, max_pages=num_pages, device=device)
+    dec = attn.BatchDecode(max_batch=max_batch, max_pages=num_pages, device=device, kernel_config=planning)
 
     def step(lens):
         # New contents (NaN first: unowned pages and slots past a length stay NaN), a new random page map.

@@ -13,6 +13,8 @@ m // GH and head m % GH of the group.
 K and V are read in place through the layout's strides and the page map (layouts/descriptors.py);
 loads are masked by sequence length, so slots past it may hold NaN.
 """
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -554,7 +556,7 @@ def k_tile_mode(cfg: dict, kv) -> int:
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
            softcap: float, transform=None, custom_mask=None, mask_indptr=None, return_lse: bool = False,
            part_o=None, part_lse=None, mask_blocks=None, rotary=None, page_map=None, persistent=None,
-           prog_times=None):
+           prog_times=None, compile_only: bool = False):
     """Run the items of `work` (attn.scheduling.WorkList). out [total_q, q_heads, d] and lse
     [total_q, q_heads] are written for rows whose item is not split; part_o [rows, q_heads, d] and
     part_lse [rows, q_heads] (float32) for the rest. Launch only: no host sync, no allocation.
@@ -569,7 +571,8 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     persistent: attn.plan_attention's schedule (prog_indptr, prog_items, item_kind, item_stride,
     num_programs, block_m_decode): a fixed grid of programs, each looping over its items.
     prog_times (int64 [grid, 3]): each program's start and end clock and its multiprocessor
-    (measure() of BatchAttention and BatchDecode; a separately compiled variant)."""
+    (measure() of BatchAttention and BatchDecode; a separately compiled variant).
+    compile_only: compile the binary this launch would run and return it, launching nothing."""
     total_q, hq, d = q.shape
     group = hq // kv.num_kv_heads
     gh, tq, head_blocks = tile_shape(group, cfg["BLOCK_M"])
@@ -608,7 +611,8 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
     if prog_times is not None:
         timer = 2 if torch.version.hip else 1
     opts = launch_options(cfg)
-    attention_kernel[(grid,)](
+    kernel = functools.partial(attention_kernel.warmup, grid=(grid,)) if compile_only else attention_kernel[(grid,)]
+    return kernel(
         q, q.stride(0), q.stride(1), out, out.stride(0), out.stride(1),
         lse if return_lse else dummy, hq,
         part_o if has_parts else dummy, part_lse if has_parts else dummy,

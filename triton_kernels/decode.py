@@ -120,6 +120,34 @@ def _fit_wave(lens: np.ndarray, block_n: int, min_blocks: int, max_items: int) -
     return -(-blocks // lo)
 
 
+def register_ceiling(programs_per_sm: int, num_warps: int, arch: str) -> int:
+    """The most registers a thread may hold for programs_per_sm programs of num_warps warps to be
+    resident on one NVIDIA multiprocessor (registers are allocated a warp at a time, 256 at once)."""
+    from .specs import LIMITS
+    regs = LIMITS[arch].regs_per_sm if arch in LIMITS else 65536
+    per_warp = regs // (programs_per_sm * num_warps) // 256 * 256
+    return min(per_warp // 32, 255)
+
+
+def fit_occupancy(cfg: dict, compiled, plat) -> dict:
+    """Config "occupancy" (NVIDIA): programs of the decode kernel wanted resident on one SM. Given
+    the binary compiled without a ceiling, returns the launch options that reach it: maxnreg at
+    the ceiling where its own register count is above it, else none. Not a fixed maxnreg in the
+    config, because ptxas allocates differently once given one: the mixed batch's tile takes 76
+    registers under Triton 3.9 without a ceiling but 80 and 24 B of spills with maxnreg 80, and 94
+    under Triton 3.6 (80 and 2 B with the ceiling, which made the H200's mixed batch 1.6% faster:
+    6 programs an SM instead of 5)."""
+    want = cfg.get("occupancy")
+    if not want or plat.vendor != "nvidia" or compiled is None:
+        return {}
+    n_regs = getattr(compiled, "n_regs", None)
+    if n_regs is None:
+        compiled._init_handles()           # Triton loads the module (and counts registers) lazily
+        n_regs = compiled.n_regs
+    cap = register_ceiling(int(want), cfg["num_warps"], plat.arch)
+    return {"maxnreg": cap} if n_regs > cap else {}
+
+
 def decode(q, kv, *, sm_scale=None, window_left=-1, softcap=0.0, logits_transform=None, rotary=None,
            return_lse=False, num_splits=None):
     from attn.plan_decode import BatchDecode
