@@ -181,6 +181,25 @@ def test_guided_items_cover_every_sequence_longest_chunks_first():
                 assert (-(-(mine[:, 3] - mine[:, 2]) // bn) >= min(smallest, blocks[r]) // 2).all()
 
 
+def test_guided_plans_take_equal_chunks_for_even_lengths(gen, device):
+    """Config guided applies where the lengths vary (the longest over twice the mean): an even
+    batch gets the equal chunks it would get without it (guided ones only add items there), a
+    mixed one more, shorter-ending chunks; both right."""
+    cfg = {"BLOCK_N": 16, "min_chunk_blocks": 1, "programs_per_sm": 8}
+    for lens, same in (([120, 130, 125, 140], True), ([5, 300, 17, 40], False)):
+        case = make_kv(lens, layout="HND", page_size=16, kv_heads=2, head_dim=64, dtype=torch.float16,
+                       device=device, gen=gen)
+        q = randn((len(lens), 8, 64), torch.float16, device, gen)
+        items = {}
+        for name, extra in (("equal", {}), ("guided", {"guided": 0.5})):
+            dec = attn.BatchDecode(max_batch=len(lens), device=device, kernel_config={**cfg, **extra})
+            out, lse = run_plan(dec, case, q)
+            check(case, q, out, lse, f"{name} {lens}")
+            n = int(dec.work.num_items)
+            items[name] = torch.stack([dec.work.kv_start[:n], dec.work.kv_end[:n]]).cpu()
+        assert torch.equal(items["equal"], items["guided"]) == same, items
+
+
 def test_timeline_summary_reads_idle_multiprocessors():
     """attn.timeline.summary on a hand-made launch: SM 0 busy 0-10 us, SM 1 busy 0-5 and 6-8,
     SM 2 never used: busy shares 1.0 / 0.7 / 0, the last start 6 us, the span's tail after the
@@ -369,7 +388,7 @@ def test_decode_occupancy_fits_the_compiled_binary(gen, device):
                    dtype=torch.bfloat16, device=device, gen=gen)
     q = randn((5, 8, 128), torch.bfloat16, device, gen)
     tile = dict(BLOCK_N=32, num_warps=4, num_stages=3)
-    plain = attn.BatchDecode(max_batch=5, device=device, kernel_config=tile)
+    plain = attn.BatchDecode(max_batch=5, device=device, kernel_config=dict(tile, occupancy=0))   # not a tuned one
     run_plan(plain, case, q)
     natural = plain._launch(q, case.kv, torch.empty_like(q), torch.empty(5, 8, device=device), compile_only=True)
     natural._init_handles()
