@@ -37,6 +37,9 @@ for layout, ps, d in layouts[2:4] if small else layouts:
     for splits in (3, 40):                             # BatchDecode: split-KV and its merge launch
         dec = attn.BatchDecode(max_batch=len(lens), max_splits=splits, device=dev, kernel_config=dict(min_chunk_blocks=1))
         dec.plan(kv, 8, return_lse=True, num_splits=splits).run(q, kv)
+    for planning in (dict(guided=0.25), dict(occupancy=6, programs_per_sm=5)):   # guided chunks; a ceiling
+        dec = attn.BatchDecode(max_batch=len(lens), device=dev, kernel_config=dict(min_chunk_blocks=1, **planning))
+        dec.plan(kv, 8, return_lse=True).run(q, kv)
     qi = torch.tensor([0] + q_lens).cumsum(0).to(dev, torch.int32)
     qp = randn((int(qi[-1]), 8, d), bf, dev, gen)
     attn.prefill(qp, kv, qi, causal=True, rotary=rot, backend="triton")
