@@ -173,7 +173,7 @@ class BatchDecode:
         kvh = kv.num_kv_heads
         span = lens if begin is None else lens - begin
         guided = cfg.get("guided") if num_splits is None and self.max_splits is None else None
-        if guided and span.max(initial=0) <= 2 * span.mean():
+        if guided and (span.size == 0 or span.max() <= 2 * span.mean()):
             # Lengths this even are balanced by equal chunks already; guided ones only add items
             # (b=32 x 2048 over the H200's token pool: 1.04x slower).
             guided = None
@@ -236,13 +236,11 @@ class BatchDecode:
     # ------------------------------------------------------------------------------ run
     def run(self, q: torch.Tensor, kv: KVCache, out: torch.Tensor | None = None, lse: torch.Tensor | None = None,
             *, _prog_times=None):
-        from attn.triton_kernels.attention import launch
         from attn.triton_kernels.merge import merge_segments
         p = self._planned
         out, lse = prepare_run(p, q, kv, p["b"] if p else 0, out, lse, "BatchDecode")
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             self._captured = True
-        has_parts = p["split"] or self._captured or not self._exact
         if self.cfg.get("occupancy") and "maxnreg" not in self.cfg and q.device.type == "cuda" \
                 and not self._occupancy_fitted:
             # Once, at the first run (before any capture): the register ceiling that fits the
@@ -252,17 +250,21 @@ class BatchDecode:
                                           platform.for_tensor(q)))
             self._occupancy_fitted = True
         self._launch(q, kv, out, lse, prog_times=_prog_times)
-        if has_parts:
+        if self._has_parts():
             merge_segments(self.part_o, self.part_lse, self.merge_indptr, self.num_rows, out,
                            lse if p["return_lse"] else None, max_rows=p["b"] if self._exact else self.max_batch)
         return (out, lse) if p["return_lse"] else out
 
+    def _has_parts(self) -> bool:
+        """Whether the launch writes partials for the merge: a split plan, and always under a
+        graph or a reusable plan (a later plan may split)."""
+        return self._planned["split"] or self._captured or not self._exact
 
     def _launch(self, q, kv, out, lse, **kw):
         """The attention launch of run() (compile_only=True: its binary, nothing launched)."""
         from attn.triton_kernels.attention import launch
         p = self._planned
-        has_parts = p["split"] or self._captured or not self._exact
+        has_parts = self._has_parts()
         extra = {"rotary": p["rotary"]} if p["rotary"] is not None else {}
         return launch(q, kv, self.q_indptr, self.work, out, lse, self.cfg, causal=False, sm_scale=p["sm_scale"],
                       window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],

@@ -125,11 +125,8 @@ def guided_decode_items(kv_lens: np.ndarray, block_n: int, slots: int, min_block
     parts = np.where(splits > 1, splits, 0)
     merge_indptr = np.concatenate([[0], np.cumsum(parts)])
     # A request's chunks come out in KV order, so its j-th item is its j-th partial row.
-    j = np.zeros(len(req), np.int64)
-    seen = np.zeros(len(kv_lens), np.int64)
-    for i, r in enumerate(req):
-        j[i] = seen[r]
-        seen[r] += 1
+    j = np.empty(len(req), np.int64)
+    j[np.argsort(req, kind="stable")] = segment_arange(splits)
     kv_start = begin[req] + first * block_n
     kv_end = np.minimum(kv_start + size * block_n, np.asarray(kv_lens)[req])
     out_slot = np.where(splits[req] > 1, merge_indptr[:-1][req] + j, -1)
