@@ -24,7 +24,7 @@ if has tier; then
   t="${TIER_S:-600}"
   timeout -k 20 -s INT $((t + 60)) python ci/gpu_tier.py --deadline "$t" --out "$OUT/tier" -n "$W" \
       tests/test_decode.py tests/test_prefill.py tests/test_merge.py tests/test_rotary.py \
-      tests/test_batch_attention.py >"$OUT/tier.log" 2>&1
+      tests/test_batch_attention.py tests/test_prefill_hopper.py >"$OUT/tier.log" 2>&1
   pack
 fi
 if has hip; then

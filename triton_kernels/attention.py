@@ -292,6 +292,30 @@ def attend_block(
 
 
 @triton.jit
+def item_q(item, valid, kv_head, g0, q_ptr, s_q_tok, s_q_head, q_indptr, seq_lens, total_q, item_req, item_q_start,
+           cs_ptr, s_cs, cs_half, GROUP: tl.constexpr, GH: tl.constexpr, TQ: tl.constexpr,
+           HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, ROT: tl.constexpr,
+           ROT_DIM: tl.constexpr):
+    """An item's query tile [BLOCK_M, BLOCK_D] rotated on load, as attend_item loads it; an item
+    that does not exist (valid False) reads nothing and is zeros."""
+    b = tl.load(item_req + item, mask=valid, other=0)
+    q_start = tl.load(item_q_start + item, mask=valid, other=0)
+    q_begin = tl.load(q_indptr + b, mask=valid, other=0).to(tl.int64)
+    q_len = (tl.load(q_indptr + b + 1, mask=valid, other=0) - q_begin).to(tl.int32)
+    kv_len = tl.load(seq_lens + b, mask=valid, other=0).to(tl.int32)
+    m = tl.arange(0, BLOCK_M)
+    tok = q_start + m // GH
+    g = g0 + m % GH
+    row_ok = (m // GH < TQ) & (tok < q_len) & (g < GROUP) & (q_begin + tok < total_q)
+    d = tl.arange(0, BLOCK_D)
+    q_rows = q_ptr + (q_begin + tok).to(tl.int64)[:, None] * s_q_tok + (kv_head * GROUP + g)[:, None] * s_q_head
+    q_mask = row_ok[:, None] & (d[None, :] < HEAD_DIM)
+    q = tl.load(q_rows + d[None, :], mask=q_mask, other=0.0)
+    qp = tl.load(q_rows + _rope_partner(d, ROT, ROT_DIM)[None, :], mask=q_mask, other=0.0)
+    return _rope(q, qp, kv_len - q_len + tok, row_ok, d, cs_ptr, s_cs, cs_half, ROT, ROT_DIM).to(q.dtype)
+
+
+@triton.jit
 def attend_item(
     item, kv_head, g0, slot_stride, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o_ptr,
     part_lse_ptr, q_indptr, page_indptr, page_indices, seq_lens, total_q, k_ptr, v_ptr, ks_page, ks_head,
@@ -304,9 +328,11 @@ def attend_item(
     SOFTCAP: tl.constexpr, TRANSFORM: tl.constexpr, RETURN_LSE: tl.constexpr, HAS_PARTIALS: tl.constexpr,
     CACHE: tl.constexpr, PRECISION: tl.constexpr, ROT: tl.constexpr, ROT_DIM: tl.constexpr,
     ROTATE_K: tl.constexpr, K_BY_GROUP: tl.constexpr, PAGE_RUNS: tl.constexpr, MID_STAGES: tl.constexpr = None,
+    q_given=None,
 ):
     """One work item for one kv head (and one block of its GQA group starting at g0): the
-    query tile of the item's request against its KV range; writes out/lse or partial rows."""
+    query tile of the item's request (q_given: already loaded, item_q) against its KV range;
+    writes out/lse or partial rows."""
     b = tl.load(item_req + item)
     q_start = tl.load(item_q_start + item)
     q_begin = tl.load(q_indptr + b).to(tl.int64)
@@ -326,8 +352,11 @@ def attend_item(
     row_q = (q_begin + tok).to(tl.int64)
     q_rows = q_ptr + row_q[:, None] * s_q_tok + q_head[:, None] * s_q_head
     q_mask = row_ok[:, None] & (d[None, :] < HEAD_DIM)
-    q = tl.load(q_rows + d[None, :], mask=q_mask, other=0.0)
-    if ROT != 0:
+    if q_given is not None:
+        q = q_given
+    else:
+        q = tl.load(q_rows + d[None, :], mask=q_mask, other=0.0)
+    if ROT != 0 and q_given is None:
         # Rotary fused on load: q at its position kv_len - q_len + token, rounded back to q's dtype
         # as an unfused rotation would store it.
         qp = tl.load(q_rows + _rope_partner(d, ROT, ROT_DIM)[None, :], mask=q_mask, other=0.0)
@@ -459,7 +488,7 @@ def attention_kernel(
     PAGE_RUNS: tl.constexpr,
     prog_indptr, prog_items, item_kind, item_stride, prog_times,
     PERSISTENT: tl.constexpr, BLOCK_M_DECODE: tl.constexpr, GH_DECODE: tl.constexpr, TQ_DECODE: tl.constexpr,
-    BLOCK_N_DECODE: tl.constexpr, STAGES_DECODE: tl.constexpr, TIMER: tl.constexpr,
+    BLOCK_N_DECODE: tl.constexpr, STAGES_DECODE: tl.constexpr, TIMER: tl.constexpr, CARRY_Q: tl.constexpr = False,
 ):
     # A 1-D grid, head blocks fastest: programs start in item order whatever the head count, so
     # an item order chosen by the planner (longest first, for causal tails) is the launch order.
@@ -507,7 +536,29 @@ def attention_kernel(
         item = pid // HB
         if TIMER != 0:
             t_start = _now(TIMER)
-        if item < tl.load(num_items_ptr):      # the grid is sized for the planned maximum
+        n_items = tl.load(num_items_ptr)      # the grid is sized for the planned maximum
+        if CARRY_Q:
+            # Triton's Hopper lowering gives wgmma a shared-memory A operand only when it comes from
+            # a load or a block argument; a q rotated in registers went to wgmma from registers, re-read
+            # from shared memory every KV block (+10.8% on a rotary prefill). Loaded and rotated before
+            # the item's one-trip loop and carried into it, the tile is a block argument, stored to
+            # shared memory once (sm_90, Triton 3.6: 243 registers -> 219; 214 without rotary). Only
+            # there: on other tiles and targets the carried value cost registers (benchmarks/NOTES.md).
+            q = item_q(item, item < n_items, kv_head, g0, q_ptr, s_q_tok, s_q_head, q_indptr, seq_lens, total_q,
+                       item_req, item_q_start, cs_ptr, s_cs, cs_half, GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, ROT,
+                       ROT_DIM)
+            for it in range(item, tl.minimum(item + 1, n_items)):
+                attend_item(
+                    it, kv_head, g0, 1, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
+                    part_o_ptr, part_lse_ptr, q_indptr, page_indptr, page_indices, seq_lens, total_q, k_ptr,
+                    v_ptr, ks_page, ks_head, ks_slot, ks_dhi, ks_dlo, vs_page, vs_head, vs_slot, vs_dhi, vs_dlo,
+                    item_req, item_q_start, item_kv_start, item_kv_end, item_out, mask_ptr, mask_indptr,
+                    blk_indptr, blk_ids, cs_ptr, s_cs, cs_half, sm_scale, softcap, window_left, NUM_Q_HEADS,
+                    GROUP, GH, TQ, HEAD_DIM, BLOCK_D, BLOCK_M, BLOCK_N, PAGE_SIZE, K_SPLIT, V_SPLIT,
+                    IDENTITY_PAGES, CAUSAL, WINDOW, HAS_MASK, SOFTCAP, TRANSFORM, RETURN_LSE, HAS_PARTIALS,
+                    CACHE, PRECISION, ROT, ROT_DIM, ROTATE_K, K_BY_GROUP, PAGE_RUNS, None, q)
+                q = tl.zeros_like(q)    # a yield other than q itself, which the compiler would fold away
+        elif item < n_items:
             attend_item(
                 item, kv_head, g0, 1, q_ptr, s_q_tok, s_q_head, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
                 part_o_ptr, part_lse_ptr, q_indptr, page_indptr, page_indices, seq_lens, total_q, k_ptr,
@@ -551,6 +602,19 @@ def k_tile_mode(cfg: dict, kv) -> int:
     if mode == 2 and not dense_page_heads(kv):
         mode = 1
     return mode
+
+
+def carry_q(rot: int, block_m: int, head_dim: int, device) -> bool:
+    """Whether a tile's rotated q enters the item loop as a block argument (attention_kernel's
+    CARRY_Q): on Hopper's wgmma tiles up to head_dim 128, where it keeps q a shared-memory operand
+    (at 192 / 256 the carried tile spilled 184-304 bytes); in the interpreter too, so that the CPU
+    tier runs that path."""
+    if not rot:
+        return False
+    if device.type == "cpu":
+        return True
+    return (block_m >= 64 and head_dim <= 128 and not torch.version.hip
+            and torch.cuda.get_device_capability(device)[0] == 9)
 
 
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
@@ -634,6 +698,7 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         K_BY_GROUP=k_tile_mode(cfg, kv), PAGE_RUNS=bool(cfg.get("page_runs", True)), **rot, **opts,
         prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride,
         prog_times=prog_times if prog_times is not None else q_indptr, TIMER=timer, **pers,
+        CARRY_Q=carry_q(rot["ROT"], cfg["BLOCK_M"], d, q.device) and persistent is None,
     )
 
 
@@ -678,6 +743,7 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
     cx.update(fixed)
     cx.update(ones)
     cx.update(features)
+    cx["CARRY_Q"] = bool(cx["ROT"]) and cfg["BLOCK_M"] >= 64 and head_dim <= 128 and tuple(targets) == ("sm_90",)
     return KernelSpec(kernel=kernel, config=f"{label}/{layout}", fn=attention_kernel,
                       signature=signature(attention_kernel, cx, q_ptr=f"*{dtype}", o_ptr=f"*{dtype}",
                                           k_ptr=f"*{dtype}", v_ptr=f"*{dtype}", **_SPEC_POINTERS),

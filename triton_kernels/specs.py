@@ -116,7 +116,7 @@ class KernelSpec:
 
     kernel      operation / module name ("kv_write", "decode", ...): the matrix's first column
     config      short label of what varies ("vllm/fp16/h8/d128"); unique within `kernel`
-    fn          the @triton.jit function
+    fn          the @triton.jit (or @gluon.jit) function
     signature   {arg: type} for EVERY argument of fn, constexprs typed "constexpr" (see signature())
     constexprs  {name: value}
     options     num_warps, num_stages, and AMD knobs (dropped on NVIDIA)
@@ -149,8 +149,10 @@ class KernelSpec:
 
     def source(self):
         from triton.compiler import ASTSource
-        return ASTSource(self.fn, signature=dict(self.signature), constexprs=dict(self.constexprs),
-                         attrs=self.attrs())
+        make = ASTSource
+        if getattr(self.fn, "is_gluon", lambda: False)():
+            from triton.experimental.gluon._runtime import GluonASTSource as make
+        return make(self.fn, signature=dict(self.signature), constexprs=dict(self.constexprs), attrs=self.attrs())
 
 
 def signature(fn, constexprs: dict, default: str = "i32", **types: str) -> dict:
