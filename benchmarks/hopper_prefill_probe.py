@@ -8,9 +8,10 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import attn
-from attn.layouts import KVCache
-from attn.scheduling import WorkList, prefill_items
+from attn.layouts import KVCache, convert
+from attn.scheduling import WorkList
 from attn.triton_kernels import prefill_hopper as ph
+from attn.triton_kernels.prefill import ordered_items
 
 dev, dt, HQ, HK, D = "cuda", torch.bfloat16, 32, 8, 128
 F = torch.nn.functional.scaled_dot_product_attention
@@ -35,7 +36,7 @@ def main():
         want = out.clone()
         line = f"b={b} n={n}: attn {flops / t_attn / 1e9:.0f} TFLOP/s ({t_attn * 1e3:.0f} us)"
         for bn, stages in [(128, 2), (64, 3), (64, 4)]:
-            work = WorkList.build(prefill_items(np.full(b, n), 128), dev)
+            work = WorkList.build(ordered_items(np.full(b, n), np.full(b, n), 128, True, -1), dev)
             got = torch.empty_like(q)
             run = lambda: ph.launch(q, kv, qi, work, got, None, causal=True, sm_scale=D ** -0.5,  # noqa: E731
                                     block_n=bn, stages=stages)
@@ -56,6 +57,34 @@ def main():
             except Exception as e:  # noqa: BLE001
                 line += f" | {name} {type(e).__name__}"
         print(line, flush=True)
+    extend()
+
+
+def extend():
+    """Issue 3's extend shape: 16 x (2048 cached + 512 new) over ragged rows and over pages of 16."""
+    b, prefix, new = 16, 2048, 512
+    n = prefix + new
+    kr = torch.randn(b * n, HK, D, dtype=dt, device=dev)
+    ragged = KVCache.ragged(kr, torch.randn_like(kr), torch.arange(0, b + 1, device=dev, dtype=torch.int32) * n)
+    qi = torch.arange(0, b + 1, device=dev, dtype=torch.int32) * new
+    q = torch.randn(b * new, HQ, D, dtype=dt, device=dev)
+    flops = 4 * b * new * (prefix + new / 2) * HQ * D
+    times = {}
+    for name, kv in (("ragged", ragged), ("page16", convert(ragged, "NHD", page_size=16))):
+        plan = attn.BatchPrefill(max_tokens=q.shape[0], max_batch=b, device=dev, num_q_heads=HQ).plan(qi, kv)
+        out = torch.empty_like(q)
+        times[f"attn {name}"] = bench(lambda: plan.run(q, kv, out=out))
+        want = out.clone()
+        if ph.supports(q, kv):
+            work = WorkList.build(ordered_items(np.full(b, new), np.full(b, n), 128, True, -1), dev)
+            got = torch.empty_like(q)
+            run = lambda: ph.launch(q, kv, qi, work, got, None, causal=True, sm_scale=D ** -0.5)  # noqa: E731
+            run()
+            torch.cuda.synchronize()
+            err = ((got.float() - want.float()).norm() / want.float().norm()).item()
+            times[f"ws {name} (err {err:.1e})"] = bench(run)
+    print("extend 16 x (2048 + 512): " + " | ".join(f"{k} {flops / t / 1e9:.0f} TFLOP/s ({t * 1e3:.0f} us)"
+                                                    for k, t in times.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -36,19 +36,20 @@ EXTEND = ([5, 128, 64, 1], [300, 128, 700, 129])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("causal,return_lse", [(True, False), (False, False), (True, True)])
 @pytest.mark.parametrize("group", [1, 4])
-def test_matches_reference(lens, head_dim, dtype, causal, return_lse, group, gen):
+@pytest.mark.parametrize("layout,page_size", [("ragged", 1), ("NHD", 16), ("HND", 16), ("HND", 256)])
+def test_matches_reference(lens, head_dim, dtype, causal, return_lse, group, layout, page_size, gen):
     q_lens, kv_lens = lens
     kv_heads = 2
     hq = kv_heads * group
-    # NaN in the rows no sequence owns (after the last one): the tail block's V must be cleaned.
-    case = make_kv(kv_lens, layout="ragged", kv_heads=kv_heads, head_dim=head_dim, dtype=dtype, device="cuda",
-                   gen=gen, extra_pages=200)
+    # NaN in the rows / pages no sequence owns, pages shuffled: the tail block's V must be cleaned.
+    case = make_kv(kv_lens, layout=layout, page_size=page_size, kv_heads=kv_heads, head_dim=head_dim, dtype=dtype,
+                   device="cuda", gen=gen, extra_pages=200 if layout == "ragged" else 3)
     q, q_indptr = ragged_q(q_lens, hq, head_dim, dtype, "cuda", gen)
     assert _ph().supports(q, case.kv)
     ref = attn.prefill(q, case.kv, q_indptr, backend="torch", causal=causal, return_lse=True)
     got = _ph().prefill(q, case.kv, q_indptr, causal=causal, return_lse=return_lse)
     o = got[0] if return_lse else got
-    what = f"q_lens={q_lens} kv_lens={kv_lens} d={head_dim} g={group} causal={causal} {dtype}"
+    what = f"{case.describe()} q_lens={q_lens} d={head_dim} g={group} causal={causal} {dtype}"
     assert not torch.isnan(o).any(), what
     assert rel_err(o, ref[0]) <= tol(dtype), what
     if return_lse:
@@ -84,3 +85,11 @@ def test_supports_only_what_it_runs():
     assert not ph.supports(q, kv)                                  # a CPU tensor
     paged = make_kv([4], layout="NHD", page_size=16, kv_heads=2, head_dim=128, dtype=torch.bfloat16).kv
     assert not ph.supports(q, paged)
+    # The 2-D row geometry the loader's TMA copies use, from the layouts' strides.
+    assert ph.kv_rows(paged) == (2 * 128, 16, 0, 128)                  # NHD: a row holds a slot's heads
+    hnd = make_kv([4], layout="HND", page_size=16, kv_heads=2, head_dim=128, dtype=torch.bfloat16).kv
+    assert ph.kv_rows(hnd) == (128, 2 * 16, 16, 0)                     # HND: a row, one head's slot
+    ragged = make_kv([4], layout="ragged", kv_heads=2, head_dim=128, dtype=torch.bfloat16).kv
+    assert ph.kv_rows(ragged) == (2 * 128, 1, 0, 128)
+    vllm = make_kv([4], layout="vllm", page_size=16, kv_heads=2, head_dim=128, dtype=torch.bfloat16).kv
+    assert ph.kv_rows(vllm) is None                                    # split head dim: not rows

@@ -13,10 +13,11 @@ there, benchmarks/NOTES.md); Gluon can. Three partitions a 128-row tile of one q
   registers and O += P V with P from registers, each at its own pace (a stage is free once both
   have arrived), so that one's softmax overlaps the other's wgmma.
 
-Scope (supports()): a ragged cache (identity pages) whose K and V rows [tokens, kv_heads, dim]
-are dense in (heads, dim), q likewise, fp16 / bf16, head_dim 64 or 128, causal or not, lse or not.
-The NaN-in-unowned-slots rule holds: rows past a sequence are masked out of S, and the last
-block's V rows past it are zeroed in shared memory before P V reads them (0 * NaN is NaN).
+Scope (supports()): a ragged cache, or NHD / HND pages of 8k slots that tile a block (the loader
+then copies a page at a time through the page map); dense fp16 / bf16 storage, head_dim 64 or
+128, causal or not, lse or not. The NaN-in-unowned-slots rule holds: keys past a sequence are
+masked out of S, and the last block's V rows past it are zeroed in shared memory before P V
+reads them (0 * NaN is NaN).
 Needs Gluon's Hopper API (Triton 3.6 or later)."""
 from __future__ import annotations
 
@@ -59,8 +60,27 @@ def _tile_span(item, valid, item_req, item_q_start, q_indptr, kv_indptr, seq_len
 
 
 @gluon.jit
+def _kv_copies(desc, bufs, bar, s, start, kv_len, page_indices, page_base, row_base, row_col, s_page_rows,
+               BLOCK_N: gl.constexpr, ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr):
+    """Block `start`'s K (or V) rows into stage s: one TMA copy of BLOCK_N rows where they are
+    consecutive (ragged), else one of ROWS rows a page (or a page's part)."""
+    mbarrier.expect(bar.index(s), BLOCK_N * desc.block_type.nbytes // ROWS)
+    for i in gl.static_range(BLOCK_N // ROWS):
+        n = start + i * ROWS
+        if PAGED:
+            # Pages past the sequence read page 0: their keys are masked and their V rows zeroed.
+            page = gl.load(page_indices + page_base + n // PAGE_SIZE, mask=n < kv_len, other=0)
+            row = page * s_page_rows + row_base + n % PAGE_SIZE
+        else:
+            row = page_base + row_base + n
+        tma_load(desc, [row, row_col], bar.index(s), bufs.index(s).slice(i * ROWS, ROWS))
+
+
+@gluon.jit
 def _loader(q_desc, k_desc, v_desc, q_smem, k_bufs, v_bufs, q_bar, k_ready, v_ready, kv_free,
-            q_row, q_col, kv_begin, kv_col, blocks, BLOCK_N: gl.constexpr, STAGES: gl.constexpr):
+            q_row, q_col, kv_len, page_indices, page_base, row_base, row_col, s_page_rows, blocks,
+            BLOCK_N: gl.constexpr, ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
+            STAGES: gl.constexpr):
     """One warp: TMA for the tile's q, then K and V block by block into the ring."""
     if blocks > 0:
         mbarrier.expect(q_bar, q_desc.block_type.nbytes)
@@ -69,11 +89,10 @@ def _loader(q_desc, k_desc, v_desc, q_smem, k_bufs, v_bufs, q_bar, k_ready, v_re
         s = j % STAGES
         # A stage's first fill waits on nothing: a fresh barrier's phase 1 counts as complete.
         mbarrier.wait(kv_free.index(s), ((j // STAGES) & 1) ^ 1)
-        row = kv_begin + j * BLOCK_N
-        mbarrier.expect(k_ready.index(s), k_desc.block_type.nbytes)
-        tma_load(k_desc, [row, kv_col], k_ready.index(s), k_bufs.index(s))
-        mbarrier.expect(v_ready.index(s), v_desc.block_type.nbytes)
-        tma_load(v_desc, [row, kv_col], v_ready.index(s), v_bufs.index(s))
+        _kv_copies(k_desc, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, page_base, row_base, row_col,
+                   s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
+        _kv_copies(v_desc, v_bufs, v_ready, s, j * BLOCK_N, kv_len, page_indices, page_base, row_base, row_col,
+                   s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
 
 
 @gluon.jit
@@ -167,11 +186,15 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, k_ready, v_ready, kv_free, tail_bar
 @gluon.jit
 def hopper_prefill_kernel(
     q_desc, k_desc, v_desc, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
-    item_req, item_q_start, q_indptr, kv_indptr, seq_lens, num_items_ptr, sm_scale,
+    item_req, item_q_start, q_indptr, kv_indptr, page_indices, seq_lens, num_items_ptr, sm_scale,
+    s_page_rows, s_head_rows, head_col,
     NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
-    BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr,
-    num_warps: gl.constexpr,
+    BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
+    CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, num_warps: gl.constexpr,
 ):
+    # K and V are read as 2-D [rows, row width] views of their storage (a row: one slot's heads for
+    # NHD and ragged caches, one slot of one head for HND): slot n of page p, kv head h is row
+    # p * s_page_rows + h * s_head_rows + n, at column h * head_col.
     # A 1-D grid sized for the planned maximum of items, heads fastest (attention.py's order).
     pid = gl.program_id(0)
     q_head = pid % NUM_Q_HEADS
@@ -197,6 +220,8 @@ def hopper_prefill_kernel(
         mbarrier.init(kv_free.index(i), count=2)          # one arrival a consumer warpgroup
 
     qk_scale = sm_scale * LOG2E
+    kv_head = q_head // GROUP
+    ROWS: gl.constexpr = BLOCK_N if not PAGED else (PAGE_SIZE if PAGE_SIZE < BLOCK_N else BLOCK_N)
     HALF: gl.constexpr = BLOCK_M // 2
     # num_warps (4) run the first half's warpgroup, a worker warpgroup the second, one warp the loads.
     gl.warp_specialize([
@@ -207,8 +232,9 @@ def hopper_prefill_kernel(
                      lse_ptr, s_lse_tok, q_row, q_head, rows, kv_len, pos0, mid, blocks, qk_scale,
                      HALF, HEAD_DIM, HALF, BLOCK_N, STAGES, CAUSAL, RETURN_LSE)),
         (_loader, (q_desc, k_desc, v_desc, q_smem, k_bufs, v_bufs, q_bar, k_ready, v_ready, kv_free,
-                   q_row, q_head * HEAD_DIM, kv_begin, (q_head // GROUP) * HEAD_DIM, blocks, BLOCK_N, STAGES)),
-    ], [4, 1], [240, 24])
+                   q_row, q_head * HEAD_DIM, kv_len, page_indices, kv_begin, kv_head * s_head_rows, kv_head * head_col,
+                   s_page_rows, blocks, BLOCK_N, ROWS, PAGE_SIZE, PAGED, STAGES)),
+    ], [4, 1], [232, 32])
 
     mbarrier.invalidate(q_bar)
     mbarrier.invalidate(tail_bar)
@@ -225,41 +251,69 @@ def shared_layout(block_shape, dtype):
     return gl.NVMMASharedLayout.get_default_for(list(block_shape), gl.float16 if dtype == torch.float16 else gl.bfloat16)
 
 
-def supports(q, kv, *, custom_mask=None, window_left=-1, softcap=0.0, logits_transform=None, rotary=None) -> bool:
-    """Whether this kernel can run the call: a ragged cache on sm_90 with nothing but causal and lse."""
+def kv_rows(kv) -> tuple[int, int, int, int] | None:
+    """K/V storage as 2-D rows for TMA: (row width, s_page_rows, s_head_rows, head_col) in
+    elements (see hopper_prefill_kernel), or None where the layout is not rows of that kind."""
+    ks, d, hk = kv.k_strides, kv.head_dim, kv.num_kv_heads
+    if ks.split != 1 or ks.dhi != 1 or kv.v_strides != ks:
+        return None
+    width = ks.slot if kv.page_size > 1 else ks.page
+    if width <= 0 or ks.page % width:
+        return None
+    if ks.head % width == 0:
+        return width, ks.page // width, ks.head // width, 0
+    if (hk - 1) * ks.head + d <= width:
+        return width, ks.page // width, 0, ks.head
+    return None
+
+
+def supports(q, kv, *, custom_mask=None, window_left=-1, softcap=0.0, logits_transform=None, rotary=None,
+             block_n: int = 128) -> bool:
+    """Whether this kernel runs the call: sm_90; a ragged cache, or NHD / HND pages of a multiple
+    of 8 slots that tile a block (TMA boxes on the 8-row period of the shared-memory swizzle);
+    dense fp16 / bf16 storage; head_dim 64 or 128; no mask, window, softcap, transform or rotary."""
     import torch
     if not (q.is_cuda and torch.version.cuda and torch.cuda.get_device_capability(q.device) == (9, 0)):
         return False
-    d = q.shape[-1]
-    dense = lambda t: t.stride(-1) == 1 and t.stride(-2) == d and (t.stride(0) * t.element_size()) % 16 == 0
-    return (kv.layout.name == "ragged" and kv.page_indices is None and q.dtype in (torch.float16, torch.bfloat16) and kv.k.dtype == q.dtype
-            and d in (64, 128) and dense(q) and dense(kv.k) and dense(kv.v) and custom_mask is None
-            and window_left < 0 and softcap == 0 and logits_transform is None and rotary is None)
+    d, ps = q.shape[-1], kv.page_size
+    paged = kv.page_indices is not None
+    if paged and not (ps % 8 == 0 and (block_n % ps == 0 or ps % block_n == 0)):
+        return False
+    if not paged and kv.layout.name != "ragged":
+        return False
+    rows = kv_rows(kv)
+    return (rows is not None and q.dtype in (torch.float16, torch.bfloat16) and kv.k.dtype == q.dtype
+            and d in (64, 128) and q.stride(-1) == 1 and q.stride(-2) == d and (q.stride(0) * 2) % 16 == 0
+            and kv.k.is_contiguous() and kv.v.is_contiguous() and (rows[0] * 2) % 16 == 0
+            and kv.k.numel() // rows[0] < 2 ** 31 and custom_mask is None and window_left < 0 and softcap == 0
+            and logits_transform is None and rotary is None)
 
 
 def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, return_lse: bool = False,
            block_m: int = 128, block_n: int = 128, stages: int = 2):
-    """Run `work`'s items (one block_m-token tile of one request each: scheduling.prefill_items
-    with tq = block_m) over a ragged cache kv (attn.KVCache, supports())."""
+    """Run `work`'s items (one block_m-token tile of one request each: prefill.ordered_items with
+    tq = block_m, longest first) over kv (attn.KVCache, supports())."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     total_q, hq, d = q.shape
-    hk = kv.num_kv_heads
-    rows_kv = kv.k.shape[0]
-    # [tokens, heads, dim] rows dense in (heads, dim) are 2-D [tokens, heads * dim] for TMA.
+    width, s_page_rows, s_head_rows, head_col = kv_rows(kv)
+    paged = kv.page_indices is not None
+    box = min(kv.page_size, block_n) if paged else block_n
     q2 = q.as_strided((total_q, hq * d), (q.stride(0), 1))
-    k2 = kv.k.as_strided((rows_kv, hk * d), (kv.k.stride(0), 1))
-    v2 = kv.v.as_strided((rows_kv, hk * d), (kv.v.stride(0), 1))
+    k2 = kv.k.as_strided((kv.k.numel() // width, width), (width, 1))
+    v2 = kv.v.as_strided((kv.v.numel() // width, width), (width, 1))
     q_desc = TensorDescriptor.from_tensor(q2, [block_m, d], shared_layout([block_m, d], q.dtype))
-    k_desc = TensorDescriptor.from_tensor(k2, [block_n, d], shared_layout([block_n, d], q.dtype))
-    v_desc = TensorDescriptor.from_tensor(v2, [block_n, d], shared_layout([block_n, d], q.dtype))
+    k_desc = TensorDescriptor.from_tensor(k2, [box, d], shared_layout([box, d], q.dtype))
+    v_desc = TensorDescriptor.from_tensor(v2, [box, d], shared_layout([box, d], q.dtype))
     hopper_prefill_kernel[(work.max_items * hq,)](
         q_desc, k_desc, v_desc, out, out.stride(0), out.stride(1),
         lse if return_lse else out, lse.stride(0) if return_lse else 0,
-        work.req, work.q_start, q_indptr, kv.page_indptr, kv.seq_lens, work.num_items, float(sm_scale),
-        NUM_Q_HEADS=hq, GROUP=hq // hk, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=stages,
-        CAUSAL=bool(causal), RETURN_LSE=bool(return_lse), num_warps=4,
+        work.req, work.q_start, q_indptr, kv.page_indptr, kv.page_indices if paged else kv.page_indptr,
+        kv.seq_lens, work.num_items, float(sm_scale), s_page_rows, s_head_rows, head_col,
+        NUM_Q_HEADS=hq, GROUP=hq // kv.num_kv_heads, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=stages,
+        PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse), num_warps=4,
         # Two consumer warpgroups and the loader's (its one warp rounds up to 4) share the register
-        # file: 168 a thread on average; the loader gives back all but 24, the consumers get 240.
+        # file: 168 a thread on average; the loader keeps 32 (its page lookups spilled at 24 on Triton
+        # 3.6), the consumer warpgroups get 232.
         maxnreg=168,
     )
 
@@ -272,10 +326,13 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, bl
     import numpy as np
     import torch
 
-    from attn.scheduling import WorkList, prefill_items
+    from attn.scheduling import WorkList
+
+    from .prefill import ordered_items
     total_q, hq, d = q.shape
     q_lens = np.diff(q_indptr.cpu().numpy())
-    work = WorkList.build(prefill_items(q_lens, block_m), q.device)
+    kv_lens = kv.seq_lens.cpu().numpy()
+    work = WorkList.build(ordered_items(q_lens, kv_lens, block_m, causal, -1), q.device)
     out = torch.empty_like(q)
     lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
     if total_q:
@@ -287,23 +344,27 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, bl
 
 # ------------------------------------------------------------------------------ compile matrix
 def compile_specs():
-    """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse."""
+    """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse; a ragged
+    cache (one copy a block) and pages of 16 (a copy a page)."""
     from .specs import KernelSpec, signature
     out = []
     for dt in ("bf16", "fp16"):
         gdt = gl.bfloat16 if dt == "bf16" else gl.float16
         for d in (64, 128):
             for causal, lse in ((True, False), (False, False), (True, True)):
-                bm, bn = 128, 128
-                desc = lambda rows: f"tensordesc<{dt}[{rows}, {d}],{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>"  # noqa: E731
-                cx = dict(NUM_Q_HEADS=32, GROUP=4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2, CAUSAL=causal,
-                          RETURN_LSE=lse, num_warps=4)
-                sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(bn), v_desc=desc(bn),
-                                o_ptr=f"*{dt}", lse_ptr="*fp32", item_req="*i32", item_q_start="*i32",
-                                q_indptr="*i32", kv_indptr="*i32", seq_lens="*i32", num_items_ptr="*i32",
-                                sm_scale="fp32")
-                feats = ("causal" if causal else "full") + ("_lse" if lse else "")
-                out.append(KernelSpec(kernel="prefill_hopper", config=f"{dt}/d{d}/{feats}/ragged",
-                                      fn=hopper_prefill_kernel, signature=sig, constexprs=cx,
-                                      options=dict(num_warps=4, maxnreg=168), targets=("sm_90",)))
+                for cache, page_size in (("ragged", 1), ("NHD|HND", 16)):
+                    bm, bn = 128, 128
+                    box = bn if cache == "ragged" else min(page_size, bn)
+                    desc = lambda rows: (f"tensordesc<{dt}[{rows}, {d}],"  # noqa: E731
+                                         f"{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>")
+                    cx = dict(NUM_Q_HEADS=32, GROUP=4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2,
+                              PAGE_SIZE=page_size, PAGED=cache != "ragged", CAUSAL=causal, RETURN_LSE=lse, num_warps=4)
+                    sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(box), v_desc=desc(box),
+                                    o_ptr=f"*{dt}", lse_ptr="*fp32", item_req="*i32", item_q_start="*i32",
+                                    q_indptr="*i32", kv_indptr="*i32", page_indices="*i32", seq_lens="*i32",
+                                    num_items_ptr="*i32", sm_scale="fp32")
+                    feats = ("causal" if causal else "full") + ("_lse" if lse else "")
+                    out.append(KernelSpec(kernel="prefill_hopper", config=f"{dt}/d{d}/p{page_size}/{feats}/{cache}",
+                                          fn=hopper_prefill_kernel, signature=sig, constexprs=cx,
+                                          options=dict(num_warps=4, maxnreg=168), targets=("sm_90",)))
     return out
