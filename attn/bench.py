@@ -64,6 +64,13 @@ def measure(case, ctx, *, peers=(), metric="tflops", heuristic=True, label=None)
     if heuristic and differs:
         hrun = bu.attn_runner(case, heur)
         row["heur_ms"], _ = _time([hrun(i) for i in range(n)], graph=graph)
+    if run.cfg.get("hopper"):
+        # The Hopper kernel ran: time the portable one (the tuned tile) beside it.
+        from attn.triton_kernels.prefill import portable_only
+        with portable_only():
+            prun = bu.attn_runner(case, tuned)
+        row["peers"]["attn portable"], _ = _time([prun(i) for i in range(n)], graph=graph)
+        row["path"] += ", Hopper kernel"
     for maker in peers:
         for name, r in maker(case).items():
             if isinstance(r, str):

@@ -70,6 +70,7 @@ class BatchPrefill:
         mask_bytes = max_mask_bits // 8 + max_tokens if max_mask_bits else 1
         self._mask = torch.zeros(mask_bytes, dtype=torch.uint8, device=self.device)
         self._work = None        # WorkList, sized when the tile shape is known (first plan)
+        self._work_hopper = None  # the Hopper kernel's (prefill_hopper), when a plan can use it
         self._blk_indptr = self._blk_ids = None
         self._out = self._lse = None
         self._planned = None
@@ -116,6 +117,11 @@ class BatchPrefill:
                            features=P.features_of(custom_mask=custom_mask, window_left=window_left, softcap=softcap,
                                                   logits_transform=logits_transform, return_lse=return_lse,
                                                   rotary=rotary), layout=kv.layout.family, **self._shape)
+        # The warp-specialized Hopper kernel where it runs this batch (run() falls back to the
+        # portable one for a q TMA cannot read): its tiles are 128 tokens of one head.
+        hopper = P.hopper_kernel(kv, hq, kv.dtype, self.device, custom_mask=custom_mask, window_left=window_left,
+                                 softcap=softcap, logits_transform=logits_transform, rotary=rotary)
+        cfg = dict(cfg, hopper=hopper is not None)
         if self._captured_cfg is not None and cfg != self._captured_cfg:
             V.fail(f"this BatchPrefill was captured in a CUDA graph with kernel config {self._captured_cfg}; "
                    f"this plan's options need {cfg}: build another BatchPrefill for them")
@@ -129,6 +135,11 @@ class BatchPrefill:
             self._blk_indptr = torch.zeros(2 * max_items + 1, dtype=torch.int32, device=self.device)
         items = P.ordered_items(q_lens, kv_lens, tq, causal, window_left)
         self._work.fill(items)
+        if hopper is not None:
+            if self._work_hopper is None:
+                self._grow("the Hopper kernel's work list")
+                self._work_hopper = WorkList.empty(self.max_tokens // hopper.BLOCK_M + self.max_batch, self.device)
+            self._work_hopper.fill(P.ordered_items(q_lens, kv_lens, hopper.BLOCK_M, causal, -1))
 
         # Page map, canonical CSR: exactly the pages each sequence's tokens need, in order.
         self._q_indptr[: b + 1].copy_(q_indptr, non_blocking=True)
@@ -230,6 +241,12 @@ class BatchPrefill:
         out, lse = prepare_run(p, q, kv, p["total_q"] if p else 0, out, lse, "BatchPrefill")
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             self._captured_cfg = dict(p["cfg"])
+        if p["cfg"]["hopper"]:
+            from attn.triton_kernels import prefill_hopper
+            if prefill_hopper.q_fits(q):
+                prefill_hopper.launch(q, kv, self._q_indptr, self._work_hopper, out, lse, causal=p["causal"],
+                                      sm_scale=p["sm_scale"], return_lse=p["return_lse"], page_map=p["page_map"])
+                return (out, lse) if p["return_lse"] else out
         launch(q, kv, self._q_indptr, self._work, out, lse, p["cfg"], causal=p["causal"], sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],
                custom_mask=p["custom_mask"], mask_indptr=p["mask_indptr"], mask_blocks=p["mask_blocks"],

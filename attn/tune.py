@@ -208,6 +208,12 @@ def make_runner(op: str, case, cfg: dict):
     """A runner for `case` with `cfg` forced over the heuristic."""
     if op == "rotary":
         return rotary_runner(case, cfg)
+    if op in ("prefill", "extend"):
+        # The tiles tuned are the portable kernel's: plan it even where the Hopper kernel
+        # (triton_kernels/prefill_hopper.py, which takes no tile config) would run the batch.
+        from attn.triton_kernels.prefill import portable_only
+        with portable_only():
+            return bu.attn_runner(case, cfg)
     return bu.attn_runner(case, cfg)
 
 

@@ -5,7 +5,9 @@ The functional form plans on every call (one host sync for the lengths); attn.Ba
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 
 import numpy as np
 import torch
@@ -146,6 +148,33 @@ def batch_shape(q_lens: np.ndarray, kv_lens: np.ndarray) -> dict:
 
 
 # ------------------------------------------------------------------------------ functional
+@contextlib.contextmanager
+def portable_only():
+    """Plans made inside use the portable kernel (attention.py) even where the Hopper one would
+    run: the tuner tunes the portable kernel's tiles, the bench times it beside the Hopper one."""
+    old = os.environ.get("ATTN_HOPPER_PREFILL")
+    os.environ["ATTN_HOPPER_PREFILL"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("ATTN_HOPPER_PREFILL", None)
+        else:
+            os.environ["ATTN_HOPPER_PREFILL"] = old
+
+
+def hopper_kernel(kv, q_heads: int, dtype, device, **features):
+    """triton_kernels/prefill_hopper (the warp-specialized Hopper kernel) where it runs this batch
+    (prefill_hopper.eligible), else None: imported only then (Gluon's Hopper API, Triton >= 3.6)."""
+    if torch.device(device).type != "cuda" or torch.version.hip:
+        return None
+    try:
+        from . import prefill_hopper
+    except ImportError:
+        return None
+    return prefill_hopper if prefill_hopper.eligible(kv, q_heads, dtype, device, **features) else None
+
+
 def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, softcap=0.0, logits_transform=None,
             custom_mask=None, rotary=None, return_lse=False):
     total_q, hq, d = q.shape
@@ -157,6 +186,16 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
                      features=features_of(custom_mask=custom_mask, window_left=window_left, softcap=softcap,
                                           logits_transform=logits_transform, return_lse=return_lse, rotary=rotary),
                      layout=kv.layout.family, **batch_shape(q_lens, kv_lens))
+    hopper = hopper_kernel(kv, hq, q.dtype, q.device, custom_mask=custom_mask, window_left=window_left,
+                           softcap=softcap, logits_transform=logits_transform, rotary=rotary)
+    if hopper is not None and hopper.q_fits(q):
+        out = torch.empty_like(q)
+        lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
+        if total_q:
+            work = WorkList.build(ordered_items(q_lens, kv_lens, hopper.BLOCK_M, causal, -1), q.device)
+            hopper.launch(q, kv, q_indptr, work, out, lse, causal=causal, return_lse=return_lse,
+                          sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale)
+        return (out, lse) if return_lse else out
     _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
     items = ordered_items(q_lens, kv_lens, tq, causal, window_left)
     work = WorkList.build(items, q.device)

@@ -267,36 +267,61 @@ def kv_rows(kv) -> tuple[int, int, int, int] | None:
     return None
 
 
-def supports(q, kv, *, custom_mask=None, window_left=-1, softcap=0.0, logits_transform=None, rotary=None,
-             block_n: int = 128) -> bool:
-    """Whether this kernel runs the call: sm_90; a ragged cache, or NHD / HND pages of a multiple
-    of 8 slots that tile a block (TMA boxes on the 8-row period of the shared-memory swizzle);
-    dense fp16 / bf16 storage; head_dim 64 or 128; no mask, window, softcap, transform or rotary."""
+BLOCK_M = 128          # query rows (tokens of one head) a tile: the work list's tokens an item
+
+
+def enabled() -> bool:
+    """ATTN_HOPPER_PREFILL=0 keeps attn.prefill / BatchPrefill on the portable kernel (A/B runs)."""
+    import os
+    return os.environ.get("ATTN_HOPPER_PREFILL", "1") != "0"
+
+
+def eligible(kv, q_heads: int, dtype, device, *, custom_mask=None, window_left=-1, softcap=0.0,
+             logits_transform=None, rotary=None, block_n: int = 128) -> bool:
+    """Whether this kernel runs a batch over kv (what plan time knows; q_fits() checks q): sm_90;
+    a ragged cache, or NHD / HND pages of a multiple of 8 slots that tile a block (TMA boxes on the
+    8-row period of the shared-memory swizzle); dense fp16 / bf16 storage; head_dim 64 or 128; no
+    mask, window, softcap, transform or rotary."""
     import torch
-    if not (q.is_cuda and torch.version.cuda and torch.cuda.get_device_capability(q.device) == (9, 0)):
+    if not (enabled() and torch.device(device).type == "cuda" and torch.version.cuda
+            and torch.cuda.get_device_capability(device) == (9, 0)):
         return False
-    d, ps = q.shape[-1], kv.page_size
+    ps = kv.page_size
     paged = kv.page_indices is not None
     if paged and not (ps % 8 == 0 and (block_n % ps == 0 or ps % block_n == 0)):
         return False
     if not paged and kv.layout.name != "ragged":
         return False
     rows = kv_rows(kv)
-    return (rows is not None and q.dtype in (torch.float16, torch.bfloat16) and kv.k.dtype == q.dtype
-            and d in (64, 128) and q.stride(-1) == 1 and q.stride(-2) == d and (q.stride(0) * 2) % 16 == 0
+    return (rows is not None and dtype in (torch.float16, torch.bfloat16) and kv.k.dtype == dtype
+            and kv.head_dim in (64, 128) and q_heads % kv.num_kv_heads == 0
             and kv.k.is_contiguous() and kv.v.is_contiguous() and (rows[0] * 2) % 16 == 0
             and kv.k.numel() // rows[0] < 2 ** 31 and custom_mask is None and window_left < 0 and softcap == 0
             and logits_transform is None and rotary is None)
 
 
+def q_fits(q) -> bool:
+    """q [rows, heads, head_dim] as TMA reads it: heads dense, rows 16-byte aligned."""
+    d = q.shape[-1]
+    return (q.stride(-1) == 1 and q.stride(-2) == d and (q.stride(0) * q.element_size()) % 16 == 0
+            and q.data_ptr() % 16 == 0)
+
+
+def supports(q, kv, **features) -> bool:
+    """eligible() for q's batch and q_fits(q)."""
+    return eligible(kv, q.shape[1], q.dtype, q.device, **features) and q.is_cuda and q_fits(q)
+
+
 def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, return_lse: bool = False,
-           block_m: int = 128, block_n: int = 128, stages: int = 2):
+           page_map=None, block_m: int = BLOCK_M, block_n: int = 128, stages: int = 2):
     """Run `work`'s items (one block_m-token tile of one request each: prefill.ordered_items with
-    tq = block_m, longest first) over kv (attn.KVCache, supports())."""
+    tq = block_m, longest first) over kv (attn.KVCache, supports()). page_map: (page_indptr,
+    page_indices, seq_lens) to use instead of kv's (a plan's copies)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     total_q, hq, d = q.shape
     width, s_page_rows, s_head_rows, head_col = kv_rows(kv)
     paged = kv.page_indices is not None
+    indptr, indices, seq_lens = page_map if page_map is not None else (kv.page_indptr, kv.page_indices, kv.seq_lens)
     box = min(kv.page_size, block_n) if paged else block_n
     q2 = q.as_strided((total_q, hq * d), (q.stride(0), 1))
     k2 = kv.k.as_strided((kv.k.numel() // width, width), (width, 1))
@@ -307,8 +332,7 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
     hopper_prefill_kernel[(work.max_items * hq,)](
         q_desc, k_desc, v_desc, out, out.stride(0), out.stride(1),
         lse if return_lse else out, lse.stride(0) if return_lse else 0,
-        work.req, work.q_start, q_indptr, kv.page_indptr, kv.page_indices if paged else kv.page_indptr,
-        kv.seq_lens, work.num_items, float(sm_scale), s_page_rows, s_head_rows, head_col,
+        work.req, work.q_start, q_indptr, indptr, indices if paged else indptr, seq_lens, work.num_items, float(sm_scale), s_page_rows, s_head_rows, head_col,
         NUM_Q_HEADS=hq, GROUP=hq // kv.num_kv_heads, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=stages,
         PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse), num_warps=4,
         # Two consumer warpgroups and the loader's (its one warp rounds up to 4) share the register
