@@ -11,7 +11,7 @@ import attn
 from attn.layouts import KVCache, convert
 from attn.scheduling import WorkList
 from attn.triton_kernels import prefill_hopper as ph
-from attn.triton_kernels.prefill import ordered_items
+from attn.triton_kernels.prefill import ordered_items, portable_only
 
 dev, dt, HQ, HK, D = "cuda", torch.bfloat16, 32, 8, 128
 F = torch.nn.functional.scaled_dot_product_attention
@@ -30,24 +30,25 @@ def main():
         kv = KVCache.ragged(kr, vr, qi.clone())
         q = torch.randn(b * n, HQ, D, dtype=dt, device=dev)
         flops = 4 * b * n * n * HQ * D / 2
-        plan = attn.BatchPrefill(max_tokens=q.shape[0], max_batch=b, device=dev, num_q_heads=HQ).plan(qi, kv)
+        with portable_only():
+            plan = attn.BatchPrefill(max_tokens=q.shape[0], max_batch=b, device=dev, num_q_heads=HQ).plan(qi, kv)
         out = torch.empty_like(q)
         t_attn = bench(lambda: plan.run(q, kv, out=out))
         want = out.clone()
         line = f"b={b} n={n}: attn {flops / t_attn / 1e9:.0f} TFLOP/s ({t_attn * 1e3:.0f} us)"
-        for bn, stages in [(128, 2), (64, 3), (64, 4)]:
+        for bn, stages, overlap in [(128, 2, False), (128, 2, True), (64, 3, False), (64, 3, True)]:
             work = WorkList.build(ordered_items(np.full(b, n), np.full(b, n), 128, True, -1), dev)
             got = torch.empty_like(q)
             run = lambda: ph.launch(q, kv, qi, work, got, None, causal=True, sm_scale=D ** -0.5,  # noqa: E731
-                                    block_n=bn, stages=stages)
+                                    block_n=bn, stages=stages, overlap=overlap)
             try:
                 run()
                 torch.cuda.synchronize()
                 err = ((got.float() - want.float()).norm() / want.float().norm()).item()
                 t = bench(run)
-                line += f" | ws {bn}/{stages} {flops / t / 1e9:.0f} (x{t_attn / t:.2f} of attn, err {err:.1e})"
+                line += f" | ws {bn}/{stages}{'/ov' if overlap else ''} {flops / t / 1e9:.0f} (x{t_attn / t:.2f} of attn, err {err:.1e})"
             except Exception as e:  # noqa: BLE001 - a probe: report and go on
-                line += f" | ws {bn}/{stages} {type(e).__name__}: {str(e)[:80]}"
+                line += f" | ws {bn}/{stages}{'/ov' if overlap else ''} {type(e).__name__}: {str(e)[:80]}"
         qd, kd, vd = (x.view(b, n, -1, D).transpose(1, 2) for x in (q, kr, vr))
         for name, be in [("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION)]:
             try:
@@ -71,7 +72,8 @@ def extend():
     flops = 4 * b * new * (prefix + new / 2) * HQ * D
     times = {}
     for name, kv in (("ragged", ragged), ("page16", convert(ragged, "NHD", page_size=16))):
-        plan = attn.BatchPrefill(max_tokens=q.shape[0], max_batch=b, device=dev, num_q_heads=HQ).plan(qi, kv)
+        with portable_only():
+            plan = attn.BatchPrefill(max_tokens=q.shape[0], max_batch=b, device=dev, num_q_heads=HQ).plan(qi, kv)
         out = torch.empty_like(q)
         times[f"attn {name}"] = bench(lambda: plan.run(q, kv, out=out))
         want = out.clone()

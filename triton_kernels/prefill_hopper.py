@@ -123,16 +123,55 @@ def _zero_tail_rows(v_buf, first_dead, BLOCK_N: gl.constexpr, HEAD_DIM: gl.const
 
 
 @gluon.jit
+def _masked(qk, start, mid, kv_len, q_pos, col, CAUSAL: gl.constexpr):
+    """Scores of block `start` with the keys a row may not see at -inf: only past the blocks every
+    row sees (the causal diagonal and the sequence's tail)."""
+    if start >= mid:
+        pos = start + col
+        keep = (pos < kv_len)[None, :]
+        if CAUSAL:
+            keep = keep & (pos[None, :] <= q_pos[:, None])
+        qk = gl.where(keep, qk, float("-inf"))
+    return qk
+
+
+@gluon.jit
+def _softmax_step(qk, m_i, l_i, qk_scale):
+    """Online softmax in log2 units: (p, alpha to rescale the accumulator by, new max, new sum)."""
+    m_new = gl.maximum(m_i, gl.max(qk, 1) * qk_scale)
+    m_safe = gl.where(m_new == float("-inf"), 0.0, m_new)     # a row with no key yet stays at 0
+    p = gl.exp2(qk * qk_scale - m_safe[:, None])
+    alpha = gl.exp2(m_i - m_safe)
+    return p, alpha, m_new, l_i * alpha + gl.sum(p, 1)
+
+
+@gluon.jit
+def _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0: gl.constexpr, BLOCK_N: gl.constexpr,
+                HEAD_DIM: gl.constexpr):
+    """Before P V of a sequence's last block: the first warpgroup zeroes its V rows past the
+    sequence and signals; the second waits (a barrier a stage, whose phases the bits of `tails`
+    count). Returns tails."""
+    if start + BLOCK_N > kv_len:
+        if ROW0 == 0:
+            _zero_tail_rows(v_bufs.index(s), kv_len - start, BLOCK_N, HEAD_DIM)
+            mbarrier.arrive(tail_bars.index(s), count=1)
+        else:
+            mbarrier.wait(tail_bars.index(s), (tails >> s) & 1)
+        tails = tails ^ (1 << s)
+    return tails
+
+
+@gluon.jit
 def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars,
               o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens,
               n_tiles, qk_scale, ROW0: gl.constexpr, NUM_Q_HEADS: gl.constexpr, HEAD_DIM: gl.constexpr,
               BLOCK_M: gl.constexpr, TILE_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-              CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr):
+              CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, OVERLAP: gl.constexpr):
     """One warpgroup, rows [ROW0, ROW0 + BLOCK_M) of each of the program's tiles (TILE_M rows):
     scores, online softmax (log2 units), P V, and those rows' output. The two warpgroups run this
     independently (each waits on a stage's barriers and frees it with one arrival of two), so
-    one's softmax overlaps the other's wgmma; the first also cleans a sequence's last V block, the
-    second waits for it (a barrier a stage: its phases count the stage's tail blocks)."""
+    one's softmax overlaps the other's wgmma. OVERLAP: within the warpgroup too (FlashAttention-3's
+    order): block j's q K^T and block j-1's P V are in flight together while block j's softmax runs."""
     nw: gl.constexpr = gl.num_warps()
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[nw, 1],
                                                        instr_shape=[16, BLOCK_N, 16])
@@ -157,42 +196,64 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
         acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
         q_pos = pos0 + ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
         mbarrier.wait(q_bar, it & 1)
-        for j in range(blocks):
-            s = c % STAGES
-            phase = (c // STAGES) & 1
-            start = j * BLOCK_N
-            mbarrier.wait(k_ready.index(s), phase)
-            qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-            qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
-            if j == blocks - 1:
-                mbarrier.arrive(q_free, count=1)        # q read for the last time: the next tile's may land
-            if start >= mid:
-                # Blocks past the ones every row sees: causal diagonal and the sequence's tail.
-                pos = start + col
-                keep = (pos < kv_len)[None, :]
-                if CAUSAL:
-                    keep = keep & (pos[None, :] <= q_pos[:, None])
-                qk = gl.where(keep, qk, float("-inf"))
-            m_new = gl.maximum(m_i, gl.max(qk, 1) * qk_scale)
-            m_safe = gl.where(m_new == float("-inf"), 0.0, m_new)
-            p = gl.exp2(qk * qk_scale - m_safe[:, None])
-            alpha = gl.exp2(m_i - m_safe)
-            l_i = l_i * alpha + gl.sum(p, 1)
-            m_i = m_new
-            acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-            pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
-            mbarrier.wait(v_ready.index(s), phase)
-            if start + BLOCK_N > kv_len:
-                if ROW0 == 0:
-                    _zero_tail_rows(v_bufs.index(s), kv_len - start, BLOCK_N, HEAD_DIM)
-                    mbarrier.arrive(tail_bars.index(s), count=1)
-                else:
-                    mbarrier.wait(tail_bars.index(s), (tails >> s) & 1)
-                tails = tails ^ (1 << s)
-            acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
-            acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
-            mbarrier.arrive(kv_free.index(s), count=1)
-            c += 1
+        if OVERLAP:
+            if blocks > 0:
+                s = c % STAGES
+                mbarrier.wait(k_ready.index(s), (c // STAGES) & 1)
+                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+                if blocks == 1:
+                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
+                p, alpha, m_i, l_i = _softmax_step(_masked(qk, 0, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
+                                                   qk_scale)
+                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                for j in range(1, blocks):
+                    sp = (c + j - 1) % STAGES           # block j - 1's stage: its P V goes now
+                    s = (c + j) % STAGES
+                    mbarrier.wait(k_ready.index(s), ((c + j) // STAGES) & 1)
+                    qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False,
+                                       is_async=True)
+                    mbarrier.wait(v_ready.index(sp), ((c + j - 1) // STAGES) & 1)
+                    acc = warpgroup_mma(pv, v_bufs.index(sp), acc, is_async=True)
+                    # Groups complete in order: one outstanding is block j - 1's P V.
+                    qk, _, _ = warpgroup_mma_wait(num_outstanding=1, deps=[qk, q_rows, k_bufs.index(s)])
+                    if j == blocks - 1:
+                        mbarrier.arrive(q_free, count=1)
+                    p, alpha, m_i, l_i = _softmax_step(_masked(qk, j * BLOCK_N, mid, kv_len, q_pos, col, CAUSAL),
+                                                       m_i, l_i, qk_scale)
+                    acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sp)])
+                    mbarrier.arrive(kv_free.index(sp), count=1)
+                    acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+                    pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                # The last block's P V (only it can run past the sequence).
+                sl = (c + blocks - 1) % STAGES
+                mbarrier.wait(v_ready.index(sl), ((c + blocks - 1) // STAGES) & 1)
+                tails = _clean_tail(v_bufs, tail_bars, sl, tails, (blocks - 1) * BLOCK_N, kv_len, ROW0, BLOCK_N,
+                                    HEAD_DIM)
+                acc = warpgroup_mma(pv, v_bufs.index(sl), acc, is_async=True)
+                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sl)])
+                mbarrier.arrive(kv_free.index(sl), count=1)
+                c += blocks
+        else:
+            for j in range(blocks):
+                s = c % STAGES
+                phase = (c // STAGES) & 1
+                start = j * BLOCK_N
+                mbarrier.wait(k_ready.index(s), phase)
+                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+                if j == blocks - 1:
+                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
+                p, alpha, m_i, l_i = _softmax_step(_masked(qk, start, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
+                                                   qk_scale)
+                acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                mbarrier.wait(v_ready.index(s), phase)
+                tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM)
+                acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
+                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
+                mbarrier.arrive(kv_free.index(s), count=1)
+                c += 1
         if blocks == 0:
             mbarrier.arrive(q_free, count=1)
         it += 1
@@ -219,7 +280,7 @@ def hopper_prefill_kernel(
     s_page_rows, s_head_rows, head_col,
     NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
     BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
-    CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, num_warps: gl.constexpr,
+    CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, OVERLAP: gl.constexpr, num_warps: gl.constexpr,
 ):
     # K and V are read as 2-D [rows, row width] views of their storage (a row: one slot's heads for
     # NHD and ragged caches, one slot of one head for HND): slot n of page p, kv head h is row
@@ -252,10 +313,12 @@ def hopper_prefill_kernel(
     gl.warp_specialize([
         (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
                      s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, n_tiles,
-                     qk_scale, 0, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE)),
+                     qk_scale, 0, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
+                     OVERLAP)),
         (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
                      s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, n_tiles,
-                     qk_scale, HALF, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE)),
+                     qk_scale, HALF, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
+                     OVERLAP)),
         (_loader, (q_desc, k_desc, v_desc, q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free,
                    item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, n_tiles,
                    s_page_rows, s_head_rows, head_col, NUM_Q_HEADS, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, ROWS,
@@ -340,7 +403,7 @@ def supports(q, kv, **features) -> bool:
 
 
 def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, return_lse: bool = False,
-           page_map=None, block_m: int = BLOCK_M, block_n: int = 128, stages: int = 2):
+           page_map=None, block_m: int = BLOCK_M, block_n: int = 128, stages: int = 2, overlap: bool = False):
     """Run `work`'s items (one block_m-token tile of one request each: prefill.ordered_items with
     tq = block_m, longest first) over kv (attn.KVCache, supports()). page_map: (page_indptr,
     page_indices, seq_lens) to use instead of kv's (a plan's copies)."""
@@ -363,7 +426,8 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
         lse if return_lse else out, lse.stride(0) if return_lse else 0,
         work.req, work.q_start, q_indptr, indptr, indices if paged else indptr, seq_lens, work.num_items, float(sm_scale), s_page_rows, s_head_rows, head_col,
         NUM_Q_HEADS=hq, GROUP=hq // kv.num_kv_heads, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=stages,
-        PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse), num_warps=4,
+        PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse),
+        OVERLAP=bool(overlap), num_warps=4,
         # Two consumer warpgroups and the loader's (its one warp rounds up to 4) share the register
         # file: 168 a thread on average; the loader keeps 32 (its page lookups spilled at 24 on Triton
         # 3.6), the consumer warpgroups get 232.
@@ -372,7 +436,7 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
 
 
 def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, block_m: int = 128,
-            block_n: int = 128, stages: int = 2):
+            block_n: int = 128, stages: int = 2, overlap: bool = False):
     """attn.prefill's contract for what supports() accepts (for probes and tests until dispatched)."""
     import math
 
@@ -391,32 +455,34 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, bl
     if total_q:
         launch(q, kv, q_indptr, work, out, lse, causal=causal,
                sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, return_lse=return_lse,
-               block_m=block_m, block_n=block_n, stages=stages)
+               block_m=block_m, block_n=block_n, stages=stages, overlap=overlap)
     return (out, lse) if return_lse else out
 
 
 # ------------------------------------------------------------------------------ compile matrix
 def compile_specs():
-    """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse; a ragged
-    cache (one copy a block) and pages of 16 (a copy a page)."""
+    """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse, the
+    in-warpgroup overlap or not; a ragged cache (one copy a block) and pages of 16 (a copy a page)."""
     from .specs import KernelSpec, signature
     out = []
     for dt in ("bf16", "fp16"):
         gdt = gl.bfloat16 if dt == "bf16" else gl.float16
         for d in (64, 128):
-            for causal, lse in ((True, False), (False, False), (True, True)):
+            for causal, lse, overlap in ((True, False, False), (False, False, False), (True, True, False),
+                                         (True, False, True)):
                 for cache, page_size in (("ragged", 1), ("NHD|HND", 16)):
                     bm, bn = 128, 128
                     box = bn if cache == "ragged" else min(page_size, bn)
                     desc = lambda rows: (f"tensordesc<{dt}[{rows}, {d}],"  # noqa: E731
                                          f"{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>")
                     cx = dict(NUM_Q_HEADS=32, GROUP=4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2,
-                              PAGE_SIZE=page_size, PAGED=cache != "ragged", CAUSAL=causal, RETURN_LSE=lse, num_warps=4)
+                              PAGE_SIZE=page_size, PAGED=cache != "ragged", CAUSAL=causal, RETURN_LSE=lse,
+                              OVERLAP=overlap, num_warps=4)
                     sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(box), v_desc=desc(box),
                                     o_ptr=f"*{dt}", lse_ptr="*fp32", item_req="*i32", item_q_start="*i32",
                                     q_indptr="*i32", kv_indptr="*i32", page_indices="*i32", seq_lens="*i32",
                                     num_items_ptr="*i32", sm_scale="fp32")
-                    feats = ("causal" if causal else "full") + ("_lse" if lse else "")
+                    feats = ("causal" if causal else "full") + ("_lse" if lse else "") + ("_overlap" if overlap else "")
                     out.append(KernelSpec(kernel="prefill_hopper", config=f"{dt}/d{d}/p{page_size}/{feats}/{cache}",
                                           fn=hopper_prefill_kernel, signature=sig, constexprs=cx,
                                           options=dict(num_warps=4, maxnreg=168), targets=("sm_90",)))
