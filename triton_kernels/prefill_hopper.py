@@ -1,11 +1,10 @@
-"""Prefill over a ragged KV cache for Hopper, warp-specialized (Gluon).
+"""Prefill on Hopper, warp-specialized (Gluon): what attn.prefill and BatchPrefill run on sm_90
+where the batch allows it (eligible(), q_fits(); prefill.hopper_kernel picks it).
 
-Experimental, not dispatched: compiled for sm_90 (Triton 3.6 and 3.9), not yet run on a GPU; its
-tests (tests/test_prefill_hopper.py) and probe (benchmarks/hopper_prefill_probe.py) wait for one.
 The portable kernel (attention.py) leaves the wgmma units idle while it waits for K/V and runs
-the softmax; cuDNN does not (issue 3: 0.52-0.71x of cuDNN on the H200). Triton's language cannot
-split a kernel into producer and consumer warps on sm_90 (tl.range's warp_specialize is ignored
-there, benchmarks/NOTES.md); Gluon can. Three partitions a 128-row tile of one q head:
+the softmax; cuDNN does not. Triton's language cannot split a kernel into producer and consumer
+warps on sm_90 (tl.range's warp_specialize is ignored there, benchmarks/NOTES.md); Gluon can.
+Three partitions a 128-row tile of one q head:
 
 - a loader warp streams the tile's q once, then K and V blocks through a ring of STAGES shared
   memory buffers with TMA, K and V on barriers of their own so that q K^T starts before V lands;
@@ -13,12 +12,16 @@ there, benchmarks/NOTES.md); Gluon can. Three partitions a 128-row tile of one q
   registers and O += P V with P from registers, each at its own pace (a stage is free once both
   have arrived), so that one's softmax overlaps the other's wgmma.
 
-Scope (supports()): a ragged cache, or NHD / HND pages of 8k slots that tile a block (the loader
+Persistent (a program loops over tiles, so a tile's prologue overlaps the last one's epilogue)
+since the twelfth session's last commits, which had no GPU to run on: the version that passed
+tests/test_prefill_hopper.py on the H200 (193 tests) and ran 1.21-1.31x the portable kernel ran
+one tile a program (benchmarks/results/NVIDIA_H200.md, "Twelfth session").
+
+Scope (eligible()): a ragged cache, or NHD / HND pages of 8k slots that tile a block (the loader
 then copies a page at a time through the page map); dense fp16 / bf16 storage, head_dim 64 or
 128, causal or not, lse or not. The NaN-in-unowned-slots rule holds: keys past a sequence are
 masked out of S, and the last block's V rows past it are zeroed in shared memory before P V
-reads them (0 * NaN is NaN).
-Needs Gluon's Hopper API (Triton 3.6 or later)."""
+reads them (0 * NaN is NaN). Needs Gluon's Hopper API (Triton 3.6 or later)."""
 from __future__ import annotations
 
 import triton
