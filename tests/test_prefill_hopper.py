@@ -58,24 +58,6 @@ def test_matches_reference(lens, head_dim, dtype, causal, return_lse, group, lay
 
 @pytest.mark.gpu
 @hopper
-@pytest.mark.parametrize("lens", [PREFILL, EXTEND], ids=["prefill", "extend"])
-@pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("layout,page_size", [("ragged", 1), ("NHD", 16)])
-def test_overlap_matches_reference(lens, causal, layout, page_size, gen):
-    """The in-warpgroup overlap (FlashAttention-3's order of q K^T and P V) computes the same."""
-    q_lens, kv_lens = lens
-    case = make_kv(kv_lens, layout=layout, page_size=page_size, kv_heads=2, head_dim=128, dtype=torch.bfloat16,
-                   device="cuda", gen=gen, extra_pages=200 if layout == "ragged" else 3)
-    q, q_indptr = ragged_q(q_lens, 8, 128, torch.bfloat16, "cuda", gen)
-    ref = attn.prefill(q, case.kv, q_indptr, backend="torch", causal=causal, return_lse=True)
-    o, lse = _ph().prefill(q, case.kv, q_indptr, causal=causal, return_lse=True, overlap=True)
-    what = f"{case.describe()} q_lens={q_lens} causal={causal}"
-    assert rel_err(o, ref[0]) <= tol(torch.bfloat16), what
-    assert rel_err(lse, ref[1]) <= 1e-3, what
-
-
-@pytest.mark.gpu
-@hopper
 def test_graph_replays_for_a_smaller_batch(gen):
     """Items past work.num_items (a grid sized for the plan's maximum) run no block and write nothing."""
     from attn.scheduling import WorkList, prefill_items
