@@ -84,7 +84,17 @@ def test_supports_only_what_it_runs():
     kv = make_kv([4], layout="ragged", kv_heads=2, head_dim=128, dtype=torch.bfloat16).kv
     assert not ph.supports(q, kv)                                  # a CPU tensor
     paged = make_kv([4], layout="NHD", page_size=16, kv_heads=2, head_dim=128, dtype=torch.bfloat16).kv
-    assert not ph.supports(q, paged)
+    # The caches it takes, whatever the device: ragged and NHD / HND pages of 8k slots, fp16 / bf16,
+    # d 64 / 128; not pages of 3 or 1 (a TMA box off the swizzle's 8-row period), vLLM, fp32, d 80.
+    bf = torch.bfloat16
+    assert ph.fits_cache(kv, 8, bf) and ph.fits_cache(paged, 8, bf)
+    for other, dt in ((make_kv([4], layout="HND", page_size=3, kv_heads=2, head_dim=128, dtype=bf).kv, bf),
+                      (make_kv([4], layout="token_pool", kv_heads=2, head_dim=128, dtype=bf).kv, bf),
+                      (make_kv([4], layout="vllm", page_size=16, kv_heads=2, head_dim=128, dtype=bf).kv, bf),
+                      (make_kv([4], layout="ragged", kv_heads=2, head_dim=128).kv, torch.float32),
+                      (make_kv([4], layout="ragged", kv_heads=2, head_dim=80, dtype=bf).kv, bf)):
+        assert not ph.fits_cache(other, 8, dt), other.layout.name
+    assert not ph.fits_cache(kv, 3, bf)                                  # q heads not a multiple of kv heads
     # The 2-D row geometry the loader's TMA copies use, from the layouts' strides.
     assert ph.kv_rows(paged) == (2 * 128, 16, 0, 128)                  # NHD: a row holds a slot's heads
     hnd = make_kv([4], layout="HND", page_size=16, kv_heads=2, head_dim=128, dtype=torch.bfloat16).kv

@@ -604,17 +604,16 @@ def k_tile_mode(cfg: dict, kv) -> int:
     return mode
 
 
-def carry_q(rot: int, block_m: int, head_dim: int, device) -> bool:
+def carry_q(rot: int, block_m: int, head_dim: int, wgmma: bool) -> bool:
     """Whether a tile's rotated q enters the item loop as a block argument (attention_kernel's
     CARRY_Q): on Hopper's wgmma tiles up to head_dim 128, where it keeps q a shared-memory operand
-    (at 192 / 256 the carried tile spilled 184-304 bytes); in the interpreter too, so that the CPU
-    tier runs that path."""
-    if not rot:
-        return False
-    if device.type == "cpu":
-        return True
-    return (block_m >= 64 and head_dim <= 128 and not torch.version.hip
-            and torch.cuda.get_device_capability(device)[0] == 9)
+    (at 192 / 256 the carried tile spilled 184-304 bytes; elsewhere it cost registers)."""
+    return bool(rot) and block_m >= 64 and head_dim <= 128 and wgmma
+
+
+def on_wgmma(device) -> bool:
+    """A Hopper GPU (sm_90), where Triton's dots are wgmma."""
+    return device.type == "cuda" and not torch.version.hip and torch.cuda.get_device_capability(device)[0] == 9
 
 
 def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale: float, window_left: int,
@@ -698,7 +697,9 @@ def launch(q, kv, q_indptr, work, out, lse, cfg: dict, *, causal: bool, sm_scale
         K_BY_GROUP=k_tile_mode(cfg, kv), PAGE_RUNS=bool(cfg.get("page_runs", True)), **rot, **opts,
         prog_indptr=prog_indptr, prog_items=prog_items, item_kind=item_kind, item_stride=item_stride,
         prog_times=prog_times if prog_times is not None else q_indptr, TIMER=timer, **pers,
-        CARRY_Q=carry_q(rot["ROT"], cfg["BLOCK_M"], d, q.device) and persistent is None,
+        # In the interpreter whenever rotary is on, so that the CPU tier runs the carried path.
+        CARRY_Q=persistent is None and (bool(rot["ROT"]) if q.device.type == "cpu"
+                                        else carry_q(rot["ROT"], cfg["BLOCK_M"], d, on_wgmma(q.device))),
     )
 
 
@@ -743,7 +744,7 @@ def compile_spec(kernel: str, label: str, targets, dtype: str, cfg: dict, *, gro
     cx.update(fixed)
     cx.update(ones)
     cx.update(features)
-    cx["CARRY_Q"] = bool(cx["ROT"]) and cfg["BLOCK_M"] >= 64 and head_dim <= 128 and tuple(targets) == ("sm_90",)
+    cx["CARRY_Q"] = carry_q(cx["ROT"], cfg["BLOCK_M"], head_dim, tuple(targets) == ("sm_90",))
     return KernelSpec(kernel=kernel, config=f"{label}/{layout}", fn=attention_kernel,
                       signature=signature(attention_kernel, cx, q_ptr=f"*{dtype}", o_ptr=f"*{dtype}",
                                           k_ptr=f"*{dtype}", v_ptr=f"*{dtype}", **_SPEC_POINTERS),

@@ -189,13 +189,8 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     hopper = hopper_kernel(kv, hq, q.dtype, q.device, custom_mask=custom_mask, window_left=window_left,
                            softcap=softcap, logits_transform=logits_transform, rotary=rotary)
     if hopper is not None and hopper.q_fits(q):
-        out = torch.empty_like(q)
-        lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
-        if total_q:
-            work = WorkList.build(ordered_items(q_lens, kv_lens, hopper.BLOCK_M, causal, -1), q.device)
-            hopper.launch(q, kv, q_indptr, work, out, lse, causal=causal, return_lse=return_lse,
-                          sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale)
-        return (out, lse) if return_lse else out
+        return hopper.prefill(q, kv, q_indptr, causal=causal, sm_scale=sm_scale, return_lse=return_lse,
+                              lens=(q_lens, kv_lens))
     _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
     items = ordered_items(q_lens, kv_lens, tq, causal, window_left)
     work = WorkList.build(items, q.device)

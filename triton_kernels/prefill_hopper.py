@@ -279,14 +279,19 @@ def enabled() -> bool:
 
 def eligible(kv, q_heads: int, dtype, device, *, custom_mask=None, window_left=-1, softcap=0.0,
              logits_transform=None, rotary=None, block_n: int = 128) -> bool:
-    """Whether this kernel runs a batch over kv (what plan time knows; q_fits() checks q): sm_90;
-    a ragged cache, or NHD / HND pages of a multiple of 8 slots that tile a block (TMA boxes on the
-    8-row period of the shared-memory swizzle); dense fp16 / bf16 storage; head_dim 64 or 128; no
-    mask, window, softcap, transform or rotary."""
+    """Whether this kernel runs a batch over kv (what plan time knows; q_fits() checks q): an
+    sm_90 GPU, a cache fits_cache() accepts, and no mask, window, softcap, transform or rotary."""
     import torch
-    if not (enabled() and torch.device(device).type == "cuda" and torch.version.cuda
-            and torch.cuda.get_device_capability(device) == (9, 0)):
-        return False
+    return (enabled() and torch.device(device).type == "cuda" and bool(torch.version.cuda)
+            and torch.cuda.get_device_capability(device) == (9, 0) and fits_cache(kv, q_heads, dtype, block_n)
+            and custom_mask is None and window_left < 0 and softcap == 0 and logits_transform is None
+            and rotary is None)
+
+
+def fits_cache(kv, q_heads: int, dtype, block_n: int = 128) -> bool:
+    """A ragged cache, or NHD / HND pages of a multiple of 8 slots that tile a block (TMA boxes on
+    the 8-row period of the shared-memory swizzle); dense fp16 / bf16 storage; head_dim 64 or 128."""
+    import torch
     ps = kv.page_size
     paged = kv.page_indices is not None
     if paged and not (ps % 8 == 0 and (block_n % ps == 0 or ps % block_n == 0)):
@@ -297,8 +302,7 @@ def eligible(kv, q_heads: int, dtype, device, *, custom_mask=None, window_left=-
     return (rows is not None and dtype in (torch.float16, torch.bfloat16) and kv.k.dtype == dtype
             and kv.head_dim in (64, 128) and q_heads % kv.num_kv_heads == 0
             and kv.k.is_contiguous() and kv.v.is_contiguous() and (rows[0] * 2) % 16 == 0
-            and kv.k.numel() // rows[0] < 2 ** 31 and custom_mask is None and window_left < 0 and softcap == 0
-            and logits_transform is None and rotary is None)
+            and kv.k.numel() // rows[0] < 2 ** 31)
 
 
 def q_fits(q) -> bool:
@@ -344,9 +348,10 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
     )
 
 
-def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, block_m: int = 128,
+def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, lens=None, block_m: int = BLOCK_M,
             block_n: int = 128, stages: int = 2):
-    """attn.prefill's contract for what supports() accepts (for probes and tests until dispatched)."""
+    """attn.prefill's contract for what supports() accepts (prefill.prefill's Hopper path; tests
+    and probes call it directly). lens: the host's (q_lens, kv_lens) when known (no sync)."""
     import math
 
     import numpy as np
@@ -356,12 +361,11 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, bl
 
     from .prefill import ordered_items
     total_q, hq, d = q.shape
-    q_lens = np.diff(q_indptr.cpu().numpy())
-    kv_lens = kv.seq_lens.cpu().numpy()
-    work = WorkList.build(ordered_items(q_lens, kv_lens, block_m, causal, -1), q.device)
+    q_lens, kv_lens = lens if lens is not None else (np.diff(q_indptr.cpu().numpy()), kv.seq_lens.cpu().numpy())
     out = torch.empty_like(q)
     lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
     if total_q:
+        work = WorkList.build(ordered_items(q_lens, kv_lens, block_m, causal, -1), q.device)
         launch(q, kv, q_indptr, work, out, lse, causal=causal,
                sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, return_lse=return_lse,
                block_m=block_m, block_n=block_n, stages=stages)
