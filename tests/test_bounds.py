@@ -43,6 +43,8 @@ for layout, ps, d in layouts[2:4] if small else layouts:
     qi = torch.tensor([0] + q_lens).cumsum(0).to(dev, torch.int32)
     qp = randn((int(qi[-1]), 8, d), bf, dev, gen)
     attn.prefill(qp, kv, qi, causal=True, rotary=rot, backend="triton")
+    for causal in (True, False):                       # on sm_90, the Hopper kernel where it fits (TMA, gathered)
+        attn.prefill(qp, kv, qi, causal=causal, return_lse=causal, backend="triton")
     ba = attn.BatchAttention(max_tokens=int(qi[-1]), max_batch=len(lens), device=dev)
     ba.plan(qi, kv, 8, return_lse=True)
     ba.run(qp, kv)

@@ -58,6 +58,48 @@ def test_matches_reference(lens, head_dim, dtype, causal, return_lse, group, lay
 
 @pytest.mark.gpu
 @hopper
+@pytest.mark.parametrize("lens", [PREFILL, EXTEND], ids=["prefill", "extend"])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("layout,page_size", [("ragged", 1), ("NHD", 16)])
+def test_overlap_matches_reference(lens, causal, layout, page_size, gen):
+    """The in-warpgroup overlap (FlashAttention-3's order of q K^T and P V) computes the same."""
+    q_lens, kv_lens = lens
+    case = make_kv(kv_lens, layout=layout, page_size=page_size, kv_heads=2, head_dim=128, dtype=torch.bfloat16,
+                   device="cuda", gen=gen, extra_pages=200 if layout == "ragged" else 3)
+    q, q_indptr = ragged_q(q_lens, 8, 128, torch.bfloat16, "cuda", gen)
+    ref = attn.prefill(q, case.kv, q_indptr, backend="torch", causal=causal, return_lse=True)
+    o, lse = _ph().prefill(q, case.kv, q_indptr, causal=causal, return_lse=True, overlap=True)
+    what = f"{case.describe()} q_lens={q_lens} causal={causal}"
+    assert rel_err(o, ref[0]) <= tol(torch.bfloat16), what
+    assert rel_err(lse, ref[1]) <= 1e-3, what
+
+
+@pytest.mark.gpu
+@hopper
+@pytest.mark.parametrize("lens", [PREFILL, EXTEND], ids=["prefill", "extend"])
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("causal,return_lse,overlap", [(True, True, False), (False, False, False), (True, False, True)])
+@pytest.mark.parametrize("layout,page_size", [("token_pool", 1), ("NHD", 1), ("HND", 3), ("NHD", 24)])
+def test_gathered_pages_match_reference(lens, head_dim, causal, return_lse, overlap, layout, page_size, gen):
+    """Pages TMA cannot copy (fewer than 8 slots, or not tiling a block), gathered by cp.async, with
+    NaN in the slots no sequence owns (zero-filled past the sequence, not read as NaN)."""
+    q_lens, kv_lens = lens
+    case = make_kv(kv_lens, layout=layout, page_size=page_size, kv_heads=2, head_dim=head_dim, dtype=torch.bfloat16,
+                   device="cuda", gen=gen, extra_pages=3)
+    q, q_indptr = ragged_q(q_lens, 8, head_dim, torch.bfloat16, "cuda", gen)
+    assert _ph().supports(q, case.kv) and not _ph().tma_pages(case.kv.page_size, 128)
+    ref = attn.prefill(q, case.kv, q_indptr, backend="torch", causal=causal, return_lse=True)
+    got = _ph().prefill(q, case.kv, q_indptr, causal=causal, return_lse=return_lse, overlap=overlap)
+    o = got[0] if return_lse else got
+    what = f"{case.describe()} q_lens={q_lens} d={head_dim} causal={causal} overlap={overlap}"
+    assert not torch.isnan(o).any(), what
+    assert rel_err(o, ref[0]) <= tol(torch.bfloat16), what
+    if return_lse:
+        assert rel_err(got[1], ref[1]) <= 1e-3, what
+
+
+@pytest.mark.gpu
+@hopper
 def test_graph_replays_for_a_smaller_batch(gen):
     """Items past work.num_items (a grid sized for the plan's maximum) run no block and write nothing."""
     from attn.scheduling import WorkList, prefill_items
@@ -84,13 +126,15 @@ def test_supports_only_what_it_runs():
     kv = make_kv([4], layout="ragged", kv_heads=2, head_dim=128, dtype=torch.bfloat16).kv
     assert not ph.supports(q, kv)                                  # a CPU tensor
     paged = make_kv([4], layout="NHD", page_size=16, kv_heads=2, head_dim=128, dtype=torch.bfloat16).kv
-    # The caches it takes, whatever the device: ragged and NHD / HND pages of 8k slots, fp16 / bf16,
-    # d 64 / 128; not pages of 3 or 1 (a TMA box off the swizzle's 8-row period), vLLM, fp32, d 80.
+    # The caches it takes, whatever the device: ragged, NHD / HND pages of any size and the token
+    # pool (pages TMA cannot copy are gathered), fp16 / bf16, d 64 / 128; not vLLM, fp32, d 80.
     bf = torch.bfloat16
-    assert ph.fits_cache(kv, 8, bf) and ph.fits_cache(paged, 8, bf)
-    for other, dt in ((make_kv([4], layout="HND", page_size=3, kv_heads=2, head_dim=128, dtype=bf).kv, bf),
-                      (make_kv([4], layout="token_pool", kv_heads=2, head_dim=128, dtype=bf).kv, bf),
-                      (make_kv([4], layout="vllm", page_size=16, kv_heads=2, head_dim=128, dtype=bf).kv, bf),
+    pool = make_kv([4], layout="token_pool", kv_heads=2, head_dim=128, dtype=bf).kv
+    hnd3 = make_kv([4], layout="HND", page_size=3, kv_heads=2, head_dim=128, dtype=bf).kv
+    assert all(ph.fits_cache(c, 8, bf) for c in (kv, paged, pool, hnd3))
+    # TMA copies a page (or a block) where pages hold 8k slots and tile a block; the rest is gathered.
+    assert [ph.tma_pages(ps, 128) for ps in (8, 16, 128, 256, 1, 3, 24, 200)] == [True] * 4 + [False] * 4
+    for other, dt in ((make_kv([4], layout="vllm", page_size=16, kv_heads=2, head_dim=128, dtype=bf).kv, bf),
                       (make_kv([4], layout="ragged", kv_heads=2, head_dim=128).kv, torch.float32),
                       (make_kv([4], layout="ragged", kv_heads=2, head_dim=80, dtype=bf).kv, bf)):
         assert not ph.fits_cache(other, 8, dt), other.layout.name

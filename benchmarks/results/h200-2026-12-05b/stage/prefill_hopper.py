@@ -1,0 +1,550 @@
+"""Prefill over a ragged KV cache for Hopper, warp-specialized (Gluon).
+
+Experimental, not dispatched: compiled for sm_90 (Triton 3.6 and 3.9), not yet run on a GPU; its
+tests (tests/test_prefill_hopper.py) and probe (benchmarks/hopper_prefill_probe.py) wait for one.
+The portable kernel (attention.py) leaves the wgmma units idle while it waits for K/V and runs
+the softmax; cuDNN does not (issue 3: 0.52-0.71x of cuDNN on the H200). Triton's language cannot
+split a kernel into producer and consumer warps on sm_90 (tl.range's warp_specialize is ignored
+there, benchmarks/NOTES.md); Gluon can. Three partitions a 128-row tile of one q head:
+
+- a loader warp streams the tile's q once, then K and V blocks through a ring of STAGES shared
+  memory buffers with TMA, K and V on barriers of their own so that q K^T starts before V lands;
+- two consumer warpgroups, 64 rows each, run S = q K^T from shared memory, the online softmax in
+  registers and O += P V with P from registers, each at its own pace (a stage is free once both
+  have arrived), so that one's softmax overlaps the other's wgmma.
+
+Scope (supports()): a ragged cache, or NHD / HND pages of 8k slots that tile a block (the loader
+then copies a page at a time through the page map); dense fp16 / bf16 storage, head_dim 64 or
+128, causal or not, lse or not. The NaN-in-unowned-slots rule holds: keys past a sequence are
+masked out of S, and the last block's V rows past it are zeroed in shared memory before P V
+reads them (0 * NaN is NaN).
+Needs Gluon's Hopper API (Triton 3.6 or later)."""
+from __future__ import annotations
+
+import triton
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.ampere import async_copy
+from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
+                                                             warpgroup_mma_wait)
+
+# Triton 3.6 (what the H200 runs) names the TMA load async_copy_global_to_shared and the CTA
+# barrier thread_barrier; 3.9 async_load and barrier.
+tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+thread_barrier = getattr(gl, "barrier", None) or gl.thread_barrier
+
+LOG2E = gl.constexpr(1.4426950408889634)
+LN2 = gl.constexpr(0.6931471805599453)
+
+
+@gluon.jit
+def _tile(t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS: gl.constexpr,
+          BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr):
+    """Tile t (heads fastest over the work list's items): its q head, q row of its first token,
+    tokens, kv row / page-map base of key 0, kv_len, the first row's position, the end of the
+    blocks every row sees, and its blocks."""
+    q_head = t % NUM_Q_HEADS
+    item = t // NUM_Q_HEADS
+    b = gl.load(item_req + item)
+    q_start = gl.load(item_q_start + item)
+    q_begin = gl.load(q_indptr + b)
+    q_len = gl.load(q_indptr + b + 1) - q_begin
+    kv_begin = gl.load(kv_indptr + b)
+    kv_len = gl.load(seq_lens + b)
+    rows = gl.minimum(q_len - q_start, BLOCK_M)
+    pos0 = kv_len - q_len + q_start          # the first row's position (bottom-right aligned)
+    hi = kv_len
+    mid = kv_len
+    if CAUSAL:
+        hi = gl.minimum(kv_len, pos0 + rows)
+        mid = gl.minimum(kv_len, pos0 + 1)
+    mid = (mid // BLOCK_N) * BLOCK_N
+    blocks = gl.where(rows > 0, gl.cdiv(hi, BLOCK_N), 0)
+    return q_head, q_begin + q_start, rows, kv_begin, kv_len, pos0, mid, blocks
+
+
+@gluon.jit
+def _kv_copies(desc, bufs, bar, s, start, kv_len, page_indices, page_base, row_base, row_col, s_page_rows,
+               BLOCK_N: gl.constexpr, ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr):
+    """Block `start`'s K (or V) rows into stage s: one TMA copy of BLOCK_N rows where they are
+    consecutive (ragged), else one of ROWS rows a page (or a page's part)."""
+    mbarrier.expect(bar.index(s), BLOCK_N * desc.block_type.nbytes // ROWS)
+    for i in gl.static_range(BLOCK_N // ROWS):
+        n = start + i * ROWS
+        if PAGED:
+            # Pages past the sequence read page 0: their keys are masked and their V rows zeroed.
+            page = gl.load(page_indices + page_base + n // PAGE_SIZE, mask=n < kv_len, other=0)
+            row = page * s_page_rows + row_base + n % PAGE_SIZE
+        else:
+            row = page_base + row_base + n
+        tma_load(desc, [row, row_col], bar.index(s), bufs.index(s).slice(i * ROWS, ROWS))
+
+
+@gluon.jit
+def _kv_gather(ptr, width, bufs, bar, s, start, kv_len, page_indices, page_base, row_base, row_col, s_page_rows,
+               BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr):
+    """Block `start`'s K (or V) rows into stage s with cp.async, 16 bytes a thread and a slot a
+    row through the page map: for pages TMA cannot copy (fewer than 8 slots, or not tiling a
+    block). Slots past the sequence are zero-filled (so no tail cleaning). Every loader thread
+    arrives on the stage's barrier once its copies have landed."""
+    TPR: gl.constexpr = HEAD_DIM // 8                     # threads a row, 8 elements (16 bytes) each
+    layout: gl.constexpr = gl.BlockedLayout([1, 8], [32 // TPR, TPR], [gl.num_warps(), 1], [1, 0])
+    SLICE: gl.constexpr = 2048 // HEAD_DIM                # rows a copy: two 16-byte pieces a thread
+    d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, layout))
+    for i in gl.static_range(BLOCK_N // SLICE):
+        n = start + i * SLICE + gl.arange(0, SLICE, layout=gl.SliceLayout(1, layout))
+        live = n < kv_len
+        if PAGED:
+            page = gl.load(page_indices + page_base + n // PAGE_SIZE, mask=live, other=0).to(gl.int64)
+            row = page * s_page_rows + row_base + n % PAGE_SIZE
+        else:
+            row = (page_base + row_base + n).to(gl.int64)
+        # Rows start on 16 bytes (fits_cache: the row width and head column are multiples of 8).
+        start_of_row = gl.multiple_of(row * width + row_col, 8)
+        async_copy.async_copy_global_to_shared(bufs.index(s).slice(i * SLICE, SLICE),
+                                               ptr + start_of_row[:, None] + d[None, :], mask=live[:, None])
+    async_copy.mbarrier_arrive(bar.index(s), increment_count=False)
+
+
+@gluon.jit
+def _wait_loaded(bar, phase, GATHER: gl.constexpr):
+    """Wait for a stage's K or V; cp.async wrote it through the generic proxy, which wgmma's
+    async-proxy reads are ordered after only by a proxy fence."""
+    mbarrier.wait(bar, phase)
+    if GATHER:
+        fence_async_shared()
+
+
+@gluon.jit
+def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready,
+            kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, n_tiles,
+            s_page_rows, s_head_rows, head_col,
+            NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
+            BLOCK_N: gl.constexpr, ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
+            STAGES: gl.constexpr, CAUSAL: gl.constexpr, GATHER: gl.constexpr):
+    """One warp (a warpgroup to gather): for each of the program's tiles, its q (once both consumers are done with the
+    last tile's), then its K and V block by block into the ring. Stages and phases count blocks
+    over all the program's tiles."""
+    c = 0
+    it = 0
+    for t in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
+        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks = _tile(
+            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS, BLOCK_M, BLOCK_N, CAUSAL)
+        kv_head = q_head // GROUP
+        # A fresh barrier's phase 1 counts as complete: the first tile's q waits on nothing.
+        mbarrier.wait(q_free, (it & 1) ^ 1)
+        mbarrier.expect(q_bar, q_desc.block_type.nbytes)
+        tma_load(q_desc, [q_row, q_head * HEAD_DIM], q_bar, q_smem)
+        for j in range(blocks):
+            s = c % STAGES
+            mbarrier.wait(kv_free.index(s), ((c // STAGES) & 1) ^ 1)
+            if GATHER:
+                _kv_gather(k_ptr, width, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
+                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM, PAGE_SIZE, PAGED)
+                _kv_gather(v_ptr, width, v_bufs, v_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
+                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM, PAGE_SIZE, PAGED)
+            else:
+                _kv_copies(k_desc, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
+                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
+                _kv_copies(v_desc, v_bufs, v_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
+                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
+            c += 1
+        it += 1
+
+
+@gluon.jit
+def _zero_tail_rows(v_buf, first_dead, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr):
+    """V rows [first_dead, BLOCK_N) of a stage set to 0 (rows past the sequence: another
+    request's keys, or whatever an unowned slot holds)."""
+    blocked: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [gl.num_warps(), 1], [1, 0])
+    v = v_buf.load(blocked)
+    r = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, blocked))
+    v_buf.store(gl.where((r < first_dead)[:, None], v, gl.zeros_like(v)))
+    fence_async_shared()        # the generic-proxy stores before wgmma's async-proxy reads
+    thread_barrier()            # and every warp's before the warpgroup's wgmma
+
+
+@gluon.jit
+def _masked(qk, start, mid, kv_len, q_pos, col, CAUSAL: gl.constexpr):
+    """Scores of block `start` with the keys a row may not see at -inf: only past the blocks every
+    row sees (the causal diagonal and the sequence's tail)."""
+    if start >= mid:
+        pos = start + col
+        keep = (pos < kv_len)[None, :]
+        if CAUSAL:
+            keep = keep & (pos[None, :] <= q_pos[:, None])
+        qk = gl.where(keep, qk, float("-inf"))
+    return qk
+
+
+@gluon.jit
+def _softmax_step(qk, m_i, l_i, qk_scale):
+    """Online softmax in log2 units: (p, alpha to rescale the accumulator by, new max, new sum)."""
+    m_new = gl.maximum(m_i, gl.max(qk, 1) * qk_scale)
+    m_safe = gl.where(m_new == float("-inf"), 0.0, m_new)     # a row with no key yet stays at 0
+    p = gl.exp2(qk * qk_scale - m_safe[:, None])
+    alpha = gl.exp2(m_i - m_safe)
+    return p, alpha, m_new, l_i * alpha + gl.sum(p, 1)
+
+
+@gluon.jit
+def _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0: gl.constexpr, BLOCK_N: gl.constexpr,
+                HEAD_DIM: gl.constexpr, GATHER: gl.constexpr):
+    """Before P V of a sequence's last block: the first warpgroup zeroes its V rows past the
+    sequence and signals; the second waits (a barrier a stage, whose phases the bits of `tails`
+    count). Returns tails."""
+    if not GATHER and start + BLOCK_N > kv_len:         # (gathered rows past the sequence are zeros)
+        if ROW0 == 0:
+            _zero_tail_rows(v_bufs.index(s), kv_len - start, BLOCK_N, HEAD_DIM)
+            mbarrier.arrive(tail_bars.index(s), count=1)
+        else:
+            mbarrier.wait(tail_bars.index(s), (tails >> s) & 1)
+        tails = tails ^ (1 << s)
+    return tails
+
+
+@gluon.jit
+def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars,
+              o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens,
+              n_tiles, qk_scale, ROW0: gl.constexpr, NUM_Q_HEADS: gl.constexpr, HEAD_DIM: gl.constexpr,
+              BLOCK_M: gl.constexpr, TILE_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
+              CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, OVERLAP: gl.constexpr, GATHER: gl.constexpr):
+    """One warpgroup, rows [ROW0, ROW0 + BLOCK_M) of each of the program's tiles (TILE_M rows):
+    scores, online softmax (log2 units), P V, and those rows' output. The two warpgroups run this
+    independently (each waits on a stage's barriers and frees it with one arrival of two), so
+    one's softmax overlaps the other's wgmma. OVERLAP: within the warpgroup too (FlashAttention-3's
+    order): block j's q K^T and block j-1's P V are in flight together while block j's softmax runs."""
+    nw: gl.constexpr = gl.num_warps()
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[nw, 1],
+                                                       instr_shape=[16, BLOCK_N, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[nw, 1],
+                                                       instr_shape=[16, HEAD_DIM, 16])
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
+    store_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [nw, 1], [1, 0])
+
+    q_rows = q_smem.slice(ROW0, BLOCK_M)
+    zero_s = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
+    col = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
+    c = 0
+    it = 0
+    tails = 0                   # bit s: the parity of stage s's tail blocks so far
+    for t in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
+        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks = _tile(
+            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS, TILE_M, BLOCK_N, CAUSAL)
+        m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_s)
+        l_i = gl.zeros([BLOCK_M], gl.float32, row_s)
+        acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
+        q_pos = pos0 + ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
+        mbarrier.wait(q_bar, it & 1)
+        if OVERLAP:
+            if blocks > 0:
+                s = c % STAGES
+                _wait_loaded(k_ready.index(s), (c // STAGES) & 1, GATHER)
+                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+                if blocks == 1:
+                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
+                p, alpha, m_i, l_i = _softmax_step(_masked(qk, 0, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
+                                                   qk_scale)
+                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                for j in range(1, blocks):
+                    sp = (c + j - 1) % STAGES           # block j - 1's stage: its P V goes now
+                    s = (c + j) % STAGES
+                    _wait_loaded(k_ready.index(s), ((c + j) // STAGES) & 1, GATHER)
+                    qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False,
+                                       is_async=True)
+                    _wait_loaded(v_ready.index(sp), ((c + j - 1) // STAGES) & 1, GATHER)
+                    acc = warpgroup_mma(pv, v_bufs.index(sp), acc, is_async=True)
+                    # Groups complete in order: one outstanding is block j - 1's P V.
+                    qk, _, _ = warpgroup_mma_wait(num_outstanding=1, deps=[qk, q_rows, k_bufs.index(s)])
+                    if j == blocks - 1:
+                        mbarrier.arrive(q_free, count=1)
+                    p, alpha, m_i, l_i = _softmax_step(_masked(qk, j * BLOCK_N, mid, kv_len, q_pos, col, CAUSAL),
+                                                       m_i, l_i, qk_scale)
+                    acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sp)])
+                    mbarrier.arrive(kv_free.index(sp), count=1)
+                    acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+                    pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                # The last block's P V (only it can run past the sequence).
+                sl = (c + blocks - 1) % STAGES
+                _wait_loaded(v_ready.index(sl), ((c + blocks - 1) // STAGES) & 1, GATHER)
+                tails = _clean_tail(v_bufs, tail_bars, sl, tails, (blocks - 1) * BLOCK_N, kv_len, ROW0, BLOCK_N,
+                                    HEAD_DIM, GATHER)
+                acc = warpgroup_mma(pv, v_bufs.index(sl), acc, is_async=True)
+                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sl)])
+                mbarrier.arrive(kv_free.index(sl), count=1)
+                c += blocks
+        else:
+            for j in range(blocks):
+                s = c % STAGES
+                phase = (c // STAGES) & 1
+                start = j * BLOCK_N
+                _wait_loaded(k_ready.index(s), phase, GATHER)
+                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+                if j == blocks - 1:
+                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
+                p, alpha, m_i, l_i = _softmax_step(_masked(qk, start, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
+                                                   qk_scale)
+                acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                _wait_loaded(v_ready.index(s), phase, GATHER)
+                tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
+                acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
+                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
+                mbarrier.arrive(kv_free.index(s), count=1)
+                c += 1
+        if blocks == 0:
+            mbarrier.arrive(q_free, count=1)
+        it += 1
+
+        # Rows that saw no key: out 0, lse -inf (attention.py's convention). The stores overlap the
+        # loader's copies for the next tile.
+        seen = l_i > 0
+        out = acc / gl.convert_layout(gl.where(seen, l_i, 1.0), row_o)[:, None]
+        out = gl.convert_layout(out.to(o_ptr.dtype.element_ty), store_layout)
+        r = ROW0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, store_layout))
+        d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, store_layout))
+        o_off = (q_row + r).to(gl.int64)[:, None] * s_o_tok + q_head * s_o_head + d[None, :]
+        gl.store(o_ptr + o_off, out, mask=(r < rows)[:, None])
+        if RETURN_LSE:
+            lse = gl.where(seen, (m_i + gl.log2(gl.where(seen, l_i, 1.0))) * LN2, float("-inf"))
+            rl = ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
+            gl.store(lse_ptr + (q_row + rl).to(gl.int64) * s_lse_tok + q_head, lse, mask=rl < rows)
+
+
+@gluon.jit
+def hopper_prefill_kernel(
+    q_desc, k_desc, v_desc, k_ptr, v_ptr, width, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
+    item_req, item_q_start, q_indptr, kv_indptr, page_indices, seq_lens, num_items_ptr, sm_scale,
+    s_page_rows, s_head_rows, head_col,
+    NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
+    BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
+    CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, OVERLAP: gl.constexpr, GATHER: gl.constexpr,
+    num_warps: gl.constexpr,
+):
+    # K and V are read as 2-D [rows, row width] views of their storage (a row: one slot's heads for
+    # NHD and ragged caches, one slot of one head for HND): slot n of page p, kv head h is row
+    # p * s_page_rows + h * s_head_rows + n, at column h * head_col.
+    # Persistent: program p runs tiles p, p + programs, ... of the work list's items x heads (heads
+    # fastest; items longest first), so a tile's prologue overlaps the last one's epilogue.
+    n_tiles = gl.load(num_items_ptr) * NUM_Q_HEADS
+    dtype: gl.constexpr = q_desc.dtype
+    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_DIM], q_desc.layout)
+    k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], k_desc.layout)
+    v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], v_desc.layout)
+    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    q_free = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    kv_free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    tail_bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    # The loader: one warp issuing TMA copies, or a warpgroup issuing cp.async (LOADER_REGS fit the
+    # register file beside two consumer warpgroups at 232: 12 warps at maxnreg 168).
+    LOADER_WARPS: gl.constexpr = 4 if GATHER else 1
+    LOADER_THREADS: gl.constexpr = 32 * LOADER_WARPS if GATHER else 1
+    LOADER_REGS: gl.constexpr = 40 if GATHER else 32
+    mbarrier.init(q_bar, count=1)
+    mbarrier.init(q_free, count=2)                         # one arrival a consumer warpgroup
+    for i in gl.static_range(STAGES):
+        # A TMA copy's bytes complete a stage; gathered, each loader thread's arrival does.
+        mbarrier.init(k_ready.index(i), count=LOADER_THREADS)
+        mbarrier.init(v_ready.index(i), count=LOADER_THREADS)
+        mbarrier.init(kv_free.index(i), count=2)
+        mbarrier.init(tail_bars.index(i), count=1)
+
+    qk_scale = sm_scale * LOG2E
+    ROWS: gl.constexpr = BLOCK_N if not PAGED else (PAGE_SIZE if PAGE_SIZE < BLOCK_N else BLOCK_N)
+    HALF: gl.constexpr = BLOCK_M // 2
+    # num_warps (4) run the first half's warpgroup, a worker warpgroup the second, one warp the loads.
+    gl.warp_specialize([
+        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
+                     s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, n_tiles,
+                     qk_scale, 0, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
+                     OVERLAP, GATHER)),
+        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
+                     s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, n_tiles,
+                     qk_scale, HALF, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
+                     OVERLAP, GATHER)),
+        (_loader, (q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready,
+                   v_ready, kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, n_tiles,
+                   s_page_rows, s_head_rows, head_col, NUM_Q_HEADS, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, ROWS,
+                   PAGE_SIZE, PAGED, STAGES, CAUSAL, GATHER)),
+    ], [4, LOADER_WARPS], [232, LOADER_REGS])
+
+    mbarrier.invalidate(q_bar)
+    mbarrier.invalidate(q_free)
+    for i in gl.static_range(STAGES):
+        mbarrier.invalidate(k_ready.index(i))
+        mbarrier.invalidate(v_ready.index(i))
+        mbarrier.invalidate(kv_free.index(i))
+        mbarrier.invalidate(tail_bars.index(i))
+
+
+# ---------------------------------------------------------------------------------- host side
+def shared_layout(block_shape, dtype):
+    """The NVMMA shared layout of a [rows, head_dim] TMA block (torch dtype)."""
+    import torch
+    return gl.NVMMASharedLayout.get_default_for(list(block_shape), gl.float16 if dtype == torch.float16 else gl.bfloat16)
+
+
+def kv_rows(kv) -> tuple[int, int, int, int] | None:
+    """K/V storage as 2-D rows for TMA: (row width, s_page_rows, s_head_rows, head_col) in
+    elements (see hopper_prefill_kernel), or None where the layout is not rows of that kind."""
+    ks, d, hk = kv.k_strides, kv.head_dim, kv.num_kv_heads
+    if ks.split != 1 or ks.dhi != 1 or kv.v_strides != ks:
+        return None
+    width = ks.slot if kv.page_size > 1 else ks.page
+    if width <= 0 or ks.page % width:
+        return None
+    if ks.head % width == 0:
+        return width, ks.page // width, ks.head // width, 0
+    if (hk - 1) * ks.head + d <= width:
+        return width, ks.page // width, 0, ks.head
+    return None
+
+
+BLOCK_M = 128          # query rows (tokens of one head) a tile: the work list's tokens an item
+
+
+def enabled() -> bool:
+    """ATTN_HOPPER_PREFILL=0 keeps attn.prefill / BatchPrefill on the portable kernel (A/B runs)."""
+    import os
+    return os.environ.get("ATTN_HOPPER_PREFILL", "1") != "0"
+
+
+def eligible(kv, q_heads: int, dtype, device, *, custom_mask=None, window_left=-1, softcap=0.0,
+             logits_transform=None, rotary=None, block_n: int = 128) -> bool:
+    """Whether this kernel runs a batch over kv (what plan time knows; q_fits() checks q): an
+    sm_90 GPU, a cache fits_cache() accepts, and no mask, window, softcap, transform or rotary."""
+    import torch
+    return (enabled() and torch.device(device).type == "cuda" and bool(torch.version.cuda)
+            and torch.cuda.get_device_capability(device) == (9, 0) and fits_cache(kv, q_heads, dtype, block_n)
+            and custom_mask is None and window_left < 0 and softcap == 0 and logits_transform is None
+            and rotary is None)
+
+
+def fits_cache(kv, q_heads: int, dtype, block_n: int = 128) -> bool:
+    """A ragged cache, or NHD / HND pages of any size (TMA copies where tma_pages(), else cp.async
+    gathers), the token pool included; dense fp16 / bf16 storage; head_dim 64 or 128."""
+    import torch
+    paged = kv.page_indices is not None
+    if not paged and kv.layout.name != "ragged":
+        return False
+    rows = kv_rows(kv)
+    return (rows is not None and dtype in (torch.float16, torch.bfloat16) and kv.k.dtype == dtype
+            and kv.head_dim in (64, 128) and q_heads % kv.num_kv_heads == 0
+            and kv.k.is_contiguous() and kv.v.is_contiguous() and rows[0] % 8 == 0 and rows[3] % 8 == 0
+            and kv.k.numel() // rows[0] < 2 ** 31)
+
+
+def tma_pages(page_size: int, block_n: int) -> bool:
+    """Pages the loader copies with TMA (a box a page or a block): a multiple of 8 slots (the
+    shared-memory swizzle's row period) that tiles a block; others are gathered with cp.async."""
+    return page_size % 8 == 0 and (block_n % page_size == 0 or page_size % block_n == 0)
+
+
+def q_fits(q) -> bool:
+    """q [rows, heads, head_dim] as TMA reads it: heads dense, rows 16-byte aligned."""
+    d = q.shape[-1]
+    return (q.stride(-1) == 1 and q.stride(-2) == d and (q.stride(0) * q.element_size()) % 16 == 0
+            and q.data_ptr() % 16 == 0)
+
+
+def supports(q, kv, **features) -> bool:
+    """eligible() for q's batch and q_fits(q)."""
+    return eligible(kv, q.shape[1], q.dtype, q.device, **features) and q.is_cuda and q_fits(q)
+
+
+def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, return_lse: bool = False,
+           page_map=None, block_m: int = BLOCK_M, block_n: int = 128, stages: int = 2, overlap: bool = False):
+    """Run `work`'s items (one block_m-token tile of one request each: prefill.ordered_items with
+    tq = block_m, longest first) over kv (attn.KVCache, supports()). page_map: (page_indptr,
+    page_indices, seq_lens) to use instead of kv's (a plan's copies)."""
+    import torch
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+    total_q, hq, d = q.shape
+    width, s_page_rows, s_head_rows, head_col = kv_rows(kv)
+    paged = kv.page_indices is not None
+    indptr, indices, seq_lens = page_map if page_map is not None else (kv.page_indptr, kv.page_indices, kv.seq_lens)
+    gather = paged and not tma_pages(kv.page_size, block_n)
+    box = min(kv.page_size, block_n) if paged and not gather else block_n
+    q2 = q.as_strided((total_q, hq * d), (q.stride(0), 1))
+    k2 = kv.k.as_strided((kv.k.numel() // width, width), (width, 1))
+    v2 = kv.v.as_strided((kv.v.numel() // width, width), (width, 1))
+    q_desc = TensorDescriptor.from_tensor(q2, [block_m, d], shared_layout([block_m, d], q.dtype))
+    k_desc = TensorDescriptor.from_tensor(k2, [box, d], shared_layout([box, d], q.dtype))
+    v_desc = TensorDescriptor.from_tensor(v2, [box, d], shared_layout([box, d], q.dtype))
+    programs = min(work.max_items * hq, torch.cuda.get_device_properties(q.device).multi_processor_count)
+    hopper_prefill_kernel[(programs,)](
+        q_desc, k_desc, v_desc, kv.k, kv.v, width, out, out.stride(0), out.stride(1),
+        lse if return_lse else out, lse.stride(0) if return_lse else 0,
+        work.req, work.q_start, q_indptr, indptr, indices if paged else indptr, seq_lens, work.num_items, float(sm_scale), s_page_rows, s_head_rows, head_col,
+        NUM_Q_HEADS=hq, GROUP=hq // kv.num_kv_heads, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=stages,
+        PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse),
+        OVERLAP=bool(overlap), GATHER=gather, num_warps=4,
+        # Two consumer warpgroups and the loader's (its one warp rounds up to 4) share the register
+        # file: 168 a thread on average; the loader keeps 32 (its page lookups spilled at 24 on Triton
+        # 3.6; 40 to gather), the consumer warpgroups get 232.
+        maxnreg=168,
+    )
+
+
+def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, lens=None, block_m: int = BLOCK_M,
+            block_n: int = 128, stages: int = 2, overlap: bool = False):
+    """attn.prefill's contract for what supports() accepts (prefill.prefill's Hopper path; tests
+    and probes call it directly). lens: the host's (q_lens, kv_lens) when known (no sync)."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from attn.scheduling import WorkList
+
+    from .prefill import ordered_items
+    total_q, hq, d = q.shape
+    q_lens, kv_lens = lens if lens is not None else (np.diff(q_indptr.cpu().numpy()), kv.seq_lens.cpu().numpy())
+    out = torch.empty_like(q)
+    lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
+    if total_q:
+        work = WorkList.build(ordered_items(q_lens, kv_lens, block_m, causal, -1), q.device)
+        launch(q, kv, q_indptr, work, out, lse, causal=causal,
+               sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, return_lse=return_lse,
+               block_m=block_m, block_n=block_n, stages=stages, overlap=overlap)
+    return (out, lse) if return_lse else out
+
+
+# ------------------------------------------------------------------------------ compile matrix
+def compile_specs():
+    """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse, the
+    in-warpgroup overlap or not; a ragged cache (one copy a block), pages of 16 (a TMA copy a
+    page) and of 1 (gathered with cp.async: the token pool, NHD / HND pages of 1)."""
+    from .specs import KernelSpec, signature
+    out = []
+    for dt in ("bf16", "fp16"):
+        gdt = gl.bfloat16 if dt == "bf16" else gl.float16
+        for d in (64, 128):
+            for causal, lse, overlap in ((True, False, False), (False, False, False), (True, True, False),
+                                         (True, False, True)):
+                for cache, page_size in (("ragged", 1), ("NHD|HND", 16), ("pool|NHD|HND", 1)):
+                    bm, bn = 128, 128
+                    paged = cache != "ragged"
+                    gather = paged and not tma_pages(page_size, bn)
+                    box = min(page_size, bn) if paged and not gather else bn
+                    desc = lambda rows: (f"tensordesc<{dt}[{rows}, {d}],"  # noqa: E731
+                                         f"{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>")
+                    cx = dict(NUM_Q_HEADS=32, GROUP=4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2,
+                              PAGE_SIZE=page_size, PAGED=paged, CAUSAL=causal, RETURN_LSE=lse,
+                              OVERLAP=overlap, GATHER=gather, num_warps=4)
+                    sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(box), v_desc=desc(box),
+                                    k_ptr=f"*{dt}", v_ptr=f"*{dt}", o_ptr=f"*{dt}", lse_ptr="*fp32",
+                                    item_req="*i32", item_q_start="*i32", q_indptr="*i32", kv_indptr="*i32",
+                                    page_indices="*i32", seq_lens="*i32", num_items_ptr="*i32", sm_scale="fp32")
+                    feats = ("causal" if causal else "full") + ("_lse" if lse else "") + ("_overlap" if overlap else "")
+                    out.append(KernelSpec(kernel="prefill_hopper", config=f"{dt}/d{d}/p{page_size}/{feats}/{cache}",
+                                          fn=hopper_prefill_kernel, signature=sig, constexprs=cx,
+                                          options=dict(num_warps=4, maxnreg=168), targets=("sm_90",),
+                                          aligned=("width",)))
+    return out
