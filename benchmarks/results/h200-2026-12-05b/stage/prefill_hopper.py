@@ -28,9 +28,10 @@ from triton.experimental.gluon.language.nvidia.ampere import async_copy
 from triton.experimental.gluon.language.nvidia.hopper import (fence_async_shared, mbarrier, tma, warpgroup_mma,
                                                              warpgroup_mma_wait)
 
-# Triton 3.6 (what the H200 runs) names the TMA load async_copy_global_to_shared and the CTA
-# barrier thread_barrier; 3.9 async_load and barrier.
+# Triton 3.6 (what the H200 runs) names the TMA load and cp.async async_copy_global_to_shared and
+# the CTA barrier thread_barrier; 3.9 async_load and barrier.
 tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+cp_async_load = getattr(async_copy, "async_load", None) or async_copy.async_copy_global_to_shared
 thread_barrier = getattr(gl, "barrier", None) or gl.thread_barrier
 
 LOG2E = gl.constexpr(1.4426950408889634)
@@ -81,12 +82,14 @@ def _kv_copies(desc, bufs, bar, s, start, kv_len, page_indices, page_base, row_b
 
 
 @gluon.jit
-def _kv_gather(ptr, width, bufs, bar, s, start, kv_len, page_indices, page_base, row_base, row_col, s_page_rows,
-               BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr):
-    """Block `start`'s K (or V) rows into stage s with cp.async, 16 bytes a thread and a slot a
-    row through the page map: for pages TMA cannot copy (fewer than 8 slots, or not tiling a
-    block). Slots past the sequence are zero-filled (so no tail cleaning). Every loader thread
-    arrives on the stage's barrier once its copies have landed."""
+def _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, start, kv_len, page_indices, page_base,
+               row_base, row_col, s_page_rows, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+               PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr):
+    """Block `start`'s K and V rows into stage s with cp.async, 16 bytes a thread and a slot a row
+    through the page map: for pages TMA cannot copy (fewer than 8 slots, or not tiling a block).
+    Slots past the sequence are zero-filled (so no tail cleaning). A slice's K and V share its
+    addresses (done apart, the compiler kept every slice's live until V: spills); so K's barrier
+    completes with V's, once every loader thread's copies have landed."""
     TPR: gl.constexpr = HEAD_DIM // 8                     # threads a row, 8 elements (16 bytes) each
     layout: gl.constexpr = gl.BlockedLayout([1, 8], [32 // TPR, TPR], [gl.num_warps(), 1], [1, 0])
     SLICE: gl.constexpr = 2048 // HEAD_DIM                # rows a copy: two 16-byte pieces a thread
@@ -100,10 +103,11 @@ def _kv_gather(ptr, width, bufs, bar, s, start, kv_len, page_indices, page_base,
         else:
             row = (page_base + row_base + n).to(gl.int64)
         # Rows start on 16 bytes (fits_cache: the row width and head column are multiples of 8).
-        start_of_row = gl.multiple_of(row * width + row_col, 8)
-        async_copy.async_copy_global_to_shared(bufs.index(s).slice(i * SLICE, SLICE),
-                                               ptr + start_of_row[:, None] + d[None, :], mask=live[:, None])
-    async_copy.mbarrier_arrive(bar.index(s), increment_count=False)
+        offs = gl.multiple_of(row * width + row_col, 8)[:, None] + d[None, :]
+        cp_async_load(k_bufs.index(s).slice(i * SLICE, SLICE), k_ptr + offs, mask=live[:, None])
+        cp_async_load(v_bufs.index(s).slice(i * SLICE, SLICE), v_ptr + offs, mask=live[:, None])
+    async_copy.mbarrier_arrive(k_ready.index(s), increment_count=False)
+    async_copy.mbarrier_arrive(v_ready.index(s), increment_count=False)
 
 
 @gluon.jit
@@ -139,10 +143,9 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
             s = c % STAGES
             mbarrier.wait(kv_free.index(s), ((c // STAGES) & 1) ^ 1)
             if GATHER:
-                _kv_gather(k_ptr, width, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
-                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM, PAGE_SIZE, PAGED)
-                _kv_gather(v_ptr, width, v_bufs, v_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
-                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM, PAGE_SIZE, PAGED)
+                _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, j * BLOCK_N, kv_len, page_indices,
+                           kv_begin, kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM,
+                           PAGE_SIZE, PAGED)
             else:
                 _kv_copies(k_desc, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
                            kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
@@ -341,8 +344,8 @@ def hopper_prefill_kernel(
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     kv_free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     tail_bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    # The loader: one warp issuing TMA copies, or a warpgroup issuing cp.async (LOADER_REGS fit the
-    # register file beside two consumer warpgroups at 232: 12 warps at maxnreg 168).
+    # The loader: one warp issuing TMA copies, or a warpgroup issuing cp.async. 12 warps at maxnreg
+    # 168 share the register file: two consumer warpgroups at 232, the loader's at 32 (40 to gather).
     LOADER_WARPS: gl.constexpr = 4 if GATHER else 1
     LOADER_THREADS: gl.constexpr = 32 * LOADER_WARPS if GATHER else 1
     LOADER_REGS: gl.constexpr = 40 if GATHER else 32
