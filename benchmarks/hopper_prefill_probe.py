@@ -11,7 +11,6 @@ import attn
 from attn.layouts import KVCache, convert
 from attn.scheduling import WorkList
 from attn.triton_kernels import prefill_hopper as ph
-from attn.triton_kernels import prefill_hopper_v1 as ph1
 from attn.triton_kernels.prefill import ordered_items, portable_only
 
 dev, dt, HQ, HK, D = "cuda", torch.bfloat16, 32, 8, 128
@@ -38,11 +37,10 @@ def main():
         want = out.clone()
         line = f"b={b} n={n}: attn {flops / t_attn / 1e9:.0f} TFLOP/s ({t_attn * 1e3:.0f} us)"
         work = WorkList.build(ordered_items(np.full(b, n), np.full(b, n), 128, True, -1), dev)
-        for mod, bn, stages, overlap in [(ph1, 128, 2, None), (ph, 128, 2, False), (ph, 128, 2, True),
-                                         (ph, 64, 3, False), (ph, 64, 3, True), (ph, 128, 3, True)]:
+        for mod, bn, stages, overlap in [(ph, 128, 2, False), (ph, 128, 2, True), (ph, 64, 3, False)]:
             got = torch.empty_like(q)
             kw = {} if overlap is None else {"overlap": overlap}
-            name = f"{'v1' if mod is ph1 else 'ws'} {bn}/{stages}{'/ov' if overlap else ''}"
+            name = f"ws {bn}/{stages}{'/ov' if overlap else ''}"
             run = lambda: mod.launch(q, kv, qi, work, got, None, causal=True, sm_scale=D ** -0.5,  # noqa: E731
                                      block_n=bn, stages=stages, **kw)
             try:
@@ -86,14 +84,14 @@ def extend():
         want = out.clone()
         if ph.supports(q, kv):
             work = WorkList.build(ordered_items(np.full(b, new), np.full(b, n), 128, True, -1), dev)
-            for ov in (False, True):
+            for bn, st in ((128, 2), (64, 3), (64, 4)):
                 got = torch.empty_like(q)
                 run = lambda: ph.launch(q, kv, qi, work, got, None, causal=True, sm_scale=D ** -0.5,  # noqa: E731
-                                        overlap=ov)
+                                        block_n=bn, stages=st)
                 run()
                 torch.cuda.synchronize()
                 err = ((got.float() - want.float()).norm() / want.float().norm()).item()
-                times[f"ws{'/ov' if ov else ''} {name} (err {err:.1e})"] = bench(run)
+                times[f"ws {bn}/{st} {name} (err {err:.1e})"] = bench(run)
     print("extend 16 x (2048 + 512): " + " | ".join(f"{k} {flops / t / 1e9:.0f} TFLOP/s ({t * 1e3:.0f} us)"
                                                     for k, t in times.items()), flush=True)
 

@@ -4,7 +4,6 @@
 # pages of 1, 3, 24): its tests, the probe (the dispatched version of call 1, "v1", timed beside
 # it), memcheck with the new kernel dispatched. Every step time-boxed (setup.sh).
 source benchmarks/results/h200-2026-12-05/setup.sh
-cp benchmarks/results/h200-2026-12-05b/stage/prefill_hopper_v1.py triton_kernels/
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$OUT/gpu.txt" 2>&1
 python -c "import torch, triton; print(torch.__version__, triton.__version__)" >"$OUT/versions.txt" 2>&1
 step hopper_tests 160 python -m pytest -m gpu -q -x tests/test_prefill_hopper.py -k "not overlap_matches"
