@@ -1,24 +1,27 @@
-"""Prefill over a ragged KV cache for Hopper, warp-specialized (Gluon).
+"""Prefill on Hopper, warp-specialized (Gluon): what attn.prefill and BatchPrefill run on sm_90
+where the batch allows it (eligible(), q_fits(); prefill.hopper_kernel picks it).
 
-Experimental, not dispatched: compiled for sm_90 (Triton 3.6 and 3.9), not yet run on a GPU; its
-tests (tests/test_prefill_hopper.py) and probe (benchmarks/hopper_prefill_probe.py) wait for one.
 The portable kernel (attention.py) leaves the wgmma units idle while it waits for K/V and runs
-the softmax; cuDNN does not (issue 3: 0.52-0.71x of cuDNN on the H200). Triton's language cannot
-split a kernel into producer and consumer warps on sm_90 (tl.range's warp_specialize is ignored
-there, benchmarks/NOTES.md); Gluon can. Three partitions a 128-row tile of one q head:
+the softmax; cuDNN does not. Triton's language cannot split a kernel into producer and consumer
+warps on sm_90 (tl.range's warp_specialize is ignored there, benchmarks/NOTES.md); Gluon can.
+Three partitions work on 128-row tiles of one q head:
 
-- a loader warp streams the tile's q once, then K and V blocks through a ring of STAGES shared
-  memory buffers with TMA, K and V on barriers of their own so that q K^T starts before V lands;
+- a loader streams a tile's q once, then K and V blocks through a ring of STAGES shared-memory
+  buffers: one warp issuing TMA copies (ragged rows, pages of 8k slots that tile a block), K and V
+  on barriers of their own so that q K^T starts before V lands; or, for pages TMA cannot copy (the
+  token pool, pages of 1, 3, 24...), a warpgroup gathering slots with cp.async;
 - two consumer warpgroups, 64 rows each, run S = q K^T from shared memory, the online softmax in
   registers and O += P V with P from registers, each at its own pace (a stage is free once both
-  have arrived), so that one's softmax overlaps the other's wgmma.
+  have arrived), so that one's softmax overlaps the other's wgmma. OVERLAP adds FlashAttention-3's
+  order within a warpgroup (block j's q K^T and block j-1's P V in flight during the softmax).
 
-Scope (supports()): a ragged cache, or NHD / HND pages of 8k slots that tile a block (the loader
-then copies a page at a time through the page map); dense fp16 / bf16 storage, head_dim 64 or
-128, causal or not, lse or not. The NaN-in-unowned-slots rule holds: keys past a sequence are
-masked out of S, and the last block's V rows past it are zeroed in shared memory before P V
-reads them (0 * NaN is NaN).
-Needs Gluon's Hopper API (Triton 3.6 or later)."""
+Persistent: a program an SM loops over the tiles (handed out in snake order over the work list's
+longest-first items), so one tile's prologue overlaps the last one's epilogue.
+
+The NaN-in-unowned-slots rule holds: keys past a sequence are masked out of S, and the last
+block's V rows past it are zeroed in shared memory before P V reads them (0 * NaN is NaN);
+gathered slots past the sequence are zero-filled by the copy itself.
+Needs Gluon's Hopper API (Triton 3.6 or later). Measured: benchmarks/results/NVIDIA_H200.md."""
 from __future__ import annotations
 
 import triton
@@ -156,9 +159,9 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
                 s = c % STAGES
                 mbarrier.wait(kv_free.index(s), ((c // STAGES) & 1) ^ 1)
                 if GATHER:
-                    _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, j * BLOCK_N, kv_len, page_indices,
-                               kv_begin, kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM,
-                               PAGE_SIZE, PAGED)
+                    _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, j * BLOCK_N, kv_len,
+                               page_indices, kv_begin, kv_head * s_head_rows, kv_head * head_col, s_page_rows,
+                               BLOCK_N, HEAD_DIM, PAGE_SIZE, PAGED)
                 else:
                     _kv_copies(k_desc, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
                                kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
@@ -499,7 +502,8 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
     hopper_prefill_kernel[(programs,)](
         q_desc, k_desc, v_desc, kv.k, kv.v, width, out, out.stride(0), out.stride(1),
         lse if return_lse else out, lse.stride(0) if return_lse else 0,
-        work.req, work.q_start, q_indptr, indptr, indices if paged else indptr, seq_lens, work.num_items, float(sm_scale), s_page_rows, s_head_rows, head_col,
+        work.req, work.q_start, q_indptr, indptr, indices if paged else indptr, seq_lens, work.num_items,
+        float(sm_scale), s_page_rows, s_head_rows, head_col,
         NUM_Q_HEADS=hq, GROUP=hq // kv.num_kv_heads, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=stages,
         PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse),
         OVERLAP=bool(overlap), GATHER=gather, num_warps=4,
