@@ -78,9 +78,11 @@ def test_overlap_matches_reference(lens, causal, layout, page_size, gen):
 @hopper
 @pytest.mark.parametrize("lens", [PREFILL, EXTEND], ids=["prefill", "extend"])
 @pytest.mark.parametrize("head_dim", [64, 128])
-@pytest.mark.parametrize("causal,return_lse,overlap", [(True, True, False), (False, False, False), (True, False, True)])
+@pytest.mark.parametrize("causal,return_lse,overlap,blocks", [(True, True, False, (128, 2)), (False, False, False, (128, 2)),
+                                                              (True, False, True, (128, 2)), (True, True, False, (64, 3)),
+                                                              (True, False, False, (64, 4))])
 @pytest.mark.parametrize("layout,page_size", [("token_pool", 1), ("NHD", 1), ("HND", 3), ("NHD", 24)])
-def test_gathered_pages_match_reference(lens, head_dim, causal, return_lse, overlap, layout, page_size, gen):
+def test_gathered_pages_match_reference(lens, head_dim, causal, return_lse, overlap, blocks, layout, page_size, gen):
     """Pages TMA cannot copy (fewer than 8 slots, or not tiling a block), gathered by cp.async, with
     NaN in the slots no sequence owns (zero-filled past the sequence, not read as NaN)."""
     q_lens, kv_lens = lens
@@ -89,9 +91,10 @@ def test_gathered_pages_match_reference(lens, head_dim, causal, return_lse, over
     q, q_indptr = ragged_q(q_lens, 8, head_dim, torch.bfloat16, "cuda", gen)
     assert _ph().supports(q, case.kv) and not _ph().tma_pages(case.kv.page_size, 128)
     ref = attn.prefill(q, case.kv, q_indptr, backend="torch", causal=causal, return_lse=True)
-    got = _ph().prefill(q, case.kv, q_indptr, causal=causal, return_lse=return_lse, overlap=overlap)
+    got = _ph().prefill(q, case.kv, q_indptr, causal=causal, return_lse=return_lse, overlap=overlap,
+                        block_n=blocks[0], stages=blocks[1])
     o = got[0] if return_lse else got
-    what = f"{case.describe()} q_lens={q_lens} d={head_dim} causal={causal} overlap={overlap}"
+    what = f"{case.describe()} q_lens={q_lens} d={head_dim} causal={causal} overlap={overlap} blocks={blocks}"
     assert not torch.isnan(o).any(), what
     assert rel_err(o, ref[0]) <= tol(torch.bfloat16), what
     if return_lse:
