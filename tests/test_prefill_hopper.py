@@ -78,9 +78,9 @@ def test_overlap_matches_reference(lens, causal, layout, page_size, gen):
 @hopper
 @pytest.mark.parametrize("lens", [PREFILL, EXTEND], ids=["prefill", "extend"])
 @pytest.mark.parametrize("head_dim", [64, 128])
-@pytest.mark.parametrize("causal,return_lse,overlap,blocks", [(True, True, False, (128, 2)), (False, False, False, (128, 2)),
-                                                              (True, False, True, (128, 2)), (True, True, False, (64, 3)),
-                                                              (True, False, False, (64, 4))])
+@pytest.mark.parametrize("causal,return_lse,overlap,blocks", [
+    (True, True, False, (128, 2)), (False, False, False, (128, 2)), (True, False, True, (128, 2)),
+    (True, True, False, (64, 3)), (True, False, False, (64, 4))])
 @pytest.mark.parametrize("layout,page_size", [("token_pool", 1), ("NHD", 1), ("HND", 3), ("NHD", 24)])
 def test_gathered_pages_match_reference(lens, head_dim, causal, return_lse, overlap, blocks, layout, page_size, gen):
     """Pages TMA cannot copy (fewer than 8 slots, or not tiling a block), gathered by cp.async, with
