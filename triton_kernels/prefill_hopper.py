@@ -107,12 +107,21 @@ def _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, start, 
     TPR: gl.constexpr = HEAD_DIM // 8                     # threads a row, 8 elements (16 bytes) each
     layout: gl.constexpr = gl.BlockedLayout([1, 8], [32 // TPR, TPR], [gl.num_warps(), 1], [1, 0])
     SLICE: gl.constexpr = 2048 // HEAD_DIM                # rows a copy: two 16-byte pieces a thread
+    NS: gl.constexpr = BLOCK_N // SLICE
     d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, layout))
-    for i in gl.static_range(BLOCK_N // SLICE):
+    if PAGED:
+        # Every slice's page numbers in one load, a thread holding its rows' for all slices: looked
+        # up a slice at a time, each copy waited for its lookup (the loader's bottleneck).
+        by_slice: gl.constexpr = gl.BlockedLayout([1, NS], [32 // TPR, TPR], [gl.num_warps(), 1], [1, 0])
+        sl = gl.arange(0, NS, layout=gl.SliceLayout(0, by_slice))
+        n2 = start + sl[None, :] * SLICE + gl.arange(0, SLICE, layout=gl.SliceLayout(1, by_slice))[:, None]
+        pages = gl.load(page_indices + page_base + n2 // PAGE_SIZE, mask=n2 < kv_len, other=0)
+    for i in gl.static_range(NS):
         n = start + i * SLICE + gl.arange(0, SLICE, layout=gl.SliceLayout(1, layout))
         live = n < kv_len
         if PAGED:
-            page = gl.load(page_indices + page_base + n // PAGE_SIZE, mask=live, other=0).to(gl.int64)
+            page = gl.sum(gl.where(sl[None, :] == i, pages, 0), axis=1)        # slice i's (within a thread)
+            page = gl.convert_layout(page, gl.SliceLayout(1, layout)).to(gl.int64)
             row = page * s_page_rows + row_base + n % PAGE_SIZE
         else:
             row = (page_base + row_base + n).to(gl.int64)
@@ -363,10 +372,12 @@ def hopper_prefill_kernel(
     kv_free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     tail_bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     # The loader: one warp issuing TMA copies, or a warpgroup issuing cp.async. 12 warps at maxnreg
-    # 168 share the register file: two consumer warpgroups at 232, the loader's at 32 (40 to gather).
+    # 168 share the register file: two consumer warpgroups at 232, the loader's at 32; to gather,
+    # 224 and 48 (its page numbers a block at once spilled at 40 on Triton 3.6).
     LOADER_WARPS: gl.constexpr = 4 if GATHER else 1
     LOADER_THREADS: gl.constexpr = 32 * LOADER_WARPS if GATHER else 1
-    LOADER_REGS: gl.constexpr = 40 if GATHER else 32
+    LOADER_REGS: gl.constexpr = 48 if GATHER else 32
+    CONSUMER_REGS: gl.constexpr = 224 if GATHER else 232
     mbarrier.init(q_bar, count=1)
     mbarrier.init(q_free, count=2)                         # one arrival a consumer warpgroup
     for i in gl.static_range(STAGES):
@@ -393,7 +404,7 @@ def hopper_prefill_kernel(
                    v_ready, kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, n_tiles,
                    s_page_rows, s_head_rows, head_col, NUM_Q_HEADS, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, ROWS,
                    PAGE_SIZE, PAGED, STAGES, CAUSAL, GATHER)),
-    ], [4, LOADER_WARPS], [232, LOADER_REGS])
+    ], [4, LOADER_WARPS], [CONSUMER_REGS, LOADER_REGS])
 
     mbarrier.invalidate(q_bar)
     mbarrier.invalidate(q_free)
