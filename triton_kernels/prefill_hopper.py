@@ -15,8 +15,8 @@ Three partitions work on 128-row tiles of one q head:
   have arrived), so that one's softmax overlaps the other's wgmma. OVERLAP adds FlashAttention-3's
   order within a warpgroup (block j's q K^T and block j-1's P V in flight during the softmax).
 
-Persistent: a program an SM loops over the tiles (handed out in snake order over the work list's
-longest-first items), so one tile's prologue overlaps the last one's epilogue.
+Persistent: a program an SM loops over the tiles (program p runs tiles p, p + programs, ... of
+the work list's longest-first items), so one tile's prologue overlaps the last one's epilogue.
 
 The NaN-in-unowned-slots rule holds: keys past a sequence are masked out of S, and the last
 block's V rows past it are zeroed in shared memory before P V reads them (0 * NaN is NaN);
@@ -68,17 +68,6 @@ def _tile(t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS:
 
 
 @gluon.jit
-def _snake(r):
-    """The tile a program runs in its round r: tiles go out in rounds of one a program, in order
-    in even rounds and in reverse in odd ones, so that over the work list's decreasing tile costs
-    (longest first) every program's total comes out even (in order every round, the first
-    programs' totals ran 6% over: 1 x 16384 0.92x of the one-tile-a-program grid)."""
-    p = gl.program_id(0)
-    n = gl.num_programs(0)
-    return r * n + gl.where(r % 2 == 0, p, n - 1 - p)
-
-
-@gluon.jit
 def _kv_copies(desc, bufs, bar, s, start, kv_len, page_indices, page_base, row_base, row_col, s_page_rows,
                BLOCK_N: gl.constexpr, ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr):
     """Block `start`'s K (or V) rows into stage s: one TMA copy of BLOCK_N rows where they are
@@ -107,21 +96,12 @@ def _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, start, 
     TPR: gl.constexpr = HEAD_DIM // 8                     # threads a row, 8 elements (16 bytes) each
     layout: gl.constexpr = gl.BlockedLayout([1, 8], [32 // TPR, TPR], [gl.num_warps(), 1], [1, 0])
     SLICE: gl.constexpr = 2048 // HEAD_DIM                # rows a copy: two 16-byte pieces a thread
-    NS: gl.constexpr = BLOCK_N // SLICE
     d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, layout))
-    if PAGED:
-        # Every slice's page numbers in one load, a thread holding its rows' for all slices: looked
-        # up a slice at a time, each copy waited for its lookup (the loader's bottleneck).
-        by_slice: gl.constexpr = gl.BlockedLayout([1, NS], [32 // TPR, TPR], [gl.num_warps(), 1], [1, 0])
-        sl = gl.arange(0, NS, layout=gl.SliceLayout(0, by_slice))
-        n2 = start + sl[None, :] * SLICE + gl.arange(0, SLICE, layout=gl.SliceLayout(1, by_slice))[:, None]
-        pages = gl.load(page_indices + page_base + n2 // PAGE_SIZE, mask=n2 < kv_len, other=0)
-    for i in gl.static_range(NS):
+    for i in gl.static_range(BLOCK_N // SLICE):
         n = start + i * SLICE + gl.arange(0, SLICE, layout=gl.SliceLayout(1, layout))
         live = n < kv_len
         if PAGED:
-            page = gl.sum(gl.where(sl[None, :] == i, pages, 0), axis=1)        # slice i's (within a thread)
-            page = gl.convert_layout(page, gl.SliceLayout(1, layout)).to(gl.int64)
+            page = gl.load(page_indices + page_base + n // PAGE_SIZE, mask=live, other=0).to(gl.int64)
             row = page * s_page_rows + row_base + n % PAGE_SIZE
         else:
             row = (page_base + row_base + n).to(gl.int64)
@@ -154,30 +134,28 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
     over all the program's tiles."""
     c = 0
     it = 0
-    for rnd in range(gl.cdiv(n_tiles, gl.num_programs(0))):
-        t = _snake(rnd)
-        if t < n_tiles:
-            q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks = _tile(
-                t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS, BLOCK_M, BLOCK_N, CAUSAL)
-            kv_head = q_head // GROUP
-            # A fresh barrier's phase 1 counts as complete: the first tile's q waits on nothing.
-            mbarrier.wait(q_free, (it & 1) ^ 1)
-            mbarrier.expect(q_bar, q_desc.block_type.nbytes)
-            tma_load(q_desc, [q_row, q_head * HEAD_DIM], q_bar, q_smem)
-            for j in range(blocks):
-                s = c % STAGES
-                mbarrier.wait(kv_free.index(s), ((c // STAGES) & 1) ^ 1)
-                if GATHER:
-                    _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, j * BLOCK_N, kv_len,
-                               page_indices, kv_begin, kv_head * s_head_rows, kv_head * head_col, s_page_rows,
-                               BLOCK_N, HEAD_DIM, PAGE_SIZE, PAGED)
-                else:
-                    _kv_copies(k_desc, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
-                               kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
-                    _kv_copies(v_desc, v_bufs, v_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
-                               kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
-                c += 1
-            it += 1
+    for t in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
+        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks = _tile(
+            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS, BLOCK_M, BLOCK_N, CAUSAL)
+        kv_head = q_head // GROUP
+        # A fresh barrier's phase 1 counts as complete: the first tile's q waits on nothing.
+        mbarrier.wait(q_free, (it & 1) ^ 1)
+        mbarrier.expect(q_bar, q_desc.block_type.nbytes)
+        tma_load(q_desc, [q_row, q_head * HEAD_DIM], q_bar, q_smem)
+        for j in range(blocks):
+            s = c % STAGES
+            mbarrier.wait(kv_free.index(s), ((c // STAGES) & 1) ^ 1)
+            if GATHER:
+                _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, j * BLOCK_N, kv_len, page_indices,
+                           kv_begin, kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM,
+                           PAGE_SIZE, PAGED)
+            else:
+                _kv_copies(k_desc, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
+                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
+                _kv_copies(v_desc, v_bufs, v_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
+                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
+            c += 1
+        it += 1
 
 
 @gluon.jit
@@ -258,91 +236,89 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
     c = 0
     it = 0
     tails = 0                   # bit s: the parity of stage s's tail blocks so far
-    for rnd in range(gl.cdiv(n_tiles, gl.num_programs(0))):
-        t = _snake(rnd)
-        if t < n_tiles:
-            q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks = _tile(
-                t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS, TILE_M, BLOCK_N, CAUSAL)
-            m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_s)
-            l_i = gl.zeros([BLOCK_M], gl.float32, row_s)
-            acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
-            q_pos = pos0 + ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
-            mbarrier.wait(q_bar, it & 1)
-            if OVERLAP:
-                if blocks > 0:
-                    s = c % STAGES
-                    _wait_loaded(k_ready.index(s), (c // STAGES) & 1, GATHER)
-                    qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-                    qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
-                    if blocks == 1:
-                        mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
-                    p, alpha, m_i, l_i = _softmax_step(_masked(qk, 0, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
-                                                       qk_scale)
-                    pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
-                    for j in range(1, blocks):
-                        sp = (c + j - 1) % STAGES           # block j - 1's stage: its P V goes now
-                        s = (c + j) % STAGES
-                        _wait_loaded(k_ready.index(s), ((c + j) // STAGES) & 1, GATHER)
-                        qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False,
-                                           is_async=True)
-                        _wait_loaded(v_ready.index(sp), ((c + j - 1) // STAGES) & 1, GATHER)
-                        acc = warpgroup_mma(pv, v_bufs.index(sp), acc, is_async=True)
-                        # Groups complete in order: one outstanding is block j - 1's P V.
-                        qk, _, _ = warpgroup_mma_wait(num_outstanding=1, deps=[qk, q_rows, k_bufs.index(s)])
-                        if j == blocks - 1:
-                            mbarrier.arrive(q_free, count=1)
-                        p, alpha, m_i, l_i = _softmax_step(_masked(qk, j * BLOCK_N, mid, kv_len, q_pos, col, CAUSAL),
-                                                           m_i, l_i, qk_scale)
-                        acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sp)])
-                        mbarrier.arrive(kv_free.index(sp), count=1)
-                        acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-                        pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
-                    # The last block's P V (only it can run past the sequence).
-                    sl = (c + blocks - 1) % STAGES
-                    _wait_loaded(v_ready.index(sl), ((c + blocks - 1) // STAGES) & 1, GATHER)
-                    tails = _clean_tail(v_bufs, tail_bars, sl, tails, (blocks - 1) * BLOCK_N, kv_len, ROW0, BLOCK_N,
-                                        HEAD_DIM, GATHER)
-                    acc = warpgroup_mma(pv, v_bufs.index(sl), acc, is_async=True)
-                    acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sl)])
-                    mbarrier.arrive(kv_free.index(sl), count=1)
-                    c += blocks
-            else:
-                for j in range(blocks):
-                    s = c % STAGES
-                    phase = (c // STAGES) & 1
-                    start = j * BLOCK_N
-                    _wait_loaded(k_ready.index(s), phase, GATHER)
-                    qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-                    qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+    for t in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
+        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks = _tile(
+            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS, TILE_M, BLOCK_N, CAUSAL)
+        m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_s)
+        l_i = gl.zeros([BLOCK_M], gl.float32, row_s)
+        acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
+        q_pos = pos0 + ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
+        mbarrier.wait(q_bar, it & 1)
+        if OVERLAP:
+            if blocks > 0:
+                s = c % STAGES
+                _wait_loaded(k_ready.index(s), (c // STAGES) & 1, GATHER)
+                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+                if blocks == 1:
+                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
+                p, alpha, m_i, l_i = _softmax_step(_masked(qk, 0, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
+                                                   qk_scale)
+                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                for j in range(1, blocks):
+                    sp = (c + j - 1) % STAGES           # block j - 1's stage: its P V goes now
+                    s = (c + j) % STAGES
+                    _wait_loaded(k_ready.index(s), ((c + j) // STAGES) & 1, GATHER)
+                    qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False,
+                                       is_async=True)
+                    _wait_loaded(v_ready.index(sp), ((c + j - 1) // STAGES) & 1, GATHER)
+                    acc = warpgroup_mma(pv, v_bufs.index(sp), acc, is_async=True)
+                    # Groups complete in order: one outstanding is block j - 1's P V.
+                    qk, _, _ = warpgroup_mma_wait(num_outstanding=1, deps=[qk, q_rows, k_bufs.index(s)])
                     if j == blocks - 1:
-                        mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
-                    p, alpha, m_i, l_i = _softmax_step(_masked(qk, start, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
-                                                       qk_scale)
+                        mbarrier.arrive(q_free, count=1)
+                    p, alpha, m_i, l_i = _softmax_step(_masked(qk, j * BLOCK_N, mid, kv_len, q_pos, col, CAUSAL),
+                                                       m_i, l_i, qk_scale)
+                    acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sp)])
+                    mbarrier.arrive(kv_free.index(sp), count=1)
                     acc = acc * gl.convert_layout(alpha, row_o)[:, None]
                     pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
-                    _wait_loaded(v_ready.index(s), phase, GATHER)
-                    tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
-                    acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
-                    acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
-                    mbarrier.arrive(kv_free.index(s), count=1)
-                    c += 1
-            if blocks == 0:
-                mbarrier.arrive(q_free, count=1)
-            it += 1
+                # The last block's P V (only it can run past the sequence).
+                sl = (c + blocks - 1) % STAGES
+                _wait_loaded(v_ready.index(sl), ((c + blocks - 1) // STAGES) & 1, GATHER)
+                tails = _clean_tail(v_bufs, tail_bars, sl, tails, (blocks - 1) * BLOCK_N, kv_len, ROW0, BLOCK_N,
+                                    HEAD_DIM, GATHER)
+                acc = warpgroup_mma(pv, v_bufs.index(sl), acc, is_async=True)
+                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sl)])
+                mbarrier.arrive(kv_free.index(sl), count=1)
+                c += blocks
+        else:
+            for j in range(blocks):
+                s = c % STAGES
+                phase = (c // STAGES) & 1
+                start = j * BLOCK_N
+                _wait_loaded(k_ready.index(s), phase, GATHER)
+                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+                if j == blocks - 1:
+                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
+                p, alpha, m_i, l_i = _softmax_step(_masked(qk, start, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
+                                                   qk_scale)
+                acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                _wait_loaded(v_ready.index(s), phase, GATHER)
+                tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
+                acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
+                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
+                mbarrier.arrive(kv_free.index(s), count=1)
+                c += 1
+        if blocks == 0:
+            mbarrier.arrive(q_free, count=1)
+        it += 1
 
-            # Rows that saw no key: out 0, lse -inf (attention.py's convention). The stores overlap the
-            # loader's copies for the next tile.
-            seen = l_i > 0
-            out = acc / gl.convert_layout(gl.where(seen, l_i, 1.0), row_o)[:, None]
-            out = gl.convert_layout(out.to(o_ptr.dtype.element_ty), store_layout)
-            r = ROW0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, store_layout))
-            d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, store_layout))
-            o_off = (q_row + r).to(gl.int64)[:, None] * s_o_tok + q_head * s_o_head + d[None, :]
-            gl.store(o_ptr + o_off, out, mask=(r < rows)[:, None])
-            if RETURN_LSE:
-                lse = gl.where(seen, (m_i + gl.log2(gl.where(seen, l_i, 1.0))) * LN2, float("-inf"))
-                rl = ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
-                gl.store(lse_ptr + (q_row + rl).to(gl.int64) * s_lse_tok + q_head, lse, mask=rl < rows)
+        # Rows that saw no key: out 0, lse -inf (attention.py's convention). The stores overlap the
+        # loader's copies for the next tile.
+        seen = l_i > 0
+        out = acc / gl.convert_layout(gl.where(seen, l_i, 1.0), row_o)[:, None]
+        out = gl.convert_layout(out.to(o_ptr.dtype.element_ty), store_layout)
+        r = ROW0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, store_layout))
+        d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, store_layout))
+        o_off = (q_row + r).to(gl.int64)[:, None] * s_o_tok + q_head * s_o_head + d[None, :]
+        gl.store(o_ptr + o_off, out, mask=(r < rows)[:, None])
+        if RETURN_LSE:
+            lse = gl.where(seen, (m_i + gl.log2(gl.where(seen, l_i, 1.0))) * LN2, float("-inf"))
+            rl = ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
+            gl.store(lse_ptr + (q_row + rl).to(gl.int64) * s_lse_tok + q_head, lse, mask=rl < rows)
 
 
 @gluon.jit
@@ -372,12 +348,10 @@ def hopper_prefill_kernel(
     kv_free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     tail_bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     # The loader: one warp issuing TMA copies, or a warpgroup issuing cp.async. 12 warps at maxnreg
-    # 168 share the register file: two consumer warpgroups at 232, the loader's at 32; to gather,
-    # 224 and 48 (its page numbers a block at once spilled at 40 on Triton 3.6).
+    # 168 share the register file: two consumer warpgroups at 232, the loader's at 32 (40 to gather).
     LOADER_WARPS: gl.constexpr = 4 if GATHER else 1
     LOADER_THREADS: gl.constexpr = 32 * LOADER_WARPS if GATHER else 1
-    LOADER_REGS: gl.constexpr = 48 if GATHER else 32
-    CONSUMER_REGS: gl.constexpr = 224 if GATHER else 232
+    LOADER_REGS: gl.constexpr = 40 if GATHER else 32
     mbarrier.init(q_bar, count=1)
     mbarrier.init(q_free, count=2)                         # one arrival a consumer warpgroup
     for i in gl.static_range(STAGES):
@@ -404,7 +378,7 @@ def hopper_prefill_kernel(
                    v_ready, kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, n_tiles,
                    s_page_rows, s_head_rows, head_col, NUM_Q_HEADS, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, ROWS,
                    PAGE_SIZE, PAGED, STAGES, CAUSAL, GATHER)),
-    ], [4, LOADER_WARPS], [CONSUMER_REGS, LOADER_REGS])
+    ], [4, LOADER_WARPS], [232, LOADER_REGS])
 
     mbarrier.invalidate(q_bar)
     mbarrier.invalidate(q_free)
