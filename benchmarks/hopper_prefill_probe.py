@@ -37,12 +37,11 @@ def main():
         want = out.clone()
         line = f"b={b} n={n}: attn {flops / t_attn / 1e9:.0f} TFLOP/s ({t_attn * 1e3:.0f} us)"
         work = WorkList.build(ordered_items(np.full(b, n), np.full(b, n), 128, True, -1), dev)
-        for mod, bn, stages, overlap in [(ph, 128, 2, False), (ph, 128, 2, True), (ph, 64, 3, False)]:
+        for bn, stages in [(128, 2), (64, 3)]:
             got = torch.empty_like(q)
-            kw = {} if overlap is None else {"overlap": overlap}
-            name = f"ws {bn}/{stages}{'/ov' if overlap else ''}"
-            run = lambda: mod.launch(q, kv, qi, work, got, None, causal=True, sm_scale=D ** -0.5,  # noqa: E731
-                                     block_n=bn, stages=stages, **kw)
+            name = f"ws {bn}/{stages}"
+            run = lambda: ph.launch(q, kv, qi, work, got, None, causal=True, sm_scale=D ** -0.5,  # noqa: E731
+                                    block_n=bn, stages=stages)
             try:
                 run()
                 torch.cuda.synchronize()

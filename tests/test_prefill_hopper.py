@@ -59,30 +59,12 @@ def test_matches_reference(lens, head_dim, dtype, causal, return_lse, group, lay
 @pytest.mark.gpu
 @hopper
 @pytest.mark.parametrize("lens", [PREFILL, EXTEND], ids=["prefill", "extend"])
-@pytest.mark.parametrize("causal", [True, False])
-@pytest.mark.parametrize("layout,page_size", [("ragged", 1), ("NHD", 16)])
-def test_overlap_matches_reference(lens, causal, layout, page_size, gen):
-    """The in-warpgroup overlap (FlashAttention-3's order of q K^T and P V) computes the same."""
-    q_lens, kv_lens = lens
-    case = make_kv(kv_lens, layout=layout, page_size=page_size, kv_heads=2, head_dim=128, dtype=torch.bfloat16,
-                   device="cuda", gen=gen, extra_pages=200 if layout == "ragged" else 3)
-    q, q_indptr = ragged_q(q_lens, 8, 128, torch.bfloat16, "cuda", gen)
-    ref = attn.prefill(q, case.kv, q_indptr, backend="torch", causal=causal, return_lse=True)
-    o, lse = _ph().prefill(q, case.kv, q_indptr, causal=causal, return_lse=True, overlap=True)
-    what = f"{case.describe()} q_lens={q_lens} causal={causal}"
-    assert rel_err(o, ref[0]) <= tol(torch.bfloat16), what
-    assert rel_err(lse, ref[1]) <= 1e-3, what
-
-
-@pytest.mark.gpu
-@hopper
-@pytest.mark.parametrize("lens", [PREFILL, EXTEND], ids=["prefill", "extend"])
 @pytest.mark.parametrize("head_dim", [64, 128])
-@pytest.mark.parametrize("causal,return_lse,overlap,blocks", [
-    (True, True, False, (128, 2)), (False, False, False, (128, 2)), (True, False, True, (128, 2)),
-    (True, True, False, (64, 3)), (True, False, False, (64, 4))])
+@pytest.mark.parametrize("causal,return_lse,blocks", [
+    (True, True, (128, 2)), (False, False, (128, 2)), (True, False, (128, 2)), (True, True, (64, 3)),
+    (True, False, (64, 4))])
 @pytest.mark.parametrize("layout,page_size", [("token_pool", 1), ("NHD", 1), ("HND", 3), ("NHD", 24)])
-def test_gathered_pages_match_reference(lens, head_dim, causal, return_lse, overlap, blocks, layout, page_size, gen):
+def test_gathered_pages_match_reference(lens, head_dim, causal, return_lse, blocks, layout, page_size, gen):
     """Pages TMA cannot copy (fewer than 8 slots, or not tiling a block), gathered by cp.async, with
     NaN in the slots no sequence owns (zero-filled past the sequence, not read as NaN)."""
     q_lens, kv_lens = lens
@@ -91,10 +73,10 @@ def test_gathered_pages_match_reference(lens, head_dim, causal, return_lse, over
     q, q_indptr = ragged_q(q_lens, 8, head_dim, torch.bfloat16, "cuda", gen)
     assert _ph().supports(q, case.kv) and not _ph().tma_pages(case.kv.page_size, 128)
     ref = attn.prefill(q, case.kv, q_indptr, backend="torch", causal=causal, return_lse=True)
-    got = _ph().prefill(q, case.kv, q_indptr, causal=causal, return_lse=return_lse, overlap=overlap,
-                        block_n=blocks[0], stages=blocks[1])
+    got = _ph().prefill(q, case.kv, q_indptr, causal=causal, return_lse=return_lse, block_n=blocks[0],
+                        stages=blocks[1])
     o = got[0] if return_lse else got
-    what = f"{case.describe()} q_lens={q_lens} d={head_dim} causal={causal} overlap={overlap} blocks={blocks}"
+    what = f"{case.describe()} q_lens={q_lens} d={head_dim} causal={causal} blocks={blocks}"
     assert not torch.isnan(o).any(), what
     assert rel_err(o, ref[0]) <= tol(torch.bfloat16), what
     if return_lse:

@@ -12,8 +12,9 @@ Three partitions work on 128-row tiles of one q head:
   token pool, pages of 1, 3, 24...), a warpgroup gathering slots with cp.async;
 - two consumer warpgroups, 64 rows each, run S = q K^T from shared memory, the online softmax in
   registers and O += P V with P from registers, each at its own pace (a stage is free once both
-  have arrived), so that one's softmax overlaps the other's wgmma. OVERLAP adds FlashAttention-3's
-  order within a warpgroup (block j's q K^T and block j-1's P V in flight during the softmax).
+  have arrived), so that one's softmax overlaps the other's wgmma. (FlashAttention-3's order within
+  a warpgroup as well, adb1af9's OVERLAP, ran slower on 2 of issue 3's 3 shapes and on gathered
+  pages: not kept.)
 
 Persistent: a program an SM loops over the tiles (program p runs tiles p, p + programs, ... of
 the work list's longest-first items), so one tile's prologue overlaps the last one's epilogue.
@@ -129,9 +130,9 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
             NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
             BLOCK_N: gl.constexpr, ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
             STAGES: gl.constexpr, CAUSAL: gl.constexpr, GATHER: gl.constexpr):
-    """One warp (a warpgroup to gather): for each of the program's tiles, its q (once both consumers are done with the
-    last tile's), then its K and V block by block into the ring. Stages and phases count blocks
-    over all the program's tiles."""
+    """One warp (a warpgroup to gather): for each of the program's tiles, its q (once both
+    consumers are done with the last tile's), then its K and V block by block into the ring.
+    Stages and phases count blocks over all the program's tiles."""
     c = 0
     it = 0
     for t in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
@@ -146,9 +147,9 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
             s = c % STAGES
             mbarrier.wait(kv_free.index(s), ((c // STAGES) & 1) ^ 1)
             if GATHER:
-                _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, j * BLOCK_N, kv_len, page_indices,
-                           kv_begin, kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM,
-                           PAGE_SIZE, PAGED)
+                _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, j * BLOCK_N, kv_len,
+                           page_indices, kv_begin, kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N,
+                           HEAD_DIM, PAGE_SIZE, PAGED)
             else:
                 _kv_copies(k_desc, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
                            kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
@@ -214,12 +215,11 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
               o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens,
               n_tiles, qk_scale, ROW0: gl.constexpr, NUM_Q_HEADS: gl.constexpr, HEAD_DIM: gl.constexpr,
               BLOCK_M: gl.constexpr, TILE_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-              CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, OVERLAP: gl.constexpr, GATHER: gl.constexpr):
+              CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, GATHER: gl.constexpr):
     """One warpgroup, rows [ROW0, ROW0 + BLOCK_M) of each of the program's tiles (TILE_M rows):
     scores, online softmax (log2 units), P V, and those rows' output. The two warpgroups run this
     independently (each waits on a stage's barriers and frees it with one arrival of two), so
-    one's softmax overlaps the other's wgmma. OVERLAP: within the warpgroup too (FlashAttention-3's
-    order): block j's q K^T and block j-1's P V are in flight together while block j's softmax runs."""
+    one's softmax overlaps the other's wgmma."""
     nw: gl.constexpr = gl.num_warps()
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[nw, 1],
                                                        instr_shape=[16, BLOCK_N, 16])
@@ -244,64 +244,25 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
         acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
         q_pos = pos0 + ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
         mbarrier.wait(q_bar, it & 1)
-        if OVERLAP:
-            if blocks > 0:
-                s = c % STAGES
-                _wait_loaded(k_ready.index(s), (c // STAGES) & 1, GATHER)
-                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
-                if blocks == 1:
-                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
-                p, alpha, m_i, l_i = _softmax_step(_masked(qk, 0, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
-                                                   qk_scale)
-                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
-                for j in range(1, blocks):
-                    sp = (c + j - 1) % STAGES           # block j - 1's stage: its P V goes now
-                    s = (c + j) % STAGES
-                    _wait_loaded(k_ready.index(s), ((c + j) // STAGES) & 1, GATHER)
-                    qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False,
-                                       is_async=True)
-                    _wait_loaded(v_ready.index(sp), ((c + j - 1) // STAGES) & 1, GATHER)
-                    acc = warpgroup_mma(pv, v_bufs.index(sp), acc, is_async=True)
-                    # Groups complete in order: one outstanding is block j - 1's P V.
-                    qk, _, _ = warpgroup_mma_wait(num_outstanding=1, deps=[qk, q_rows, k_bufs.index(s)])
-                    if j == blocks - 1:
-                        mbarrier.arrive(q_free, count=1)
-                    p, alpha, m_i, l_i = _softmax_step(_masked(qk, j * BLOCK_N, mid, kv_len, q_pos, col, CAUSAL),
-                                                       m_i, l_i, qk_scale)
-                    acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sp)])
-                    mbarrier.arrive(kv_free.index(sp), count=1)
-                    acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-                    pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
-                # The last block's P V (only it can run past the sequence).
-                sl = (c + blocks - 1) % STAGES
-                _wait_loaded(v_ready.index(sl), ((c + blocks - 1) // STAGES) & 1, GATHER)
-                tails = _clean_tail(v_bufs, tail_bars, sl, tails, (blocks - 1) * BLOCK_N, kv_len, ROW0, BLOCK_N,
-                                    HEAD_DIM, GATHER)
-                acc = warpgroup_mma(pv, v_bufs.index(sl), acc, is_async=True)
-                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(sl)])
-                mbarrier.arrive(kv_free.index(sl), count=1)
-                c += blocks
-        else:
-            for j in range(blocks):
-                s = c % STAGES
-                phase = (c // STAGES) & 1
-                start = j * BLOCK_N
-                _wait_loaded(k_ready.index(s), phase, GATHER)
-                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
-                if j == blocks - 1:
-                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
-                p, alpha, m_i, l_i = _softmax_step(_masked(qk, start, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
-                                                   qk_scale)
-                acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
-                _wait_loaded(v_ready.index(s), phase, GATHER)
-                tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
-                acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
-                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
-                mbarrier.arrive(kv_free.index(s), count=1)
-                c += 1
+        for j in range(blocks):
+            s = c % STAGES
+            phase = (c // STAGES) & 1
+            start = j * BLOCK_N
+            _wait_loaded(k_ready.index(s), phase, GATHER)
+            qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+            qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+            if j == blocks - 1:
+                mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
+            p, alpha, m_i, l_i = _softmax_step(_masked(qk, start, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
+                                               qk_scale)
+            acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+            pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+            _wait_loaded(v_ready.index(s), phase, GATHER)
+            tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
+            acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
+            acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
+            mbarrier.arrive(kv_free.index(s), count=1)
+            c += 1
         if blocks == 0:
             mbarrier.arrive(q_free, count=1)
         it += 1
@@ -328,8 +289,7 @@ def hopper_prefill_kernel(
     s_page_rows, s_head_rows, head_col,
     NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
     BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
-    CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, OVERLAP: gl.constexpr, GATHER: gl.constexpr,
-    num_warps: gl.constexpr,
+    CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, GATHER: gl.constexpr, num_warps: gl.constexpr,
 ):
     # K and V are read as 2-D [rows, row width] views of their storage (a row: one slot's heads for
     # NHD and ragged caches, one slot of one head for HND): slot n of page p, kv head h is row
@@ -369,11 +329,11 @@ def hopper_prefill_kernel(
         (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
                      s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, n_tiles,
                      qk_scale, 0, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
-                     OVERLAP, GATHER)),
+                     GATHER)),
         (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
                      s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, n_tiles,
                      qk_scale, HALF, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
-                     OVERLAP, GATHER)),
+                     GATHER)),
         (_loader, (q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready,
                    v_ready, kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, n_tiles,
                    s_page_rows, s_head_rows, head_col, NUM_Q_HEADS, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, ROWS,
@@ -465,7 +425,7 @@ def supports(q, kv, **features) -> bool:
 
 
 def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, return_lse: bool = False,
-           page_map=None, block_m: int = BLOCK_M, block_n: int = 128, stages: int = 2, overlap: bool = False):
+           page_map=None, block_m: int = BLOCK_M, block_n: int = 128, stages: int = 2):
     """Run `work`'s items (one block_m-token tile of one request each: prefill.ordered_items with
     tq = block_m, longest first) over kv (attn.KVCache, supports()). page_map: (page_indptr,
     page_indices, seq_lens) to use instead of kv's (a plan's copies)."""
@@ -491,7 +451,7 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
         float(sm_scale), s_page_rows, s_head_rows, head_col,
         NUM_Q_HEADS=hq, GROUP=hq // kv.num_kv_heads, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=stages,
         PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse),
-        OVERLAP=bool(overlap), GATHER=gather, num_warps=4,
+        GATHER=gather, num_warps=4,
         # Two consumer warpgroups and the loader's (its one warp rounds up to 4) share the register
         # file: 168 a thread on average; the loader keeps 32 (its page lookups spilled at 24 on Triton
         # 3.6; 40 to gather), the consumer warpgroups get 232.
@@ -500,7 +460,7 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
 
 
 def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, lens=None, block_m: int = BLOCK_M,
-            block_n: int = 128, stages: int = 2, overlap: bool = False):
+            block_n: int = 128, stages: int = 2):
     """attn.prefill's contract for what supports() accepts (prefill.prefill's Hopper path; tests
     and probes call it directly). lens: the host's (q_lens, kv_lens) when known (no sync)."""
     import math
@@ -519,22 +479,21 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, le
         work = WorkList.build(ordered_items(q_lens, kv_lens, block_m, causal, -1), q.device)
         launch(q, kv, q_indptr, work, out, lse, causal=causal,
                sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, return_lse=return_lse,
-               block_m=block_m, block_n=block_n, stages=stages, overlap=overlap)
+               block_m=block_m, block_n=block_n, stages=stages)
     return (out, lse) if return_lse else out
 
 
 # ------------------------------------------------------------------------------ compile matrix
 def compile_specs():
-    """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse, the
-    in-warpgroup overlap or not; a ragged cache (one copy a block), pages of 16 (a TMA copy a
-    page) and of 1 (gathered with cp.async: the token pool, NHD / HND pages of 1)."""
+    """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse; a ragged
+    cache (one copy a block), pages of 16 (a TMA copy a page) and of 1 (gathered with cp.async:
+    the token pool, NHD / HND pages of 1)."""
     from .specs import KernelSpec, signature
     out = []
     for dt in ("bf16", "fp16"):
         gdt = gl.bfloat16 if dt == "bf16" else gl.float16
         for d in (64, 128):
-            for causal, lse, overlap in ((True, False, False), (False, False, False), (True, True, False),
-                                         (True, False, True)):
+            for causal, lse in ((True, False), (False, False), (True, True)):
                 for cache, page_size in (("ragged", 1), ("NHD|HND", 16), ("pool|NHD|HND", 1)):
                     bm, bn = 128, 128
                     paged = cache != "ragged"
@@ -544,12 +503,12 @@ def compile_specs():
                                          f"{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>")
                     cx = dict(NUM_Q_HEADS=32, GROUP=4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2,
                               PAGE_SIZE=page_size, PAGED=paged, CAUSAL=causal, RETURN_LSE=lse,
-                              OVERLAP=overlap, GATHER=gather, num_warps=4)
+                              GATHER=gather, num_warps=4)
                     sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(box), v_desc=desc(box),
                                     k_ptr=f"*{dt}", v_ptr=f"*{dt}", o_ptr=f"*{dt}", lse_ptr="*fp32",
                                     item_req="*i32", item_q_start="*i32", q_indptr="*i32", kv_indptr="*i32",
                                     page_indices="*i32", seq_lens="*i32", num_items_ptr="*i32", sm_scale="fp32")
-                    feats = ("causal" if causal else "full") + ("_lse" if lse else "") + ("_overlap" if overlap else "")
+                    feats = ("causal" if causal else "full") + ("_lse" if lse else "")
                     out.append(KernelSpec(kernel="prefill_hopper", config=f"{dt}/d{d}/p{page_size}/{feats}/{cache}",
                                           fn=hopper_prefill_kernel, signature=sig, constexprs=cx,
                                           options=dict(num_warps=4, maxnreg=168), targets=("sm_90",),
