@@ -71,7 +71,7 @@ class BatchPrefill:
         self._mask = torch.zeros(mask_bytes, dtype=torch.uint8, device=self.device)
         self._work = None        # WorkList, sized when the tile shape is known (first plan)
         self._work_hopper = None  # the Hopper kernel's (prefill_hopper), when a plan can use it
-        self._blk_indptr = self._blk_ids = None
+        self._blocks = {}         # the custom mask's block lists a kernel: (indptr, ids) buffers
         self._out = self._lse = None
         self._planned = None
         self._captured_cfg = None   # the kernel config a captured graph holds (set by run())
@@ -132,14 +132,14 @@ class BatchPrefill:
         if self._work is None or self._work.max_items < max_items:
             self._grow("the work list")
             self._work = WorkList.empty(max_items, self.device)
-            self._blk_indptr = torch.zeros(2 * max_items + 1, dtype=torch.int32, device=self.device)
         items = P.ordered_items(q_lens, kv_lens, tq, causal, window_left)
         self._work.fill(items)
         if hopper is not None:
             if self._work_hopper is None:
                 self._grow("the Hopper kernel's work list")
                 self._work_hopper = WorkList.empty(self.max_tokens // hopper.BLOCK_M + self.max_batch, self.device)
-            self._work_hopper.fill(P.ordered_items(q_lens, kv_lens, hopper.BLOCK_M, causal, -1))
+            items_hopper = P.ordered_items(q_lens, kv_lens, hopper.BLOCK_M, causal, -1)
+            self._work_hopper.fill(items_hopper)
 
         # Page map, canonical CSR: exactly the pages each sequence's tokens need, in order.
         self._q_indptr[: b + 1].copy_(q_indptr, non_blocking=True)
@@ -160,7 +160,7 @@ class BatchPrefill:
                 self._page_indices[:n].copy_(kv.page_indices[kv.page_indptr.to(torch.int64)[rel[0]] + rel[1]])
             self._page_indptr[: b + 1].copy_(torch.from_numpy(np.concatenate([[0], np.cumsum(need)]).astype(np.int32)))
 
-        blocks = None
+        blocks = blocks_hopper = None
         if custom_mask is not None:
             P.check_mask(custom_mask, q_lens, kv_lens)
             nbytes = int(packed_indptr(q_lens, kv_lens)[-1])
@@ -169,16 +169,12 @@ class BatchPrefill:
                 self._mask = torch.zeros(nbytes, dtype=torch.uint8, device=self.device)
             _, byte_indptr = pack_mask(custom_mask, q_lens, kv_lens, out=self._mask)
             self._mask_indptr[:b].copy_(torch.from_numpy(byte_indptr[:-1].copy()))
-            bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
-            if self._blk_ids is None or ids.shape[0] > self._blk_ids.shape[0]:
-                # At most every block of every item: sized once when max_kv_len is known.
-                self._grow("the mask block lists (max_kv_len)")
-                bound = self._work.max_items * -(-(self.max_kv_len or 0) // cfg["BLOCK_N"])
-                self._blk_ids = torch.zeros(max(ids.shape[0], bound, 1), dtype=torch.int32, device=self.device)
-            self._blk_indptr[: bi.shape[0]].copy_(torch.from_numpy(bi))
-            if ids.shape[0]:
-                self._blk_ids[: ids.shape[0]].copy_(torch.from_numpy(ids))
-            blocks = (self._blk_indptr, self._blk_ids)
+            lists = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
+            blocks = self._block_lists("portable", lists, self._work.max_items, cfg["BLOCK_N"])
+            if hopper is not None:
+                lists = block_lists(items_hopper, custom_mask, q_lens, kv_lens, hopper.BLOCK_M, hopper.BLOCK_N,
+                                    causal, -1)
+                blocks_hopper = self._block_lists("hopper", lists, self._work_hopper.max_items, hopper.BLOCK_N)
         if rotary is not None:
             check_rotary(rotary, d, self.device, kv_lens)
 
@@ -198,11 +194,28 @@ class BatchPrefill:
             transform=transform.triton_fn if transform is not None else None,
             custom_mask=self._mask if custom_mask is not None else None,
             mask_indptr=self._mask_indptr if custom_mask is not None else None, mask_blocks=blocks,
+            mask_hopper=None if blocks_hopper is None else (self._mask, self._mask_indptr, *blocks_hopper),
             rotary=rotary, return_lse=bool(return_lse),
             page_map=(self._page_indptr, self._page_indptr if kv.identity_pages else self._page_indices,
                       self._seq_lens),
             geometry=kv_geometry(kv), pool=kv_pool(kv), q_heads=hq, d=d, dtype=kv.dtype, total_q=total_q)
         return self
+
+    def _block_lists(self, kernel: str, lists, max_items: int, block_n: int):
+        """A kernel's mask block lists (mask_summary.block_lists) copied into its buffers: at most
+        every block of every item, sized once when max_kv_len is known."""
+        bi, ids = lists
+        indptr, buf = self._blocks.get(kernel, (None, None))
+        if indptr is None or buf.shape[0] < ids.shape[0]:
+            self._grow("the mask block lists (max_kv_len)")
+            bound = max_items * -(-(self.max_kv_len or 0) // block_n)
+            indptr = torch.zeros(2 * max_items + 1, dtype=torch.int32, device=self.device)
+            buf = torch.zeros(max(ids.shape[0], bound, 1), dtype=torch.int32, device=self.device)
+            self._blocks[kernel] = (indptr, buf)
+        indptr[: bi.shape[0]].copy_(torch.from_numpy(bi))
+        if ids.shape[0]:
+            buf[: ids.shape[0]].copy_(torch.from_numpy(ids))
+        return indptr, buf
 
     def _grow(self, what: str):
         """A buffer must be (re)allocated: a captured graph would keep reading the old one."""
@@ -245,7 +258,8 @@ class BatchPrefill:
             from attn.triton_kernels import prefill_hopper
             if prefill_hopper.q_fits(q):
                 prefill_hopper.launch(q, kv, self._q_indptr, self._work_hopper, out, lse, causal=p["causal"],
-                                      sm_scale=p["sm_scale"], return_lse=p["return_lse"], page_map=p["page_map"])
+                                      sm_scale=p["sm_scale"], return_lse=p["return_lse"], page_map=p["page_map"],
+                                      mask=p["mask_hopper"])
                 return (out, lse) if p["return_lse"] else out
         launch(q, kv, self._q_indptr, self._work, out, lse, p["cfg"], causal=p["causal"], sm_scale=p["sm_scale"],
                window_left=p["window_left"], softcap=p["softcap"], transform=p["transform"],

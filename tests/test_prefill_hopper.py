@@ -83,6 +83,63 @@ def test_gathered_pages_match_reference(lens, head_dim, causal, return_lse, bloc
         assert rel_err(got[1], ref[1]) <= 1e-3, what
 
 
+def _block_mixed_mask(q_lens, kv_lens, gen) -> torch.Tensor:
+    """A flattened custom mask whose 128 x 128 blocks (the kernel's) are, a third each, all visible,
+    all hidden or random per key; one row of each request hides every key."""
+    parts = []
+    for lq, lk in zip(q_lens, kv_lens):
+        kind = torch.randint(0, 3, (-(-lq // 128), -(-lk // 128)), generator=gen)
+        kind = kind.repeat_interleave(128, 0)[:lq].repeat_interleave(128, 1)[:, :lk]
+        m = (kind == 0) | ((kind == 2) & (torch.rand(lq, lk, generator=gen) < 0.5))
+        m[lq // 2] = False
+        parts.append(m.reshape(-1))
+    return torch.cat(parts)
+
+
+@pytest.mark.gpu
+@hopper
+@pytest.mark.parametrize("lens", [PREFILL, EXTEND], ids=["prefill", "extend"])
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("causal,return_lse", [(False, False), (True, True)])
+@pytest.mark.parametrize("layout,page_size", [("ragged", 1), ("NHD", 16), ("token_pool", 1)])
+def test_custom_mask_matches_reference(lens, head_dim, causal, return_lse, layout, page_size, gen):
+    """Block lists (hidden blocks skipped, visible ones unmasked, partly visible ones read bit by
+    bit), over TMA-copied and gathered keys; rows that see nothing give 0 and lse -inf."""
+    q_lens, kv_lens = lens
+    case = make_kv(kv_lens, layout=layout, page_size=page_size, kv_heads=2, head_dim=head_dim, dtype=torch.bfloat16,
+                   device="cuda", gen=gen, extra_pages=3)
+    q, q_indptr = ragged_q(q_lens, 8, head_dim, torch.bfloat16, "cuda", gen)
+    mask = _block_mixed_mask(q_lens, kv_lens, gen).cuda()
+    assert _ph().supports(q, case.kv, custom_mask=mask)
+    ref = attn.prefill(q, case.kv, q_indptr, backend="torch", causal=causal, custom_mask=mask, return_lse=True)
+    got = _ph().prefill(q, case.kv, q_indptr, causal=causal, custom_mask=mask, return_lse=return_lse)
+    o = got[0] if return_lse else got
+    what = f"{case.describe()} q_lens={q_lens} d={head_dim} causal={causal}"
+    assert not torch.isnan(o).any(), what
+    assert rel_err(o, ref[0]) <= tol(torch.bfloat16), what
+    if return_lse:
+        seen = torch.isfinite(ref[1])
+        assert torch.equal(torch.isfinite(got[1]), seen), what
+        assert rel_err(got[1][seen], ref[1][seen]) <= 1e-3, what
+
+
+@pytest.mark.gpu
+@hopper
+def test_batch_prefill_runs_masks_on_hopper_replanned(gen):
+    """BatchPrefill plans the Hopper kernel's own block lists for a mask, into buffers a re-plan reuses."""
+    plan = attn.BatchPrefill(max_tokens=2048, max_batch=4, device="cuda", num_q_heads=8, max_mask_bits=4_000_000,
+                             max_kv_len=1500)
+    for q_lens, kv_lens in ([300, 1, 700], [300, 9, 1400]), ([129, 512], [129, 600]):
+        case = make_kv(kv_lens, layout="NHD", page_size=16, kv_heads=2, head_dim=128, dtype=torch.bfloat16,
+                       device="cuda", gen=gen)
+        q, qi = ragged_q(q_lens, 8, 128, torch.bfloat16, "cuda", gen)
+        mask = _block_mixed_mask(q_lens, kv_lens, gen).cuda()
+        plan.plan(qi, case.kv, causal=False, custom_mask=mask)
+        assert plan.cfg["hopper"]
+        ref = attn.prefill(q, case.kv, qi, backend="torch", causal=False, custom_mask=mask)
+        assert rel_err(plan.run(q, case.kv), ref) <= tol(torch.bfloat16), (q_lens, kv_lens)
+
+
 @pytest.mark.gpu
 @hopper
 def test_graph_replays_for_a_smaller_batch(gen):

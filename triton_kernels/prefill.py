@@ -189,8 +189,10 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     hopper = hopper_kernel(kv, hq, q.dtype, q.device, custom_mask=custom_mask, window_left=window_left,
                            softcap=softcap, logits_transform=logits_transform, rotary=rotary)
     if hopper is not None and hopper.q_fits(q):
+        if custom_mask is not None:
+            check_mask(custom_mask, q_lens, kv_lens)
         return hopper.prefill(q, kv, q_indptr, causal=causal, sm_scale=sm_scale, return_lse=return_lse,
-                              lens=(q_lens, kv_lens))
+                              custom_mask=custom_mask, lens=(q_lens, kv_lens))
     _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
     items = ordered_items(q_lens, kv_lens, tq, causal, window_left)
     work = WorkList.build(items, q.device)

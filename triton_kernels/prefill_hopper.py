@@ -43,11 +43,13 @@ LN2 = gl.constexpr(0.6931471805599453)
 
 
 @gluon.jit
-def _tile(t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS: gl.constexpr,
-          BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr):
+def _tile(t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr,
+          NUM_Q_HEADS: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr,
+          MASK: gl.constexpr):
     """Tile t (heads fastest over the work list's items): its q head, q row of its first token,
     tokens, kv row / page-map base of key 0, kv_len, the first row's position, the end of the
-    blocks every row sees, and its blocks."""
+    blocks every row sees, and its blocks; with a custom mask also where its block list starts,
+    how many of them are partly visible, and the packed mask's byte of its first row."""
     q_head = t % NUM_Q_HEADS
     item = t // NUM_Q_HEADS
     b = gl.load(item_req + item)
@@ -65,7 +67,26 @@ def _tile(t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS:
         mid = gl.minimum(kv_len, pos0 + 1)
     mid = (mid // BLOCK_N) * BLOCK_N
     blocks = gl.where(rows > 0, gl.cdiv(hi, BLOCK_N), 0)
-    return q_head, q_begin + q_start, rows, kv_begin, kv_len, pos0, mid, blocks
+    j0 = 0
+    partial = 0
+    mask_row = 0
+    if MASK:
+        # Plan-time block lists (mask_summary.block_lists): the partly visible blocks, then the
+        # fully visible ones; fully masked blocks are not in them.
+        j0 = gl.load(blk_indptr + 2 * item)
+        partial = gl.load(blk_indptr + 2 * item + 1) - j0
+        blocks = gl.load(blk_indptr + 2 * item + 2) - j0
+        mask_row = gl.load(mask_indptr + b) + q_start.to(gl.int64) * ((kv_len + 7) // 8)
+    return q_head, q_begin + q_start, rows, kv_begin, kv_len, pos0, mid, blocks, j0, partial, mask_row
+
+
+@gluon.jit
+def _block_start(j, j0, blocks, blk_ids, BLOCK_N: gl.constexpr, MASK: gl.constexpr):
+    """The first key of a tile's j-th block: j * BLOCK_N, or its block list's j-th."""
+    if MASK:
+        return gl.load(blk_ids + j0 + j, mask=j < blocks, other=0) * BLOCK_N
+    else:
+        return j * BLOCK_N
 
 
 @gluon.jit
@@ -86,26 +107,41 @@ def _kv_copies(desc, bufs, bar, s, start, kv_len, page_indices, page_base, row_b
 
 
 @gluon.jit
-def _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, start, kv_len, page_indices, page_base,
-               row_base, row_col, s_page_rows, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
-               PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr):
+def _gather_pages(start, kv_len, page_indices, page_base, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr,
+                  PAGE_SIZE: gl.constexpr):
+    """The page numbers of block `start`'s slots for _kv_gather, in one load: [slice rows, slices],
+    a thread holding its rows' for every slice (looked up a slice at a time, each slice's copies
+    waited for its lookup). Slots past the sequence read page 0 (their copies are masked)."""
+    TPR: gl.constexpr = HEAD_DIM // 8
+    SLICE: gl.constexpr = 2048 // HEAD_DIM
+    NS: gl.constexpr = BLOCK_N // SLICE
+    by_slice: gl.constexpr = gl.BlockedLayout([1, NS], [32 // TPR, TPR], [gl.num_warps(), 1], [1, 0])
+    sl = gl.arange(0, NS, layout=gl.SliceLayout(0, by_slice))
+    n = start + sl[None, :] * SLICE + gl.arange(0, SLICE, layout=gl.SliceLayout(1, by_slice))[:, None]
+    return gl.load(page_indices + page_base + n // PAGE_SIZE, mask=n < kv_len, other=0)
+
+
+@gluon.jit
+def _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, start, kv_len, pages, row_base, row_col,
+               s_page_rows, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, PAGE_SIZE: gl.constexpr):
     """Block `start`'s K and V rows into stage s with cp.async, 16 bytes a thread and a slot a row
-    through the page map: for pages TMA cannot copy (fewer than 8 slots, or not tiling a block).
-    Slots past the sequence are zero-filled (so no tail cleaning). A slice's K and V share its
-    addresses (done apart, the compiler kept every slice's live until V: spills); so K's barrier
-    completes with V's, once every loader thread's copies have landed."""
+    through the page map (its page numbers `pages`, _gather_pages()): for pages TMA cannot copy
+    (fewer than 8 slots, or not tiling a block). Slots past the sequence are zero-filled (so no
+    tail cleaning). A slice's K and V share its addresses (done apart, the compiler kept every
+    slice's live until V: spills); so K's barrier completes with V's, once every loader thread's
+    copies have landed."""
     TPR: gl.constexpr = HEAD_DIM // 8                     # threads a row, 8 elements (16 bytes) each
     layout: gl.constexpr = gl.BlockedLayout([1, 8], [32 // TPR, TPR], [gl.num_warps(), 1], [1, 0])
     SLICE: gl.constexpr = 2048 // HEAD_DIM                # rows a copy: two 16-byte pieces a thread
+    NS: gl.constexpr = BLOCK_N // SLICE
     d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, layout))
-    for i in gl.static_range(BLOCK_N // SLICE):
+    sl = gl.arange(0, NS, layout=gl.SliceLayout(0, pages.type.layout))
+    for i in gl.static_range(NS):
         n = start + i * SLICE + gl.arange(0, SLICE, layout=gl.SliceLayout(1, layout))
         live = n < kv_len
-        if PAGED:
-            page = gl.load(page_indices + page_base + n // PAGE_SIZE, mask=live, other=0).to(gl.int64)
-            row = page * s_page_rows + row_base + n % PAGE_SIZE
-        else:
-            row = (page_base + row_base + n).to(gl.int64)
+        page = gl.sum(gl.where(sl[None, :] == i, pages, 0), axis=1)        # slice i's, within a thread
+        page = gl.convert_layout(page, gl.SliceLayout(1, layout)).to(gl.int64)
+        row = page * s_page_rows + row_base + n % PAGE_SIZE
         # Rows start on 16 bytes (fits_cache: the row width and head column are multiples of 8).
         offs = gl.multiple_of(row * width + row_col, 8)[:, None] + d[None, :]
         cp_async_load(k_bufs.index(s).slice(i * SLICE, SLICE), k_ptr + offs, mask=live[:, None])
@@ -125,19 +161,20 @@ def _wait_loaded(bar, phase, GATHER: gl.constexpr):
 
 @gluon.jit
 def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready,
-            kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, n_tiles,
-            s_page_rows, s_head_rows, head_col,
+            kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, mask_indptr, blk_indptr,
+            blk_ids, n_tiles, s_page_rows, s_head_rows, head_col,
             NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
             BLOCK_N: gl.constexpr, ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
-            STAGES: gl.constexpr, CAUSAL: gl.constexpr, GATHER: gl.constexpr):
+            STAGES: gl.constexpr, CAUSAL: gl.constexpr, GATHER: gl.constexpr, MASK: gl.constexpr):
     """One warp (a warpgroup to gather): for each of the program's tiles, its q (once both
     consumers are done with the last tile's), then its K and V block by block into the ring.
     Stages and phases count blocks over all the program's tiles."""
     c = 0
     it = 0
     for t in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
-        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks = _tile(
-            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS, BLOCK_M, BLOCK_N, CAUSAL)
+        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks, j0, _, _ = _tile(
+            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS,
+            BLOCK_M, BLOCK_N, CAUSAL, MASK)
         kv_head = q_head // GROUP
         # A fresh barrier's phase 1 counts as complete: the first tile's q waits on nothing.
         mbarrier.wait(q_free, (it & 1) ^ 1)
@@ -146,14 +183,15 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
         for j in range(blocks):
             s = c % STAGES
             mbarrier.wait(kv_free.index(s), ((c // STAGES) & 1) ^ 1)
+            start = _block_start(j, j0, blocks, blk_ids, BLOCK_N, MASK)
             if GATHER:
-                _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, j * BLOCK_N, kv_len,
-                           page_indices, kv_begin, kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N,
-                           HEAD_DIM, PAGE_SIZE, PAGED)
+                pages = _gather_pages(start, kv_len, page_indices, kv_begin, BLOCK_N, HEAD_DIM, PAGE_SIZE)
+                _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, start, kv_len, pages,
+                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM, PAGE_SIZE)
             else:
-                _kv_copies(k_desc, k_bufs, k_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
+                _kv_copies(k_desc, k_bufs, k_ready, s, start, kv_len, page_indices, kv_begin,
                            kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
-                _kv_copies(v_desc, v_bufs, v_ready, s, j * BLOCK_N, kv_len, page_indices, kv_begin,
+                _kv_copies(v_desc, v_bufs, v_ready, s, start, kv_len, page_indices, kv_begin,
                            kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
             c += 1
         it += 1
@@ -185,6 +223,22 @@ def _masked(qk, start, mid, kv_len, q_pos, col, CAUSAL: gl.constexpr):
 
 
 @gluon.jit
+def _custom_masked(qk, mask_ptr, mask_row, row_bytes, rows, start, kv_len, r, col, BLOCK_N: gl.constexpr):
+    """Scores of a partly visible block with the custom mask's hidden keys at -inf (key n of a row
+    is bit n % 8 of its byte n // 8; rows past the tile's and keys past the sequence are hidden).
+    Read a byte at a time as a row vector: a thread holds the same two rows' columns 8k + (0..7)
+    for every k (wgmma's layout), so byte k's bits go to one column pair of each of its rows; a
+    [rows, keys] tile of byte loads (a 64-bit address each) spilled."""
+    row_ptr = mask_ptr + (mask_row + r.to(gl.int64) * row_bytes + start // 8)
+    keep = gl.zeros_like(qk, dtype=gl.int32)
+    for k in gl.static_range(BLOCK_N // 8):
+        byte = gl.load(row_ptr + k, mask=(r < rows) & (start + 8 * k < kv_len), other=0).to(gl.int32)
+        keep = gl.where((col // 8 == k)[None, :], byte[:, None] >> (col % 8)[None, :], keep)
+    keep = keep & 1
+    return gl.where((keep != 0) & (start + col < kv_len)[None, :], qk, float("-inf"))
+
+
+@gluon.jit
 def _softmax_step(qk, m_i, l_i, qk_scale):
     """Online softmax in log2 units: (p, alpha to rescale the accumulator by, new max, new sum)."""
     m_new = gl.maximum(m_i, gl.max(qk, 1) * qk_scale)
@@ -213,9 +267,10 @@ def _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0: gl.constexpr, 
 @gluon.jit
 def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars,
               o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens,
-              n_tiles, qk_scale, ROW0: gl.constexpr, NUM_Q_HEADS: gl.constexpr, HEAD_DIM: gl.constexpr,
-              BLOCK_M: gl.constexpr, TILE_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr,
-              CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, GATHER: gl.constexpr):
+              mask_ptr, mask_indptr, blk_indptr, blk_ids, n_tiles, qk_scale, ROW0: gl.constexpr,
+              NUM_Q_HEADS: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, TILE_M: gl.constexpr,
+              BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr,
+              GATHER: gl.constexpr, MASK: gl.constexpr):
     """One warpgroup, rows [ROW0, ROW0 + BLOCK_M) of each of the program's tiles (TILE_M rows):
     scores, online softmax (log2 units), P V, and those rows' output. The two warpgroups run this
     independently (each waits on a stage's barriers and frees it with one arrival of two), so
@@ -237,24 +292,33 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
     it = 0
     tails = 0                   # bit s: the parity of stage s's tail blocks so far
     for t in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
-        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks = _tile(
-            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, NUM_Q_HEADS, TILE_M, BLOCK_N, CAUSAL)
+        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks, j0, partial, mask_row = _tile(
+            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS,
+            TILE_M, BLOCK_N, CAUSAL, MASK)
         m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_s)
         l_i = gl.zeros([BLOCK_M], gl.float32, row_s)
         acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
-        q_pos = pos0 + ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
+        r_s = ROW0 + gl.arange(0, BLOCK_M, layout=row_s)        # the rows' indices in the tile
+        q_pos = pos0 + r_s
         mbarrier.wait(q_bar, it & 1)
         for j in range(blocks):
             s = c % STAGES
             phase = (c // STAGES) & 1
-            start = j * BLOCK_N
+            start = _block_start(j, j0, blocks, blk_ids, BLOCK_N, MASK)
             _wait_loaded(k_ready.index(s), phase, GATHER)
             qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
             qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
             if j == blocks - 1:
                 mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
-            p, alpha, m_i, l_i = _softmax_step(_masked(qk, start, mid, kv_len, q_pos, col, CAUSAL), m_i, l_i,
-                                               qk_scale)
+            if MASK:
+                # Fully visible blocks (causal folded in at plan time) need no mask at all.
+                if j < partial:
+                    qk = _custom_masked(qk, mask_ptr, mask_row, (kv_len + 7) // 8, rows, start, kv_len, r_s, col,
+                                        BLOCK_N)
+                    qk = _masked(qk, start, 0, kv_len, q_pos, col, CAUSAL)
+            else:
+                qk = _masked(qk, start, mid, kv_len, q_pos, col, CAUSAL)
+            p, alpha, m_i, l_i = _softmax_step(qk, m_i, l_i, qk_scale)
             acc = acc * gl.convert_layout(alpha, row_o)[:, None]
             pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
             _wait_loaded(v_ready.index(s), phase, GATHER)
@@ -285,11 +349,12 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
 @gluon.jit
 def hopper_prefill_kernel(
     q_desc, k_desc, v_desc, k_ptr, v_ptr, width, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
-    item_req, item_q_start, q_indptr, kv_indptr, page_indices, seq_lens, num_items_ptr, sm_scale,
-    s_page_rows, s_head_rows, head_col,
+    item_req, item_q_start, q_indptr, kv_indptr, page_indices, seq_lens, num_items_ptr,
+    mask_ptr, mask_indptr, blk_indptr, blk_ids, sm_scale, s_page_rows, s_head_rows, head_col,
     NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
     BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
-    CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, GATHER: gl.constexpr, num_warps: gl.constexpr,
+    CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, GATHER: gl.constexpr, MASK: gl.constexpr,
+    num_warps: gl.constexpr,
 ):
     # K and V are read as 2-D [rows, row width] views of their storage (a row: one slot's heads for
     # NHD and ragged caches, one slot of one head for HND): slot n of page p, kv head h is row
@@ -308,10 +373,12 @@ def hopper_prefill_kernel(
     kv_free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     tail_bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     # The loader: one warp issuing TMA copies, or a warpgroup issuing cp.async. 12 warps at maxnreg
-    # 168 share the register file: two consumer warpgroups at 232, the loader's at 32 (40 to gather).
+    # 168 share the register file: two consumer warpgroups at 232, the loader's at 32; to gather,
+    # 224 and 48 (a block's page numbers held at once spilled at 40 on Triton 3.6).
     LOADER_WARPS: gl.constexpr = 4 if GATHER else 1
     LOADER_THREADS: gl.constexpr = 32 * LOADER_WARPS if GATHER else 1
-    LOADER_REGS: gl.constexpr = 40 if GATHER else 32
+    LOADER_REGS: gl.constexpr = 48 if GATHER else 32
+    CONSUMER_REGS: gl.constexpr = 224 if GATHER else 232
     mbarrier.init(q_bar, count=1)
     mbarrier.init(q_free, count=2)                         # one arrival a consumer warpgroup
     for i in gl.static_range(STAGES):
@@ -327,18 +394,18 @@ def hopper_prefill_kernel(
     # num_warps (4) run the first half's warpgroup, a worker warpgroup the second, one warp the loads.
     gl.warp_specialize([
         (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
-                     s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, n_tiles,
-                     qk_scale, 0, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
-                     GATHER)),
+                     s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_ptr,
+                     mask_indptr, blk_indptr, blk_ids, n_tiles, qk_scale, 0, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M,
+                     BLOCK_N, STAGES, CAUSAL, RETURN_LSE, GATHER, MASK)),
         (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
-                     s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, n_tiles,
-                     qk_scale, HALF, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
-                     GATHER)),
+                     s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_ptr,
+                     mask_indptr, blk_indptr, blk_ids, n_tiles, qk_scale, HALF, NUM_Q_HEADS, HEAD_DIM, HALF,
+                     BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE, GATHER, MASK)),
         (_loader, (q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready,
-                   v_ready, kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, n_tiles,
-                   s_page_rows, s_head_rows, head_col, NUM_Q_HEADS, GROUP, HEAD_DIM, BLOCK_M, BLOCK_N, ROWS,
-                   PAGE_SIZE, PAGED, STAGES, CAUSAL, GATHER)),
-    ], [4, LOADER_WARPS], [232, LOADER_REGS])
+                   v_ready, kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices,
+                   mask_indptr, blk_indptr, blk_ids, n_tiles, s_page_rows, s_head_rows, head_col, NUM_Q_HEADS, GROUP,
+                   HEAD_DIM, BLOCK_M, BLOCK_N, ROWS, PAGE_SIZE, PAGED, STAGES, CAUSAL, GATHER, MASK)),
+    ], [4, LOADER_WARPS], [CONSUMER_REGS, LOADER_REGS])
 
     mbarrier.invalidate(q_bar)
     mbarrier.invalidate(q_free)
@@ -373,6 +440,7 @@ def kv_rows(kv) -> tuple[int, int, int, int] | None:
 
 
 BLOCK_M = 128          # query rows (tokens of one head) a tile: the work list's tokens an item
+BLOCK_N = 128          # keys a block (a custom mask's block lists are made for it)
 
 
 def enabled() -> bool:
@@ -382,17 +450,17 @@ def enabled() -> bool:
 
 
 def eligible(kv, q_heads: int, dtype, device, *, custom_mask=None, window_left=-1, softcap=0.0,
-             logits_transform=None, rotary=None, block_n: int = 128) -> bool:
+             logits_transform=None, rotary=None, block_n: int = BLOCK_N) -> bool:
     """Whether this kernel runs a batch over kv (what plan time knows; q_fits() checks q): an
-    sm_90 GPU, a cache fits_cache() accepts, and no mask, window, softcap, transform or rotary."""
+    sm_90 GPU, a cache fits_cache() accepts, and no window, softcap, transform or rotary (a custom
+    mask is fine)."""
     import torch
     return (enabled() and torch.device(device).type == "cuda" and bool(torch.version.cuda)
             and torch.cuda.get_device_capability(device) == (9, 0) and fits_cache(kv, q_heads, dtype, block_n)
-            and custom_mask is None and window_left < 0 and softcap == 0 and logits_transform is None
-            and rotary is None)
+            and window_left < 0 and softcap == 0 and logits_transform is None and rotary is None)
 
 
-def fits_cache(kv, q_heads: int, dtype, block_n: int = 128) -> bool:
+def fits_cache(kv, q_heads: int, dtype, block_n: int = BLOCK_N) -> bool:
     """A ragged cache, or NHD / HND pages of any size (TMA copies where tma_pages(), else cp.async
     gathers), the token pool included; dense fp16 / bf16 storage; head_dim 64 or 128."""
     import torch
@@ -425,10 +493,11 @@ def supports(q, kv, **features) -> bool:
 
 
 def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, return_lse: bool = False,
-           page_map=None, block_m: int = BLOCK_M, block_n: int = 128, stages: int = 2):
+           page_map=None, mask=None, block_m: int = BLOCK_M, block_n: int = BLOCK_N, stages: int = 2):
     """Run `work`'s items (one block_m-token tile of one request each: prefill.ordered_items with
     tq = block_m, longest first) over kv (attn.KVCache, supports()). page_map: (page_indptr,
-    page_indices, seq_lens) to use instead of kv's (a plan's copies)."""
+    page_indices, seq_lens) to use instead of kv's (a plan's copies). mask: a custom mask as
+    (packed, byte_indptr, blk_indptr, blk_ids), mask_inputs() for these items."""
     import torch
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     total_q, hq, d = q.shape
@@ -448,10 +517,10 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
         q_desc, k_desc, v_desc, kv.k, kv.v, width, out, out.stride(0), out.stride(1),
         lse if return_lse else out, lse.stride(0) if return_lse else 0,
         work.req, work.q_start, q_indptr, indptr, indices if paged else indptr, seq_lens, work.num_items,
-        float(sm_scale), s_page_rows, s_head_rows, head_col,
+        *(mask if mask is not None else (seq_lens,) * 4), float(sm_scale), s_page_rows, s_head_rows, head_col,
         NUM_Q_HEADS=hq, GROUP=hq // kv.num_kv_heads, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=stages,
         PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse),
-        GATHER=gather, num_warps=4,
+        GATHER=gather, MASK=mask is not None, num_warps=4,
         # Two consumer warpgroups and the loader's (its one warp rounds up to 4) share the register
         # file: 168 a thread on average; the loader keeps 32 (its page lookups spilled at 24 on Triton
         # 3.6; 40 to gather), the consumer warpgroups get 232.
@@ -459,8 +528,22 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
     )
 
 
-def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, lens=None, block_m: int = BLOCK_M,
-            block_n: int = 128, stages: int = 2):
+def mask_inputs(custom_mask, items, q_lens, kv_lens, causal: bool, block_m: int = BLOCK_M, block_n: int = BLOCK_N):
+    """launch()'s mask for work items `items` (prefill.ordered_items with tq = block_m): the mask
+    packed 8 keys a byte, each request's first byte, and the items' block lists."""
+    import numpy as np
+    import torch
+
+    from .mask_summary import block_lists, pack_mask
+    dev = custom_mask.device
+    packed, byte_indptr = pack_mask(custom_mask, q_lens, kv_lens)
+    bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, block_m, block_n, causal, -1)
+    return (packed, torch.from_numpy(byte_indptr[:-1].copy()).to(dev), torch.from_numpy(bi).to(dev),
+            torch.from_numpy(np.append(ids, 0).astype(np.int32)).to(dev))
+
+
+def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, custom_mask=None, lens=None,
+            block_m: int = BLOCK_M, block_n: int = BLOCK_N, stages: int = 2):
     """attn.prefill's contract for what supports() accepts (prefill.prefill's Hopper path; tests
     and probes call it directly). lens: the host's (q_lens, kv_lens) when known (no sync)."""
     import math
@@ -476,24 +559,29 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, le
     out = torch.empty_like(q)
     lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
     if total_q:
-        work = WorkList.build(ordered_items(q_lens, kv_lens, block_m, causal, -1), q.device)
-        launch(q, kv, q_indptr, work, out, lse, causal=causal,
-               sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, return_lse=return_lse,
+        items = ordered_items(q_lens, kv_lens, block_m, causal, -1)
+        mask = None if custom_mask is None else mask_inputs(custom_mask, items, q_lens, kv_lens, causal, block_m,
+                                                            block_n)
+        launch(q, kv, q_indptr, WorkList.build(items, q.device), out, lse, causal=causal,
+               sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, return_lse=return_lse, mask=mask,
                block_m=block_m, block_n=block_n, stages=stages)
     return (out, lse) if return_lse else out
 
 
 # ------------------------------------------------------------------------------ compile matrix
 def compile_specs():
-    """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse; a ragged
-    cache (one copy a block), pages of 16 (a TMA copy a page) and of 1 (gathered with cp.async:
-    the token pool, NHD / HND pages of 1)."""
+    """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse, a custom
+    mask (bf16); a ragged cache (one copy a block), pages of 16 (a TMA copy a page) and of 1
+    (gathered with cp.async: the token pool, NHD / HND pages of 1)."""
     from .specs import KernelSpec, signature
     out = []
     for dt in ("bf16", "fp16"):
         gdt = gl.bfloat16 if dt == "bf16" else gl.float16
         for d in (64, 128):
-            for causal, lse in ((True, False), (False, False), (True, True)):
+            variants = ((True, False, False), (False, False, False), (True, True, False))
+            if dt == "bf16":
+                variants += ((False, False, True), (True, True, True))
+            for causal, lse, mask in variants:
                 for cache, page_size in (("ragged", 1), ("NHD|HND", 16), ("pool|NHD|HND", 1)):
                     bm, bn = 128, 128
                     paged = cache != "ragged"
@@ -503,12 +591,13 @@ def compile_specs():
                                          f"{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>")
                     cx = dict(NUM_Q_HEADS=32, GROUP=4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2,
                               PAGE_SIZE=page_size, PAGED=paged, CAUSAL=causal, RETURN_LSE=lse,
-                              GATHER=gather, num_warps=4)
+                              GATHER=gather, MASK=mask, num_warps=4)
                     sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(box), v_desc=desc(box),
                                     k_ptr=f"*{dt}", v_ptr=f"*{dt}", o_ptr=f"*{dt}", lse_ptr="*fp32",
                                     item_req="*i32", item_q_start="*i32", q_indptr="*i32", kv_indptr="*i32",
-                                    page_indices="*i32", seq_lens="*i32", num_items_ptr="*i32", sm_scale="fp32")
-                    feats = ("causal" if causal else "full") + ("_lse" if lse else "")
+                                    page_indices="*i32", seq_lens="*i32", num_items_ptr="*i32", mask_ptr="*u8",
+                                    mask_indptr="*i64", blk_indptr="*i32", blk_ids="*i32", sm_scale="fp32")
+                    feats = ("causal" if causal else "full") + ("_lse" if lse else "") + ("_mask" if mask else "")
                     out.append(KernelSpec(kernel="prefill_hopper", config=f"{dt}/d{d}/p{page_size}/{feats}/{cache}",
                                           fn=hopper_prefill_kernel, signature=sig, constexprs=cx,
                                           options=dict(num_warps=4, maxnreg=168), targets=("sm_90",),
