@@ -82,7 +82,8 @@ def _tile(t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr,
 
 @gluon.jit
 def _block_start(j, j0, blocks, blk_ids, BLOCK_N: gl.constexpr, MASK: gl.constexpr):
-    """The first key of a tile's j-th block: j * BLOCK_N, or its block list's j-th."""
+    """The first key of a tile's j-th block: j * BLOCK_N, or its block list's j-th (0 for j past
+    the list: the gather looks one block ahead)."""
     if MASK:
         return gl.load(blk_ids + j0 + j, mask=j < blocks, other=0) * BLOCK_N
     else:
@@ -176,6 +177,10 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
             t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS,
             BLOCK_M, BLOCK_N, CAUSAL, MASK)
         kv_head = q_head // GROUP
+        start = _block_start(0, j0, blocks, blk_ids, BLOCK_N, MASK)
+        if GATHER:
+            # Page numbers a block ahead: a lookup's latency overlaps the wait for a free stage.
+            pages = _gather_pages(start, kv_len, page_indices, kv_begin, BLOCK_N, HEAD_DIM, PAGE_SIZE)
         # A fresh barrier's phase 1 counts as complete: the first tile's q waits on nothing.
         mbarrier.wait(q_free, (it & 1) ^ 1)
         mbarrier.expect(q_bar, q_desc.block_type.nbytes)
@@ -183,12 +188,13 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
         for j in range(blocks):
             s = c % STAGES
             mbarrier.wait(kv_free.index(s), ((c // STAGES) & 1) ^ 1)
-            start = _block_start(j, j0, blocks, blk_ids, BLOCK_N, MASK)
             if GATHER:
-                pages = _gather_pages(start, kv_len, page_indices, kv_begin, BLOCK_N, HEAD_DIM, PAGE_SIZE)
                 _kv_gather(k_ptr, v_ptr, width, k_bufs, v_bufs, k_ready, v_ready, s, start, kv_len, pages,
                            kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, HEAD_DIM, PAGE_SIZE)
+                start = _block_start(j + 1, j0, blocks, blk_ids, BLOCK_N, MASK)
+                pages = _gather_pages(start, kv_len, page_indices, kv_begin, BLOCK_N, HEAD_DIM, PAGE_SIZE)
             else:
+                start = _block_start(j, j0, blocks, blk_ids, BLOCK_N, MASK)
                 _kv_copies(k_desc, k_bufs, k_ready, s, start, kv_len, page_indices, kv_begin,
                            kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
                 _kv_copies(v_desc, v_bufs, v_ready, s, start, kv_len, page_indices, kv_begin,
@@ -374,10 +380,11 @@ def hopper_prefill_kernel(
     tail_bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     # The loader: one warp issuing TMA copies, or a warpgroup issuing cp.async. 12 warps at maxnreg
     # 168 share the register file: two consumer warpgroups at 232, the loader's at 32; to gather,
-    # 224 and 48 (a block's page numbers held at once spilled at 40 on Triton 3.6).
+    # 224 and 64, the whole file (2 x 128 x 224 + 128 x 64): two blocks' page numbers live at once
+    # (one a block ahead) spilled at 48-56, one block's at 40.
     LOADER_WARPS: gl.constexpr = 4 if GATHER else 1
     LOADER_THREADS: gl.constexpr = 32 * LOADER_WARPS if GATHER else 1
-    LOADER_REGS: gl.constexpr = 48 if GATHER else 32
+    LOADER_REGS: gl.constexpr = 64 if GATHER else 32
     CONSUMER_REGS: gl.constexpr = 224 if GATHER else 232
     mbarrier.init(q_bar, count=1)
     mbarrier.init(q_free, count=2)                         # one arrival a consumer warpgroup
