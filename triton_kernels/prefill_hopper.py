@@ -9,12 +9,18 @@ Three partitions work on 128-row tiles of one q head:
 - a loader streams a tile's q once, then K and V blocks through a ring of STAGES shared-memory
   buffers: one warp issuing TMA copies (ragged rows, pages of 8k slots that tile a block), K and V
   on barriers of their own so that q K^T starts before V lands; or, for pages TMA cannot copy (the
-  token pool, pages of 1, 3, 24...), a warpgroup gathering slots with cp.async;
+  token pool, pages of 1, 3, 24...), a warpgroup gathering slots with cp.async, each block's page
+  numbers looked up a block ahead, before the wait for a free stage (after it, the lookup's
+  latency stood before every block's copies: pages of 1 at 1.13x the ragged time against 1.08x);
 - two consumer warpgroups, 64 rows each, run S = q K^T from shared memory, the online softmax in
   registers and O += P V with P from registers, each at its own pace (a stage is free once both
   have arrived), so that one's softmax overlaps the other's wgmma. (FlashAttention-3's order within
   a warpgroup as well, adb1af9's OVERLAP, ran slower on 2 of issue 3's 3 shapes and on gathered
   pages: not kept.)
+
+Custom masks (FlashInfer's packed bits) come with the plan's block lists (mask_inputs()): each
+tile visits only the blocks the mask leaves a key in, and masks only those it leaves partly
+visible; so time follows the live blocks.
 
 Persistent: a program an SM loops over the tiles (program p runs tiles p, p + programs, ... of
 the work list's longest-first items), so one tile's prologue overlaps the last one's epilogue.
@@ -22,7 +28,8 @@ the work list's longest-first items), so one tile's prologue overlaps the last o
 The NaN-in-unowned-slots rule holds: keys past a sequence are masked out of S, and the last
 block's V rows past it are zeroed in shared memory before P V reads them (0 * NaN is NaN);
 gathered slots past the sequence are zero-filled by the copy itself.
-Needs Gluon's Hopper API (Triton 3.6 or later). Measured: benchmarks/results/NVIDIA_H200.md."""
+Needs Gluon's Hopper API (Triton 3.6 or later). Measured: benchmarks/results/NVIDIA_H100_80GB_HBM3.md
+and NVIDIA_H200.md."""
 from __future__ import annotations
 
 import triton
