@@ -358,13 +358,28 @@ HEADER = ["shape", "attn us", "attn rate", "of ceiling", "heuristic us (tuned sp
           "peers: rate (peer time / attn time, >1: attn faster)", "notes"]
 
 
+def source_commit(repo=None) -> str:
+    """The commit the measured code is at, "+dirty" when tracked files differ from it (a copied
+    working tree, as on a borrowed GPU machine, can carry an older commit's git metadata), or
+    "unknown" outside a git checkout."""
+    repo = Path(repo) if repo is not None else Path(__file__).resolve().parent
+
+    def git(*args):
+        try:
+            out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    sha = git("rev-parse", "--short=12", "HEAD")
+    if not sha:
+        return "unknown"
+    return sha + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def write_report(path, rows_by_op, ceil, plat, elapsed):
     import triton
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
+    commit = source_commit()
     lines = [f"# attn benchmarks: {plat.device_name}", "",
              f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, commit {commit}",
              f"- torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}, "

@@ -232,9 +232,8 @@ def environment() -> dict:
             drv = m.group(1) if m else "?"
         env["driver"] = drv or "?"
         env["runtime"] = f"HIP {torch.version.hip}"
-    sha = _cmd(["git", "-C", REPO, "rev-parse", "HEAD"])
-    dirty = _cmd(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"])
-    env["commit"] = (sha[:12] + ("+dirty" if dirty else "")) if sha else "?"
+    from attn.bench import source_commit
+    env["commit"] = source_commit(REPO)
     env["date"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return env
 

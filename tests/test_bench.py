@@ -161,3 +161,21 @@ def test_prefill_runner_plans_once_and_matches_reference(layout, ps):
     run = bu.attn_runner(case, {"BLOCK_N": 32})
     for i in range(case.n_sets):
         assert bu.rel_err(run(i)().float(), bu.reference(case, i).float()) < 1e-4, (layout, ps, i)
+
+
+def test_source_commit_marks_a_changed_tree(tmp_path):
+    """A report's commit says "+dirty" when the measured tree is not the commit (a copied tree
+    with older git metadata printed the old commit as if it had run)."""
+    import subprocess
+    assert bench.source_commit(tmp_path) == "unknown"
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    (tmp_path / "k.py").write_text("a = 1\n")
+    subprocess.run(git + ["add", "k.py"], check=True)
+    subprocess.run(git + ["commit", "-qm", "k"], check=True)
+    sha = subprocess.run(git + ["rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert bench.source_commit(tmp_path) == sha
+    (tmp_path / "new.py").write_text("untracked files do not count\n")
+    assert bench.source_commit(tmp_path) == sha
+    (tmp_path / "k.py").write_text("a = 2\n")
+    assert bench.source_commit(tmp_path) == sha + "+dirty"
