@@ -112,3 +112,16 @@ def pack_mask(custom_mask: torch.Tensor, q_lens: np.ndarray, kv_lens: np.ndarray
         # Bits are 0/1 and the weights distinct powers of two: the sum is the byte, no carries.
         packed[int(indptr[b]): int(indptr[b + 1])] = (rows.view(lq, nbytes, 8) * weights).sum(2, dtype=torch.uint8).view(-1)
     return packed, indptr
+
+
+def mask_inputs(custom_mask: torch.Tensor, items: np.ndarray, q_lens: np.ndarray, kv_lens: np.ndarray, tq: int,
+                block_n: int, causal: bool, window_left: int):
+    """An eager launch's custom-mask arguments on the mask's device: (packed mask, each request's
+    first byte int64 [b], blk_indptr, blk_ids) for work items `items` of tq-token tiles. blk_ids
+    keeps one trailing 0, so that a batch with no live block still passes a valid pointer. (A plan
+    fills the same into preallocated buffers instead: BatchPrefill.plan.)"""
+    dev = custom_mask.device
+    packed, byte_indptr = pack_mask(custom_mask, q_lens, kv_lens)
+    bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, block_n, causal, window_left)
+    return (packed, torch.from_numpy(byte_indptr[:-1].copy()).to(dev), torch.from_numpy(bi).to(dev),
+            torch.from_numpy(np.append(ids, 0).astype(np.int32)).to(dev))

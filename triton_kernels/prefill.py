@@ -17,7 +17,7 @@ from attn.layouts import validation as V
 from attn.rotary import check_rotary
 from attn.scheduling import WorkList, prefill_items
 from .attention import launch, tile_shape
-from .mask_summary import block_lists, pack_mask
+from .mask_summary import mask_inputs
 
 
 # ------------------------------------------------------------------------------ planning
@@ -196,13 +196,11 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     _, tq, _ = tile_shape(group, cfg["BLOCK_M"])
     items = ordered_items(q_lens, kv_lens, tq, causal, window_left)
     work = WorkList.build(items, q.device)
-    mask_indptr = blocks = None
+    packed = mask_indptr = blocks = None
     if custom_mask is not None:
         check_mask(custom_mask, q_lens, kv_lens)
-        packed, byte_indptr = pack_mask(custom_mask, q_lens, kv_lens)
-        mask_indptr = torch.from_numpy(byte_indptr[:-1].copy()).to(q.device)
-        bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal, window_left)
-        blocks = (torch.from_numpy(bi).to(q.device), torch.from_numpy(np.append(ids, 0).astype(np.int32)).to(q.device))
+        packed, mask_indptr, *blocks = mask_inputs(custom_mask, items, q_lens, kv_lens, tq, cfg["BLOCK_N"], causal,
+                                                   window_left)
     if rotary is not None:
         check_rotary(rotary, d, q.device, kv_lens)
     out = torch.empty_like(q)
@@ -210,8 +208,7 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, window_left=-1, soft
     if total_q:
         launch(q, kv, q_indptr, work, out, lse, cfg, causal=causal,
                sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, window_left=window_left,
-               softcap=softcap, transform=logits_transform, custom_mask=packed if custom_mask is not None else None,
-               mask_indptr=mask_indptr,
+               softcap=softcap, transform=logits_transform, custom_mask=packed, mask_indptr=mask_indptr,
                mask_blocks=blocks, rotary=rotary, return_lse=return_lse)
     return (out, lse) if return_lse else out
 

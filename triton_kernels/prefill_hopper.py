@@ -18,7 +18,7 @@ Three partitions work on 128-row tiles of one q head:
   a warpgroup as well, adb1af9's OVERLAP, ran slower on 2 of issue 3's 3 shapes and on gathered
   pages: not kept.)
 
-Custom masks (FlashInfer's packed bits) come with the plan's block lists (mask_inputs()): each
+Custom masks (FlashInfer's packed bits) come with the plan's block lists (mask_summary): each
 tile visits only the blocks the mask leaves a key in, and masks only those it leaves partly
 visible; so time follows the live blocks.
 
@@ -511,7 +511,7 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
     """Run `work`'s items (one block_m-token tile of one request each: prefill.ordered_items with
     tq = block_m, longest first) over kv (attn.KVCache, supports()). page_map: (page_indptr,
     page_indices, seq_lens) to use instead of kv's (a plan's copies). mask: a custom mask as
-    (packed, byte_indptr, blk_indptr, blk_ids), mask_inputs() for these items."""
+    (packed, byte_indptr, blk_indptr, blk_ids), mask_summary.mask_inputs() for these items."""
     import torch
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     total_q, hq, d = q.shape
@@ -537,23 +537,9 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
         GATHER=gather, MASK=mask is not None, num_warps=4,
         # Two consumer warpgroups and the loader's (its one warp rounds up to 4) share the register
         # file: 168 a thread on average; the loader keeps 32 (its page lookups spilled at 24 on Triton
-        # 3.6; 40 to gather), the consumer warpgroups get 232.
+        # 3.6; 64 to gather, the consumers then 224: hopper_prefill_kernel), the consumers get 232.
         maxnreg=168,
     )
-
-
-def mask_inputs(custom_mask, items, q_lens, kv_lens, causal: bool, block_m: int = BLOCK_M, block_n: int = BLOCK_N):
-    """launch()'s mask for work items `items` (prefill.ordered_items with tq = block_m): the mask
-    packed 8 keys a byte, each request's first byte, and the items' block lists."""
-    import numpy as np
-    import torch
-
-    from .mask_summary import block_lists, pack_mask
-    dev = custom_mask.device
-    packed, byte_indptr = pack_mask(custom_mask, q_lens, kv_lens)
-    bi, ids = block_lists(items, custom_mask, q_lens, kv_lens, block_m, block_n, causal, -1)
-    return (packed, torch.from_numpy(byte_indptr[:-1].copy()).to(dev), torch.from_numpy(bi).to(dev),
-            torch.from_numpy(np.append(ids, 0).astype(np.int32)).to(dev))
 
 
 def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, custom_mask=None, lens=None,
@@ -567,6 +553,7 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, cu
 
     from attn.scheduling import WorkList
 
+    from .mask_summary import mask_inputs
     from .prefill import ordered_items
     total_q, hq, d = q.shape
     q_lens, kv_lens = lens if lens is not None else (np.diff(q_indptr.cpu().numpy()), kv.seq_lens.cpu().numpy())
@@ -574,8 +561,8 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, cu
     lse = torch.empty(total_q, hq, dtype=torch.float32, device=q.device) if return_lse else None
     if total_q:
         items = ordered_items(q_lens, kv_lens, block_m, causal, -1)
-        mask = None if custom_mask is None else mask_inputs(custom_mask, items, q_lens, kv_lens, causal, block_m,
-                                                            block_n)
+        mask = None if custom_mask is None else mask_inputs(custom_mask, items, q_lens, kv_lens, block_m, block_n,
+                                                            causal, -1)
         launch(q, kv, q_indptr, WorkList.build(items, q.device), out, lse, causal=causal,
                sm_scale=1.0 / math.sqrt(d) if sm_scale is None else sm_scale, return_lse=return_lse, mask=mask,
                block_m=block_m, block_n=block_n, stages=stages)
