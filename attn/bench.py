@@ -319,8 +319,10 @@ def suite_mixed(ctx):
             bc = attn.BatchAttention(max_tokens=q.shape[0], max_batch=kv.batch_size).plan(qip, kv, q.shape[1])
             bc.run(q, kv)
             before = bc.measure(q, kv)
-            bc.calibrate(q, kv)
+            model = bc.calibrate(q, kv)
             after = bc.measure(q, kv)
+            row["notes"].append("fitted us: " + ", ".join(f"{k} {getattr(model, k):.2f}" for k in (
+                "decode_block", "decode_item", "prefill_block", "prefill_item")))
             row["notes"].append(f"measured imbalance {before.max() / before.mean():.2f}, calibrated "
                                 f"{after.max() / after.mean():.2f}")
             row["notes"].append(f"calibrated rel err {bu.rel_err(bc.run(q, kv, out=out), ref):.1e}")

@@ -8,6 +8,11 @@ assigned to a fixed number of persistent programs by longest-processing-time-fir
 min-heap of program loads, so all programs finish together. Items whose query tile was cut into
 several KV chunks write partial rows, merged afterwards.
 
+What a program runs is a unit: an item, or (`units`) an item of one head. The portable kernel
+runs every item for all heads at once (a grid axis of kv heads); the Hopper kernel runs a tile of
+one head a unit (a decode-kind item's unit packs a kv head's GQA group, a prefill one is a q
+head), so an item counts once per head and the heads of one item spread over programs.
+
 An item's cost is a CostModel: a weight per KV block and a fixed cost per item, for each tile kind.
 The default weighs a block by its tile's rows; fit() replaces it with the least-squares fit of the
 programs' measured busy times (BatchAttention.calibrate), in microseconds.
@@ -56,22 +61,24 @@ class Schedule:
     cost: np.ndarray           # float [n]: estimated cost of each item
     blocks: np.ndarray         # int64 [n]: KV blocks each item reads
     prog_indptr: np.ndarray    # int64 [programs + 1]: program p runs prog_items[prog_indptr[p]:...]
-    prog_items: np.ndarray     # int64 [n]: item ids, each exactly once
+    prog_items: np.ndarray     # int64 [u]: unit ids, each exactly once
     merge: np.ndarray          # int64 [m, 4]: request, token in request, first partial row, count
     num_partial_rows: int
+    unit_item: np.ndarray      # int64 [u]: each unit's item (item-major: its heads in order)
+    unit_head: np.ndarray      # int64 [u]: and head (0 where an item is one unit)
 
     @property
     def num_programs(self) -> int:
         return len(self.prog_indptr) - 1
 
     def owner(self) -> np.ndarray:
-        """int64 [n]: the program each item runs on."""
+        """int64 [u]: the program each unit runs on."""
         owner = np.empty(len(self.prog_items), np.int64)
         owner[self.prog_items] = np.repeat(np.arange(self.num_programs), np.diff(self.prog_indptr))
         return owner
 
     def program_loads(self) -> np.ndarray:
-        return np.bincount(self.owner(), weights=self.cost, minlength=self.num_programs)
+        return np.bincount(self.owner(), weights=self.cost[self.unit_item], minlength=self.num_programs)
 
     def imbalance(self) -> float:
         """max / mean of the estimated program loads (1.0 is perfect)."""
@@ -85,10 +92,10 @@ def fit(sched: Schedule, busy: np.ndarray, prior: CostModel) -> CostModel:
     items, pulled lightly towards `prior` (scaled to the measurement) so that a batch with one
     tile kind, or programs that all hold the same mix, still gives a usable model."""
     busy = np.asarray(busy, np.float64).reshape(sched.num_programs, -1).mean(axis=1)
-    owner, kind = sched.owner(), sched.items[:, KIND]
-    # Columns: decode blocks, decode items, prefill blocks, prefill items of each program.
+    owner, kind, blocks = sched.owner(), sched.items[sched.unit_item, KIND], sched.blocks[sched.unit_item]
+    # Columns: decode blocks, decode units, prefill blocks, prefill units of each program.
     a = np.stack([np.bincount(owner, weights=np.where(kind == k, w, 0.0), minlength=sched.num_programs)
-                  for k in (DECODE, PREFILL) for w in (sched.blocks, 1.0)], axis=1)
+                  for k in (DECODE, PREFILL) for w in (blocks, 1.0)], axis=1)
     w0 = np.array([prior.decode_block, prior.decode_item, prior.prefill_block, prior.prefill_item])
     predicted = (a @ w0).sum()
     w0 = w0 * (busy.sum() / predicted if predicted > 0 else 1.0)
@@ -106,9 +113,11 @@ def fit(sched: Schedule, busy: np.ndarray, prior: CostModel) -> CostModel:
 
 def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_decode: int,
           tq_prefill: int, block_m_decode: int, block_m_prefill: int, block_n: int, causal: bool,
-          chunk_target: int | None = None, model: CostModel | None = None) -> Schedule:
+          chunk_target: int | None = None, model: CostModel | None = None,
+          units: tuple[int, int] = (1, 1)) -> Schedule:
     """Items for every request and their assignment to num_programs persistent programs (costs
-    from `model`, by default CostModel.default)."""
+    from `model`, by default CostModel.default), as units: `units` = (decode, prefill) units an
+    item of each kind (heads run apart; 1: all heads at once)."""
     model = model or CostModel.default(block_m_decode, block_m_prefill)
     q_lens = np.asarray(q_lens, np.int64)
     kv_lens = np.asarray(kv_lens, np.int64)
@@ -118,9 +127,9 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
     n_tiles = np.maximum(-(-q_lens // tq_b), 0)
     req = np.repeat(np.arange(len(q_lens), dtype=np.int64), n_tiles)
     if not len(req):
-        return Schedule(np.zeros((0, 7), np.int64), np.zeros(0), np.zeros(0, np.int64),
-                        np.zeros(num_programs + 1, np.int64),
-                        np.zeros(0, np.int64), np.zeros((0, 4), np.int64), 0)
+        none = np.zeros(0, np.int64)
+        return Schedule(np.zeros((0, 7), np.int64), np.zeros(0), none, np.zeros(num_programs + 1, np.int64),
+                        none, np.zeros((0, 4), np.int64), 0, none, none)
     lq, lk, tq, kind = q_lens[req], kv_lens[req], tq_b[req], kind_b[req]
     q0 = (np.arange(len(req)) - np.repeat(np.cumsum(n_tiles) - n_tiles, n_tiles)) * tq
     ntok = np.minimum(tq, lq - q0)
@@ -128,9 +137,10 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
     visible = np.maximum(np.minimum(lk, lk - lq + q0 + ntok) if causal else lk, 0)
     tile_blocks = np.maximum((visible + block_n - 1) // block_n, 0)
     blocks = np.maximum(tile_blocks, 1)
+    per_item = np.where(kind_b == DECODE, units[0], units[1]).astype(np.int64)
     # Cut long tiles so that one item is at most about one program's fair share.
     if chunk_target is None:
-        share = model.cost(kind, tile_blocks).sum() / num_programs
+        share = (model.cost(kind, tile_blocks) * per_item[req]).sum() / num_programs
         chunk_blocks = np.maximum(np.floor(share / model.per_block(kind)), 4).astype(np.int64)
     else:
         chunk_blocks = np.full(len(req), max(chunk_target // block_n, 1), np.int64)
@@ -153,8 +163,11 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
     s = np.repeat(np.flatnonzero(split), ntok[split])
     i = np.arange(len(s)) - np.repeat(np.cumsum(ntok[split]) - ntok[split], ntok[split])
     merge = np.stack([req[s], q0[s] + i, base[s] + i * n_chunks[s], n_chunks[s]], axis=1).astype(np.int64)
-    prog_indptr, prog_items = assign(cost, num_programs)
-    return Schedule(items, cost, item_blocks, prog_indptr, prog_items, merge, int(rows.sum()))
+    n_units = per_item[items[:, REQ]]
+    unit_item = np.repeat(np.arange(len(items)), n_units)
+    unit_head = np.arange(len(unit_item)) - np.repeat(np.cumsum(n_units) - n_units, n_units)
+    prog_indptr, prog_items = assign(cost[unit_item], num_programs)
+    return Schedule(items, cost, item_blocks, prog_indptr, prog_items, merge, int(rows.sum()), unit_item, unit_head)
 
 
 def assign(cost: np.ndarray, num_programs: int):

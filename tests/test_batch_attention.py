@@ -130,6 +130,28 @@ def test_schedule_covers_every_item_once_and_balances(gen):
     assert (covered == 1).all()
 
 
+def test_schedule_units_are_heads_of_items(gen):
+    """units=(kv heads, q heads) (the Hopper kernel's schedule): every head of every item is a
+    unit exactly once, decode-kind items with the kv heads' count, and the units balance over the
+    programs, long tiles cut to the units' fair share."""
+    rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=gen)))
+    q_lens = np.r_[np.ones(64, int), [512, 1024, 2048, 768]]
+    kv_lens = np.r_[rng.integers(1024, 8192, 64), [512, 1536, 2048, 4000]]
+    kw = dict(tq_decode=32, tq_prefill=128, block_m_decode=64, block_m_prefill=128, block_n=128, causal=True)
+    s = S.build(q_lens, kv_lens, num_programs=132, units=(8, 32), **kw)
+    assert sorted(s.prog_items.tolist()) == list(range(len(s.unit_item)))
+    pairs = sorted(zip(s.unit_item.tolist(), s.unit_head.tolist()))
+    heads = np.where(s.items[:, S.KIND] == S.DECODE, 8, 32)
+    assert pairs == [(i, h) for i in range(len(s.items)) for h in range(heads[i])]
+    assert s.imbalance() < 1.1, s.imbalance()
+    np.testing.assert_allclose(s.program_loads().sum(), (s.cost * heads).sum())
+    # Chunked by the units' fair share: no unit is much more than one program's load; two long
+    # decode requests (16 units) are cut into chunks that fill 132 programs.
+    assert s.cost.max() <= 1.05 * s.program_loads().mean()
+    s = S.build(np.array([1, 1]), np.array([65536, 30000]), num_programs=132, units=(8, 32), **kw)
+    assert s.num_partial_rows > 0 and len(s.unit_item) >= 132 and s.imbalance() < 1.3, s.imbalance()
+
+
 def _schedule_loop(q_lens, kv_lens, *, num_programs, tq_decode, tq_prefill, block_m_decode, block_m_prefill,
                    block_n, causal, chunk_target):
     """S.build's items, costs and merge rows, one tile and one chunk at a time."""
@@ -301,15 +323,36 @@ def test_gpu_mixed_batches(layout, page_size, dtype, gen):
                                kv_heads=8, q_heads=32, head_dim=128, max_kv=3000)
     ba = attn.BatchAttention(max_tokens=4096, max_batch=64)
     _check(ba, case, q, q_indptr, f"gpu mixed {layout} {dtype}")
-    # The timed variant: one busy time per program and kv head, the same answer.
+    # The timed variant: one busy time per program (and kv head, on the portable kernel's grid),
+    # the same answer.
     busy = ba.measure(q, case.kv)
-    assert busy.shape == (ba.num_programs, 8) and (busy > 0).all(), busy
+    assert busy.shape == (ba.num_programs, 1 if ba.cfg.get("hopper") else 8) and (busy > 0).all(), busy
     assert "measured busy time" in ba.describe()
     _check(ba, case, q, q_indptr, f"gpu mixed {layout} {dtype} after measure")
     # Calibrated: a model in microseconds that predicts the programs' times, the same answer.
     model = ba.calibrate(q, case.kv)
     assert all(w > 0 for w in (model.decode_block, model.prefill_block)), model
     _check(ba, case, q, q_indptr, f"gpu mixed {layout} {dtype} calibrated")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("chunk_kv", [None, 256])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("q_heads,kv_heads,head_dim,layout,page_size", [
+    (32, 8, 128, "HND", 16), (32, 4, 64, "NHD", 1), (16, 16, 128, "ragged", 1), (64, 8, 128, "NHD", 16)])
+def test_gpu_schedules_on_the_hopper_kernel(q_heads, kv_heads, head_dim, layout, page_size, causal, chunk_kv, gen):
+    """The sm_90 path: decode-kind tiles packing GQA groups of 1-16 heads (and extends of a few
+    tokens, several tokens a tile), prefill tiles a q head each, TMA pages / gathered pages / a
+    ragged cache, KV cut into chunks (chunk_kv 256: every long tile) and merged."""
+    prefill = [(3, 40), (9, 700), (1, 5), (200, 0), (130, 500), (16, 1200)]
+    case, q, q_indptr = _batch(gen, 20, prefill, layout, page_size, "cuda", torch.bfloat16, kv_heads=kv_heads,
+                               q_heads=q_heads, head_dim=head_dim, max_kv=2500)
+    ba = attn.BatchAttention(max_tokens=1024, max_batch=64, chunk_kv=chunk_kv)
+    _check(ba, case, q, q_indptr, f"hopper {q_heads}/{kv_heads} d{head_dim} {layout} causal={causal}", causal=causal)
+    if torch.cuda.get_device_capability() == (9, 0):
+        assert ba.cfg.get("hopper"), ba.cfg
+    if chunk_kv:
+        assert ba.schedule.num_partial_rows > 0
 
 
 @pytest.mark.gpu

@@ -50,14 +50,20 @@ LN2 = gl.constexpr(0.6931471805599453)
 
 
 @gluon.jit
-def _tile(t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr,
-          NUM_Q_HEADS: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr,
-          MASK: gl.constexpr):
-    """Tile t (heads fastest over the work list's items): its q head, q row of its first token,
-    tokens, kv row / page-map base of key 0, kv_len, the first row's position, the end of the
-    blocks every row sees, and its blocks; with a custom mask also where its block list starts,
-    how many of them are partly visible, and the packed mask's byte of its first row."""
-    q_head = t % NUM_Q_HEADS
+def _tile(t, item_req, item_q_start, item_kv_start, item_kv_end, item_out, item_kind, item_stride, q_indptr,
+          kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr,
+          BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr, MASK: gl.constexpr,
+          BATCH: gl.constexpr):
+    """Tile t = item * NUM_Q_HEADS + head: its head, q row of its first token, rows, rows a token
+    (`pack`), kv row / page-map base of key 0, kv_len, the first row's position, the end of the
+    blocks every row sees, its first block and blocks; with a custom mask also how many of them
+    are partly visible and the packed mask's byte of its first row; in a BatchAttention schedule
+    (BATCH) where its rows go (a partial-row slot and stride, or -1 for out).
+
+    A prefill tile holds BLOCK_M tokens of one q head. A BatchAttention decode-kind item packs a
+    kv head's GROUP q heads of each token into rows (head is then the kv head), so that K and V
+    are read once for the group."""
+    head = t % NUM_Q_HEADS
     item = t // NUM_Q_HEADS
     b = gl.load(item_req + item)
     q_start = gl.load(item_q_start + item)
@@ -65,16 +71,29 @@ def _tile(t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr,
     q_len = gl.load(q_indptr + b + 1) - q_begin
     kv_begin = gl.load(kv_indptr + b)
     kv_len = gl.load(seq_lens + b)
-    rows = gl.minimum(q_len - q_start, BLOCK_M)
-    pos0 = kv_len - q_len + q_start          # the first row's position (bottom-right aligned)
-    hi = kv_len
+    pack = 1
+    kv_lo = 0
+    kv_hi = kv_len
+    out_slot = -1
+    stride = 0
+    if BATCH:
+        if gl.load(item_kind + item) == 0:
+            pack = GROUP
+        kv_lo = gl.load(item_kv_start + item)      # a chunk: whole blocks from kv_lo (plan time)
+        kv_hi = gl.minimum(gl.load(item_kv_end + item), kv_len)
+        out_slot = gl.load(item_out + item)
+        stride = gl.load(item_stride + item)
+    tokens = gl.minimum(q_len - q_start, BLOCK_M // pack)
+    rows = tokens * pack
+    pos0 = kv_len - q_len + q_start          # the first token's position (bottom-right aligned)
+    hi = kv_hi
     mid = kv_len
     if CAUSAL:
-        hi = gl.minimum(kv_len, pos0 + rows)
+        hi = gl.minimum(kv_hi, pos0 + tokens)
         mid = gl.minimum(kv_len, pos0 + 1)
     mid = (mid // BLOCK_N) * BLOCK_N
-    blocks = gl.where(rows > 0, gl.cdiv(hi, BLOCK_N), 0)
-    j0 = 0
+    j0 = kv_lo // BLOCK_N
+    blocks = gl.where(rows > 0, gl.maximum(gl.cdiv(hi, BLOCK_N) - j0, 0), 0)
     partial = 0
     mask_row = 0
     if MASK:
@@ -84,17 +103,37 @@ def _tile(t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr,
         partial = gl.load(blk_indptr + 2 * item + 1) - j0
         blocks = gl.load(blk_indptr + 2 * item + 2) - j0
         mask_row = gl.load(mask_indptr + b) + q_start.to(gl.int64) * ((kv_len + 7) // 8)
-    return q_head, q_begin + q_start, rows, kv_begin, kv_len, pos0, mid, blocks, j0, partial, mask_row
+    return (head, q_begin + q_start, rows, pack, kv_begin, kv_len, pos0, mid, j0, blocks, partial, mask_row,
+            out_slot, stride)
+
+
+@gluon.jit
+def _tiles(prog_indptr, num_items_ptr, NUM_Q_HEADS: gl.constexpr, BATCH: gl.constexpr):
+    """The range of this program's tiles: (first, end, step) over its schedule list (BATCH:
+    prog_items[first:end]) or over all tiles (p, p + programs, ...: the work list's items are
+    longest first)."""
+    if BATCH:
+        return gl.load(prog_indptr + gl.program_id(0)), gl.load(prog_indptr + gl.program_id(0) + 1), 1
+    else:
+        return gl.program_id(0), gl.load(num_items_ptr) * NUM_Q_HEADS, gl.num_programs(0)
+
+
+@gluon.jit
+def _tile_id(i, prog_items, BATCH: gl.constexpr):
+    if BATCH:
+        return gl.load(prog_items + i)
+    else:
+        return i
 
 
 @gluon.jit
 def _block_start(j, j0, blocks, blk_ids, BLOCK_N: gl.constexpr, MASK: gl.constexpr):
-    """The first key of a tile's j-th block: j * BLOCK_N, or its block list's j-th (0 for j past
-    the list: the gather looks one block ahead)."""
+    """The first key of a tile's j-th block: (j0 + j) * BLOCK_N, or its block list's j-th (0 for
+    j past the list: the gather looks one block ahead)."""
     if MASK:
         return gl.load(blk_ids + j0 + j, mask=j < blocks, other=0) * BLOCK_N
     else:
-        return j * BLOCK_N
+        return (j0 + j) * BLOCK_N
 
 
 @gluon.jit
@@ -169,29 +208,36 @@ def _wait_loaded(bar, phase, GATHER: gl.constexpr):
 
 @gluon.jit
 def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready,
-            kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices, mask_indptr, blk_indptr,
-            blk_ids, n_tiles, s_page_rows, s_head_rows, head_col,
+            kv_free, item_req, item_q_start, item_kv_start, item_kv_end, item_out, item_kind, item_stride,
+            prog_indptr, prog_items, num_items_ptr, q_indptr, kv_indptr, seq_lens, page_indices, mask_indptr,
+            blk_indptr, blk_ids, s_page_rows, s_head_rows, head_col,
             NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
             BLOCK_N: gl.constexpr, ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
-            STAGES: gl.constexpr, CAUSAL: gl.constexpr, GATHER: gl.constexpr, MASK: gl.constexpr):
+            STAGES: gl.constexpr, CAUSAL: gl.constexpr, GATHER: gl.constexpr, MASK: gl.constexpr,
+            BATCH: gl.constexpr):
     """One warp (a warpgroup to gather): for each of the program's tiles, its q (once both
-    consumers are done with the last tile's), then its K and V block by block into the ring.
-    Stages and phases count blocks over all the program's tiles."""
+    consumers are done with the last tile's; a packed tile's the consumers load themselves), then
+    its K and V block by block into the ring. Stages and phases count blocks over all the
+    program's tiles."""
     c = 0
     it = 0
-    for t in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
-        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks, j0, _, _ = _tile(
-            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS,
-            BLOCK_M, BLOCK_N, CAUSAL, MASK)
-        kv_head = q_head // GROUP
+    first, end, step = _tiles(prog_indptr, num_items_ptr, NUM_Q_HEADS, BATCH)
+    for i in range(first, end, step):
+        head, q_row, rows, pack, kv_begin, kv_len, pos0, mid, j0, blocks, _, _, _, _ = _tile(
+            _tile_id(i, prog_items, BATCH), item_req, item_q_start, item_kv_start, item_kv_end, item_out,
+            item_kind, item_stride, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS, GROUP,
+            BLOCK_M, BLOCK_N, CAUSAL, MASK, BATCH)
+        kv_head = head // (GROUP // pack)
         start = _block_start(0, j0, blocks, blk_ids, BLOCK_N, MASK)
         if GATHER:
             # Page numbers a block ahead: a lookup's latency overlaps the wait for a free stage.
             pages = _gather_pages(start, kv_len, page_indices, kv_begin, BLOCK_N, HEAD_DIM, PAGE_SIZE)
-        # A fresh barrier's phase 1 counts as complete: the first tile's q waits on nothing.
+        # A fresh barrier's phase 1 counts as complete: the first tile's q waits on nothing. Waited
+        # for packed tiles too: skipped, the loader could fall two phases behind and misread one.
         mbarrier.wait(q_free, (it & 1) ^ 1)
-        mbarrier.expect(q_bar, q_desc.block_type.nbytes)
-        tma_load(q_desc, [q_row, q_head * HEAD_DIM], q_bar, q_smem)
+        if pack == 1:
+            mbarrier.expect(q_bar, q_desc.block_type.nbytes)
+            tma_load(q_desc, [q_row, head * HEAD_DIM], q_bar, q_smem)
         for j in range(blocks):
             s = c % STAGES
             mbarrier.wait(kv_free.index(s), ((c // STAGES) & 1) ^ 1)
@@ -278,16 +324,52 @@ def _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0: gl.constexpr, 
 
 
 @gluon.jit
-def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars,
-              o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens,
-              mask_ptr, mask_indptr, blk_indptr, blk_ids, n_tiles, qk_scale, ROW0: gl.constexpr,
-              NUM_Q_HEADS: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, TILE_M: gl.constexpr,
-              BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr,
-              GATHER: gl.constexpr, MASK: gl.constexpr):
+def _load_packed_q(q_rows, q_ptr, s_q_tok, q_row, kv_head, rows, pack, ROW0: gl.constexpr, BLOCK_M: gl.constexpr,
+                   HEAD_DIM: gl.constexpr):
+    """A packed tile's q rows [ROW0, ROW0 + BLOCK_M) into this warpgroup's half of q: row r is
+    token r // pack's q head kv_head * pack + r % pack (rows past the tile's are zeros). Loaded by
+    the consumer: a token's group is a few rows apart from the next token's, no TMA box."""
+    layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [gl.num_warps(), 1], [1, 0])
+    r = ROW0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, layout))
+    d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, layout))
+    off = (q_row + r // pack).to(gl.int64)[:, None] * s_q_tok + ((kv_head * pack + r % pack) * HEAD_DIM)[:, None]
+    q_rows.store(gl.load(q_ptr + off + d[None, :], mask=(r < rows)[:, None], other=0.0))
+    fence_async_shared()        # the generic-proxy stores before wgmma's async-proxy reads
+    thread_barrier()
+
+
+@gluon.jit
+def _skip_blocks(v_bufs, v_ready, kv_free, q_free, tail_bars, c, tails, j0, blocks, blk_ids, kv_len,
+                 ROW0: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, STAGES: gl.constexpr,
+                 GATHER: gl.constexpr, MASK: gl.constexpr):
+    """The second warpgroup on a tile with no rows of its own (a short tail tile, a packed decode
+    tile): frees each stage once loaded, in step with the loader and the other warpgroup (freed
+    early, its arrivals would run a phase ahead). Returns (c, tails)."""
+    for j in range(blocks):
+        s = c % STAGES
+        mbarrier.wait(v_ready.index(s), (c // STAGES) & 1)
+        start = _block_start(j, j0, blocks, blk_ids, BLOCK_N, MASK)
+        tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
+        if j == blocks - 1:
+            mbarrier.arrive(q_free, count=1)
+        mbarrier.arrive(kv_free.index(s), count=1)
+        c += 1
+    return c, tails
+
+
+@gluon.jit
+def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, q_ptr, s_q_tok,
+              o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o, part_lse, item_req, item_q_start, item_kv_start,
+              item_kv_end, item_out, item_kind, item_stride, prog_indptr, prog_items, num_items_ptr, q_indptr,
+              kv_indptr, seq_lens, mask_ptr, mask_indptr, blk_indptr, blk_ids, qk_scale, ROW0: gl.constexpr,
+              NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
+              TILE_M: gl.constexpr, BLOCK_N: gl.constexpr, STAGES: gl.constexpr, CAUSAL: gl.constexpr,
+              RETURN_LSE: gl.constexpr, GATHER: gl.constexpr, MASK: gl.constexpr, BATCH: gl.constexpr):
     """One warpgroup, rows [ROW0, ROW0 + BLOCK_M) of each of the program's tiles (TILE_M rows):
-    scores, online softmax (log2 units), P V, and those rows' output. The two warpgroups run this
-    independently (each waits on a stage's barriers and frees it with one arrival of two), so
-    one's softmax overlaps the other's wgmma."""
+    scores, online softmax (log2 units), P V, and those rows' output (or, for a BatchAttention
+    chunk, partial rows and their lse for the merge). The two warpgroups run this independently
+    (each waits on a stage's barriers and frees it with one arrival of two), so one's softmax
+    overlaps the other's wgmma."""
     nw: gl.constexpr = gl.num_warps()
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[nw, 1],
                                                        instr_shape=[16, BLOCK_N, 16])
@@ -302,79 +384,143 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
     zero_s = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
     col = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
     c = 0
-    it = 0
+    qt = 0                      # tiles whose q came by TMA: q_bar's phases
     tails = 0                   # bit s: the parity of stage s's tail blocks so far
-    for t in range(gl.program_id(0), n_tiles, gl.num_programs(0)):
-        q_head, q_row, rows, kv_begin, kv_len, pos0, mid, blocks, j0, partial, mask_row = _tile(
-            t, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS,
-            TILE_M, BLOCK_N, CAUSAL, MASK)
+    first, end, step = _tiles(prog_indptr, num_items_ptr, NUM_Q_HEADS, BATCH)
+    for i in range(first, end, step):
+        head, q_row, rows, pack, kv_begin, kv_len, pos0, mid, j0, blocks, partial, mask_row, out_slot, stride = \
+            _tile(_tile_id(i, prog_items, BATCH), item_req, item_q_start, item_kv_start, item_kv_end, item_out,
+                  item_kind, item_stride, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS,
+                  GROUP, TILE_M, BLOCK_N, CAUSAL, MASK, BATCH)
+        active = ROW0 < rows
+        if BATCH:
+            if pack == 1:
+                mbarrier.wait(q_bar, qt & 1)
+                qt += 1
+            elif active:
+                _load_packed_q(q_rows, q_ptr, s_q_tok, q_row, head, rows, pack, ROW0, BLOCK_M, HEAD_DIM)
+        else:
+            # Outside a schedule q always comes by TMA (no packed-load branch to compile).
+            mbarrier.wait(q_bar, qt & 1)
+            qt += 1
         m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_s)
         l_i = gl.zeros([BLOCK_M], gl.float32, row_s)
         acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
         r_s = ROW0 + gl.arange(0, BLOCK_M, layout=row_s)        # the rows' indices in the tile
-        q_pos = pos0 + r_s
-        mbarrier.wait(q_bar, it & 1)
-        for j in range(blocks):
-            s = c % STAGES
-            phase = (c // STAGES) & 1
-            start = _block_start(j, j0, blocks, blk_ids, BLOCK_N, MASK)
-            _wait_loaded(k_ready.index(s), phase, GATHER)
-            qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-            qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
-            if j == blocks - 1:
-                mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
-            if MASK:
-                # Fully visible blocks (causal folded in at plan time) need no mask at all.
-                if j < partial:
-                    qk = _custom_masked(qk, mask_ptr, mask_row, (kv_len + 7) // 8, rows, start, kv_len, r_s, col,
-                                        BLOCK_N)
-                    qk = _masked(qk, start, 0, kv_len, q_pos, col, CAUSAL)
-            else:
-                qk = _masked(qk, start, mid, kv_len, q_pos, col, CAUSAL)
-            p, alpha, m_i, l_i = _softmax_step(qk, m_i, l_i, qk_scale)
-            acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-            pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
-            _wait_loaded(v_ready.index(s), phase, GATHER)
-            tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
-            acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
-            acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
-            mbarrier.arrive(kv_free.index(s), count=1)
-            c += 1
+        q_pos = pos0 + r_s // pack
+        if not active:
+            c, tails = _skip_blocks(v_bufs, v_ready, kv_free, q_free, tail_bars, c, tails, j0, blocks, blk_ids,
+                                    kv_len, ROW0, BLOCK_N, HEAD_DIM, STAGES, GATHER, MASK)
+        else:
+            for j in range(blocks):
+                s = c % STAGES
+                phase = (c // STAGES) & 1
+                start = _block_start(j, j0, blocks, blk_ids, BLOCK_N, MASK)
+                _wait_loaded(k_ready.index(s), phase, GATHER)
+                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+                if j == blocks - 1:
+                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
+                if MASK:
+                    # Fully visible blocks (causal folded in at plan time) need no mask at all.
+                    if j < partial:
+                        qk = _custom_masked(qk, mask_ptr, mask_row, (kv_len + 7) // 8, rows, start, kv_len, r_s,
+                                            col, BLOCK_N)
+                        qk = _masked(qk, start, 0, kv_len, q_pos, col, CAUSAL)
+                else:
+                    qk = _masked(qk, start, mid, kv_len, q_pos, col, CAUSAL)
+                p, alpha, m_i, l_i = _softmax_step(qk, m_i, l_i, qk_scale)
+                acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                _wait_loaded(v_ready.index(s), phase, GATHER)
+                tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
+                acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
+                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
+                mbarrier.arrive(kv_free.index(s), count=1)
+                c += 1
         if blocks == 0:
             mbarrier.arrive(q_free, count=1)
-        it += 1
+        if active:
+            _epilogue(acc, m_i, l_i, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o, part_lse, q_row, head,
+                      rows, pack, out_slot, stride, ROW0, NUM_Q_HEADS, HEAD_DIM, BLOCK_M, RETURN_LSE, BATCH,
+                      o_layout, s_layout, store_layout)
 
-        # Rows that saw no key: out 0, lse -inf (attention.py's convention). The stores overlap the
-        # loader's copies for the next tile.
-        seen = l_i > 0
-        out = acc / gl.convert_layout(gl.where(seen, l_i, 1.0), row_o)[:, None]
-        out = gl.convert_layout(out.to(o_ptr.dtype.element_ty), store_layout)
-        r = ROW0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, store_layout))
-        d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, store_layout))
-        o_off = (q_row + r).to(gl.int64)[:, None] * s_o_tok + q_head * s_o_head + d[None, :]
-        gl.store(o_ptr + o_off, out, mask=(r < rows)[:, None])
-        if RETURN_LSE:
-            lse = gl.where(seen, (m_i + gl.log2(gl.where(seen, l_i, 1.0))) * LN2, float("-inf"))
-            rl = ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
-            gl.store(lse_ptr + (q_row + rl).to(gl.int64) * s_lse_tok + q_head, lse, mask=rl < rows)
+
+@gluon.jit
+def _epilogue(acc, m_i, l_i, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o, part_lse, q_row, head, rows, pack,
+              out_slot, stride, ROW0: gl.constexpr, NUM_Q_HEADS: gl.constexpr, HEAD_DIM: gl.constexpr,
+              BLOCK_M: gl.constexpr, RETURN_LSE: gl.constexpr, BATCH: gl.constexpr, o_layout: gl.constexpr,
+              s_layout: gl.constexpr, store_layout: gl.constexpr):
+    """A tile's rows: out (row r is token r // pack, q head head * pack + r % pack), and lse; a
+    BatchAttention chunk's (out_slot >= 0) go to partial rows out_slot + token * stride in fp32,
+    with their lse, for the merge. Rows that saw no key: out 0, lse -inf (attention.py's
+    convention). The stores overlap the loader's copies for the next tile."""
+    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    seen = l_i > 0
+    out = acc / gl.convert_layout(gl.where(seen, l_i, 1.0), row_o)[:, None]
+    lse = gl.where(seen, (m_i + gl.log2(gl.where(seen, l_i, 1.0))) * LN2, float("-inf"))
+    rl = ROW0 + gl.arange(0, BLOCK_M, layout=row_s)
+    # Which store is chosen at compile time outside a schedule: Triton 3.6's LLVM lowering crashed
+    # on the partial-row store left behind a constant branch.
+    if BATCH:
+        if out_slot < 0:
+            _store_out(out, lse, rl, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, q_row, head, rows, pack, ROW0,
+                       HEAD_DIM, BLOCK_M, RETURN_LSE, store_layout)
+        else:
+            # fp32 straight from the MMA's layout: a convert through shared memory would need twice
+            # the bf16 output's scratch, and partial rows are few.
+            ro = ROW0 + gl.arange(0, BLOCK_M, layout=row_o)
+            do = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, o_layout))
+            prow = (out_slot + (ro // pack) * stride).to(gl.int64) * NUM_Q_HEADS + head * pack + ro % pack
+            gl.store(part_o + (prow * HEAD_DIM)[:, None] + do[None, :], out, mask=(ro < rows)[:, None])
+            prow_l = (out_slot + (rl // pack) * stride).to(gl.int64) * NUM_Q_HEADS + head * pack + rl % pack
+            gl.store(part_lse + prow_l, lse, mask=rl < rows)
+    else:
+        _store_out(out, lse, rl, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, q_row, head, rows, pack, ROW0,
+                   HEAD_DIM, BLOCK_M, RETURN_LSE, store_layout)
+
+
+@gluon.jit
+def _store_out(out, lse, rl, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, q_row, head, rows, pack,
+               ROW0: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, RETURN_LSE: gl.constexpr,
+               store_layout: gl.constexpr):
+    o16 = gl.convert_layout(out.to(o_ptr.dtype.element_ty), store_layout)
+    r = ROW0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, store_layout))
+    d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, store_layout))
+    o_off = ((q_row + r // pack).to(gl.int64) * s_o_tok + (head * pack + r % pack) * s_o_head)[:, None] + d[None, :]
+    gl.store(o_ptr + o_off, o16, mask=(r < rows)[:, None])
+    if RETURN_LSE:
+        gl.store(lse_ptr + (q_row + rl // pack).to(gl.int64) * s_lse_tok + head * pack + rl % pack, lse,
+                 mask=rl < rows)
+
+
+@gluon.jit
+def _globaltimer():
+    return gl.inline_asm_elementwise("mov.u64 $0, %globaltimer;", "=l", [], dtype=gl.int64, is_pure=False, pack=1)
 
 
 @gluon.jit
 def hopper_prefill_kernel(
-    q_desc, k_desc, v_desc, k_ptr, v_ptr, width, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
+    q_desc, k_desc, v_desc, q_ptr, s_q_tok, k_ptr, v_ptr, width, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok,
     item_req, item_q_start, q_indptr, kv_indptr, page_indices, seq_lens, num_items_ptr,
     mask_ptr, mask_indptr, blk_indptr, blk_ids, sm_scale, s_page_rows, s_head_rows, head_col,
+    item_kv_start, item_kv_end, item_out, item_kind, item_stride, prog_indptr, prog_items, part_o, part_lse,
+    prog_times,
     NUM_Q_HEADS: gl.constexpr, GROUP: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr,
     BLOCK_N: gl.constexpr, STAGES: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
     CAUSAL: gl.constexpr, RETURN_LSE: gl.constexpr, GATHER: gl.constexpr, MASK: gl.constexpr,
-    num_warps: gl.constexpr,
+    BATCH: gl.constexpr, TIMES: gl.constexpr, num_warps: gl.constexpr,
 ):
     # K and V are read as 2-D [rows, row width] views of their storage (a row: one slot's heads for
     # NHD and ragged caches, one slot of one head for HND): slot n of page p, kv head h is row
     # p * s_page_rows + h * s_head_rows + n, at column h * head_col.
     # Persistent: program p runs tiles p, p + programs, ... of the work list's items x heads (heads
-    # fastest; items longest first), so a tile's prologue overlaps the last one's epilogue.
-    n_tiles = gl.load(num_items_ptr) * NUM_Q_HEADS
+    # fastest; items longest first), so a tile's prologue overlaps the last one's epilogue; or, in
+    # a BatchAttention schedule (BATCH: items cut into KV chunks, decode-kind ones packing the GQA
+    # group), the tiles the plan's cost heap gave it.
+    if TIMES:
+        t_start = _globaltimer()
     dtype: gl.constexpr = q_desc.dtype
     q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_DIM], q_desc.layout)
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], k_desc.layout)
@@ -407,19 +553,30 @@ def hopper_prefill_kernel(
     HALF: gl.constexpr = BLOCK_M // 2
     # num_warps (4) run the first half's warpgroup, a worker warpgroup the second, one warp the loads.
     gl.warp_specialize([
-        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
-                     s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_ptr,
-                     mask_indptr, blk_indptr, blk_ids, n_tiles, qk_scale, 0, NUM_Q_HEADS, HEAD_DIM, HALF, BLOCK_M,
-                     BLOCK_N, STAGES, CAUSAL, RETURN_LSE, GATHER, MASK)),
-        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, o_ptr, s_o_tok,
-                     s_o_head, lse_ptr, s_lse_tok, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, mask_ptr,
-                     mask_indptr, blk_indptr, blk_ids, n_tiles, qk_scale, HALF, NUM_Q_HEADS, HEAD_DIM, HALF,
-                     BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE, GATHER, MASK)),
+        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, q_ptr, s_q_tok,
+                     o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o, part_lse, item_req, item_q_start,
+                     item_kv_start, item_kv_end, item_out, item_kind, item_stride, prog_indptr, prog_items,
+                     num_items_ptr, q_indptr, kv_indptr, seq_lens, mask_ptr, mask_indptr, blk_indptr, blk_ids,
+                     qk_scale, 0, NUM_Q_HEADS, GROUP, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
+                     GATHER, MASK, BATCH)),
+        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, q_ptr, s_q_tok,
+                     o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o, part_lse, item_req, item_q_start,
+                     item_kv_start, item_kv_end, item_out, item_kind, item_stride, prog_indptr, prog_items,
+                     num_items_ptr, q_indptr, kv_indptr, seq_lens, mask_ptr, mask_indptr, blk_indptr, blk_ids,
+                     qk_scale, HALF, NUM_Q_HEADS, GROUP, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL,
+                     RETURN_LSE, GATHER, MASK, BATCH)),
         (_loader, (q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready,
-                   v_ready, kv_free, item_req, item_q_start, q_indptr, kv_indptr, seq_lens, page_indices,
-                   mask_indptr, blk_indptr, blk_ids, n_tiles, s_page_rows, s_head_rows, head_col, NUM_Q_HEADS, GROUP,
-                   HEAD_DIM, BLOCK_M, BLOCK_N, ROWS, PAGE_SIZE, PAGED, STAGES, CAUSAL, GATHER, MASK)),
+                   v_ready, kv_free, item_req, item_q_start, item_kv_start, item_kv_end, item_out, item_kind,
+                   item_stride, prog_indptr, prog_items, num_items_ptr, q_indptr, kv_indptr, seq_lens, page_indices,
+                   mask_indptr, blk_indptr, blk_ids, s_page_rows, s_head_rows, head_col, NUM_Q_HEADS, GROUP, HEAD_DIM,
+                   BLOCK_M, BLOCK_N, ROWS, PAGE_SIZE, PAGED, STAGES, CAUSAL, GATHER, MASK, BATCH)),
     ], [4, LOADER_WARPS], [CONSUMER_REGS, LOADER_REGS])
+    if TIMES:
+        # measure(): the program's start and end, and its multiprocessor.
+        gl.store(prog_times + 3 * gl.program_id(0), t_start)
+        gl.store(prog_times + 3 * gl.program_id(0) + 1, _globaltimer())
+        smid = gl.inline_asm_elementwise("mov.u32 $0, %smid;", "=r", [], dtype=gl.int32, is_pure=False, pack=1)
+        gl.store(prog_times + 3 * gl.program_id(0) + 2, smid.to(gl.int64))
 
     mbarrier.invalidate(q_bar)
     mbarrier.invalidate(q_free)
@@ -507,11 +664,16 @@ def supports(q, kv, **features) -> bool:
 
 
 def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, return_lse: bool = False,
-           page_map=None, mask=None, block_m: int = BLOCK_M, block_n: int = BLOCK_N, stages: int = 2):
+           page_map=None, mask=None, batch=None, prog_times=None, block_m: int = BLOCK_M, block_n: int = BLOCK_N,
+           stages: int = 2):
     """Run `work`'s items (one block_m-token tile of one request each: prefill.ordered_items with
     tq = block_m, longest first) over kv (attn.KVCache, supports()). page_map: (page_indptr,
     page_indices, seq_lens) to use instead of kv's (a plan's copies). mask: a custom mask as
-    (packed, byte_indptr, blk_indptr, blk_ids), mask_summary.mask_inputs() for these items."""
+    (packed, byte_indptr, blk_indptr, blk_ids), mask_summary.mask_inputs() for these items.
+    batch: a BatchAttention schedule instead (its items cut into KV chunks, decode-kind ones
+    packing the GQA group): (prog_indptr, prog_items as item * q_heads + head, item_kind,
+    item_stride, part_o, part_lse, programs). prog_times (int64 [programs, 3]): each program's
+    start and end clock and its multiprocessor, for BatchAttention.measure()."""
     import torch
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     total_q, hq, d = q.shape
@@ -526,15 +688,22 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
     q_desc = TensorDescriptor.from_tensor(q2, [block_m, d], shared_layout([block_m, d], q.dtype))
     k_desc = TensorDescriptor.from_tensor(k2, [box, d], shared_layout([box, d], q.dtype))
     v_desc = TensorDescriptor.from_tensor(v2, [box, d], shared_layout([box, d], q.dtype))
-    programs = min(work.max_items * hq, torch.cuda.get_device_properties(q.device).multi_processor_count)
+    if batch is not None:
+        prog_indptr, prog_items, item_kind, item_stride, part_o, part_lse, programs = batch
+        sched = (work.kv_start, work.kv_end, work.out_slot, item_kind, item_stride, prog_indptr, prog_items, part_o,
+                 part_lse)
+    else:
+        programs = min(work.max_items * hq, torch.cuda.get_device_properties(q.device).multi_processor_count)
+        sched = (seq_lens,) * 9
     hopper_prefill_kernel[(programs,)](
-        q_desc, k_desc, v_desc, kv.k, kv.v, width, out, out.stride(0), out.stride(1),
+        q_desc, k_desc, v_desc, q, q.stride(0), kv.k, kv.v, width, out, out.stride(0), out.stride(1),
         lse if return_lse else out, lse.stride(0) if return_lse else 0,
         work.req, work.q_start, q_indptr, indptr, indices if paged else indptr, seq_lens, work.num_items,
         *(mask if mask is not None else (seq_lens,) * 4), float(sm_scale), s_page_rows, s_head_rows, head_col,
+        *sched, prog_times if prog_times is not None else seq_lens,
         NUM_Q_HEADS=hq, GROUP=hq // kv.num_kv_heads, HEAD_DIM=d, BLOCK_M=block_m, BLOCK_N=block_n, STAGES=stages,
         PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse),
-        GATHER=gather, MASK=mask is not None, num_warps=4,
+        GATHER=gather, MASK=mask is not None, BATCH=batch is not None, TIMES=prog_times is not None, num_warps=4,
         # Two consumer warpgroups and the loader's (its one warp rounds up to 4) share the register
         # file: 168 a thread on average; the loader keeps 32 (its page lookups spilled at 24 on Triton
         # 3.6; 64 to gather, the consumers then 224: hopper_prefill_kernel), the consumers get 232.
@@ -572,17 +741,19 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, cu
 # ------------------------------------------------------------------------------ compile matrix
 def compile_specs():
     """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse, a custom
-    mask (bf16); a ragged cache (one copy a block), pages of 16 (a TMA copy a page) and of 1
+    mask (bf16), a BatchAttention schedule; a ragged cache (one copy a block), pages of 16 (a TMA copy a page) and of 1
     (gathered with cp.async: the token pool, NHD / HND pages of 1)."""
     from .specs import KernelSpec, signature
     out = []
     for dt in ("bf16", "fp16"):
         gdt = gl.bfloat16 if dt == "bf16" else gl.float16
         for d in (64, 128):
-            variants = ((True, False, False), (False, False, False), (True, True, False))
+            # (causal, lse, a custom mask or a BatchAttention schedule)
+            variants = ((True, False, ""), (False, False, ""), (True, True, ""), (True, False, "batch"),
+                        (True, True, "batch"))
             if dt == "bf16":
-                variants += ((False, False, True), (True, True, True))
-            for causal, lse, mask in variants:
+                variants += ((False, False, "mask"), (True, True, "mask"))
+            for causal, lse, extra in variants:
                 for cache, page_size in (("ragged", 1), ("NHD|HND", 16), ("pool|NHD|HND", 1)):
                     bm, bn = 128, 128
                     paged = cache != "ragged"
@@ -592,13 +763,16 @@ def compile_specs():
                                          f"{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>")
                     cx = dict(NUM_Q_HEADS=32, GROUP=4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2,
                               PAGE_SIZE=page_size, PAGED=paged, CAUSAL=causal, RETURN_LSE=lse,
-                              GATHER=gather, MASK=mask, num_warps=4)
+                              GATHER=gather, MASK=extra == "mask", BATCH=extra == "batch", TIMES=False, num_warps=4)
                     sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(box), v_desc=desc(box),
-                                    k_ptr=f"*{dt}", v_ptr=f"*{dt}", o_ptr=f"*{dt}", lse_ptr="*fp32",
+                                    q_ptr=f"*{dt}", k_ptr=f"*{dt}", v_ptr=f"*{dt}", o_ptr=f"*{dt}", lse_ptr="*fp32",
                                     item_req="*i32", item_q_start="*i32", q_indptr="*i32", kv_indptr="*i32",
                                     page_indices="*i32", seq_lens="*i32", num_items_ptr="*i32", mask_ptr="*u8",
-                                    mask_indptr="*i64", blk_indptr="*i32", blk_ids="*i32", sm_scale="fp32")
-                    feats = ("causal" if causal else "full") + ("_lse" if lse else "") + ("_mask" if mask else "")
+                                    mask_indptr="*i64", blk_indptr="*i32", blk_ids="*i32", sm_scale="fp32",
+                                    item_kv_start="*i32", item_kv_end="*i32", item_out="*i32", item_kind="*i32",
+                                    item_stride="*i32", prog_indptr="*i32", prog_items="*i32", part_o="*fp32",
+                                    part_lse="*fp32", prog_times="*i64")
+                    feats = ("causal" if causal else "full") + ("_lse" if lse else "") + (f"_{extra}" if extra else "")
                     out.append(KernelSpec(kernel="prefill_hopper", config=f"{dt}/d{d}/p{page_size}/{feats}/{cache}",
                                           fn=hopper_prefill_kernel, signature=sig, constexprs=cx,
                                           options=dict(num_warps=4, maxnreg=168), targets=("sm_90",),
