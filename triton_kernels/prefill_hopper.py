@@ -532,12 +532,13 @@ def hopper_prefill_kernel(
     kv_free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     tail_bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     # The loader: one warp issuing TMA copies, or a warpgroup issuing cp.async. 12 warps at maxnreg
-    # 168 share the register file: two consumer warpgroups at 232, the loader's at 32; to gather,
-    # 224 and 64, the whole file (2 x 128 x 224 + 128 x 64): two blocks' page numbers live at once
+    # 168 share the register file: two consumer warpgroups at 232, the loader's at 40 (32 spilled
+    # 24 bytes at d64 once it also walked BatchAttention schedules), the whole file
+    # (2 x 128 x 232 + 128 x 40); to gather, 224 and 64: two blocks' page numbers live at once
     # (one a block ahead) spilled at 48-56, one block's at 40.
     LOADER_WARPS: gl.constexpr = 4 if GATHER else 1
     LOADER_THREADS: gl.constexpr = 32 * LOADER_WARPS if GATHER else 1
-    LOADER_REGS: gl.constexpr = 64 if GATHER else 32
+    LOADER_REGS: gl.constexpr = 64 if GATHER else 40
     CONSUMER_REGS: gl.constexpr = 224 if GATHER else 232
     mbarrier.init(q_bar, count=1)
     mbarrier.init(q_free, count=2)                         # one arrival a consumer warpgroup
@@ -705,8 +706,8 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
         PAGE_SIZE=kv.page_size, PAGED=paged, CAUSAL=bool(causal), RETURN_LSE=bool(return_lse),
         GATHER=gather, MASK=mask is not None, BATCH=batch is not None, TIMES=prog_times is not None, num_warps=4,
         # Two consumer warpgroups and the loader's (its one warp rounds up to 4) share the register
-        # file: 168 a thread on average; the loader keeps 32 (its page lookups spilled at 24 on Triton
-        # 3.6; 64 to gather, the consumers then 224: hopper_prefill_kernel), the consumers get 232.
+        # file: 168 a thread on average; the loader keeps 40 (64 to gather, the consumers then 224:
+        # hopper_prefill_kernel), the consumers get 232.
         maxnreg=168,
     )
 
