@@ -380,6 +380,7 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
     row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
     store_layout: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [nw, 1], [1, 0])
 
+    PACKS: gl.constexpr = BATCH and GROUP > 1
     q_rows = q_smem.slice(ROW0, BLOCK_M)
     zero_s = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
     col = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
@@ -393,14 +394,16 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
                   item_kind, item_stride, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS,
                   GROUP, TILE_M, BLOCK_N, CAUSAL, MASK, BATCH)
         active = ROW0 < rows
-        if BATCH:
+        # Only a schedule's decode-kind tiles of GQA groups pack, their q loaded here; decided at
+        # compile time where none can (Triton 3.6's lowering crashed on the packed load left
+        # behind a branch folded to a constant).
+        if PACKS:
             if pack == 1:
                 mbarrier.wait(q_bar, qt & 1)
                 qt += 1
             elif active:
                 _load_packed_q(q_rows, q_ptr, s_q_tok, q_row, head, rows, pack, ROW0, BLOCK_M, HEAD_DIM)
         else:
-            # Outside a schedule q always comes by TMA (no packed-load branch to compile).
             mbarrier.wait(q_bar, qt & 1)
             qt += 1
         m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_s)
@@ -742,8 +745,9 @@ def prefill(q, kv, q_indptr, *, causal=True, sm_scale=None, return_lse=False, cu
 # ------------------------------------------------------------------------------ compile matrix
 def compile_specs():
     """sm_90 only: bf16 / fp16, head_dim 64 / 128, causal or not, with or without lse, a custom
-    mask (bf16), a BatchAttention schedule; a ragged cache (one copy a block), pages of 16 (a TMA copy a page) and of 1
-    (gathered with cp.async: the token pool, NHD / HND pages of 1)."""
+    mask (bf16), a BatchAttention schedule (GQA groups of 4, and of 1 in bf16); a ragged cache
+    (one copy a block), pages of 16 (a TMA copy a page) and of 1 (gathered with cp.async: the
+    token pool, NHD / HND pages of 1)."""
     from .specs import KernelSpec, signature
     out = []
     for dt in ("bf16", "fp16"):
@@ -753,7 +757,8 @@ def compile_specs():
             variants = ((True, False, ""), (False, False, ""), (True, True, ""), (True, False, "batch"),
                         (True, True, "batch"))
             if dt == "bf16":
-                variants += ((False, False, "mask"), (True, True, "mask"))
+                # batch_mha: a schedule without GQA groups to pack (GROUP 1 compiles no packed load)
+                variants += ((False, False, "mask"), (True, True, "mask"), (True, True, "batch_mha"))
             for causal, lse, extra in variants:
                 for cache, page_size in (("ragged", 1), ("NHD|HND", 16), ("pool|NHD|HND", 1)):
                     bm, bn = 128, 128
@@ -762,9 +767,10 @@ def compile_specs():
                     box = min(page_size, bn) if paged and not gather else bn
                     desc = lambda rows: (f"tensordesc<{dt}[{rows}, {d}],"  # noqa: E731
                                          f"{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>")
-                    cx = dict(NUM_Q_HEADS=32, GROUP=4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2,
+                    mha = extra == "batch_mha"
+                    cx = dict(NUM_Q_HEADS=16 if mha else 32, GROUP=1 if mha else 4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2,
                               PAGE_SIZE=page_size, PAGED=paged, CAUSAL=causal, RETURN_LSE=lse,
-                              GATHER=gather, MASK=extra == "mask", BATCH=extra == "batch", TIMES=False, num_warps=4)
+                              GATHER=gather, MASK=extra == "mask", BATCH=extra.startswith("batch"), TIMES=False, num_warps=4)
                     sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(box), v_desc=desc(box),
                                     q_ptr=f"*{dt}", k_ptr=f"*{dt}", v_ptr=f"*{dt}", o_ptr=f"*{dt}", lse_ptr="*fp32",
                                     item_req="*i32", item_q_start="*i32", q_indptr="*i32", kv_indptr="*i32",
