@@ -302,6 +302,65 @@ def test_decode_items_take_their_own_kv_block(gen, device):
     assert ba.schedule.num_partial_rows > 0, "the batch should have split tiles"
 
 
+def _hopper_contract(q, kv, q_indptr, work, out, lse, *, causal, sm_scale, return_lse, page_map, batch,
+                     prog_times=None):
+    """What prefill_hopper.launch does with a schedule, written from its contract (launch's and
+    _tile's docstrings), one unit at a time: unit id = item * q_heads + head; a decode-kind item
+    packs kv head `head`'s GQA group (tokens of up to 128 // group), a prefill one is q head `head`
+    (128 tokens); keys [kv_start, kv_end) of the request, causal bottom-right; rows to out / lse,
+    or, for a chunk (out_slot >= 0), to partial row out_slot + token * stride."""
+    from attn.layouts.convert import gather
+    prog_indptr, prog_items, item_kind, item_stride, part_o, part_lse, programs = batch
+    k_rows, v_rows, kv_ip = gather(kv)
+    hq = q.shape[1]
+    group = hq // kv.num_kv_heads
+    qi, ki = q_indptr.tolist(), kv_ip.tolist()
+    units = prog_items[:int(prog_indptr[programs])].tolist()
+    assert len(units) == len(set(units)), "a unit scheduled twice"
+    req, q_start, kv_start, kv_end, out_slot = (x.tolist() for x in (work.req, work.q_start, work.kv_start,
+                                                                      work.kv_end, work.out_slot))
+    for t in units:
+        item, head = divmod(t, hq)
+        b = req[item]
+        pack = group if int(item_kind[item]) == S.DECODE else 1
+        lq, lk = qi[b + 1] - qi[b], ki[b + 1] - ki[b]
+        keys = torch.arange(kv_start[item], min(kv_end[item], lk))
+        for i in range(min(lq - q_start[item], 128 // pack)):
+            row = qi[b] + q_start[item] + i
+            seen = keys[keys <= lk - lq + q_start[item] + i] if causal else keys
+            for h in range(head * pack, head * pack + pack):
+                kvh = h // group
+                s_ = (q[row, h].double() @ k_rows[ki[b] + seen, kvh].double().T) * sm_scale
+                o = torch.softmax(s_, 0) @ v_rows[ki[b] + seen, kvh].double() if len(seen) else torch.zeros(q.shape[2])
+                l_ = torch.logsumexp(s_, 0) if len(seen) else torch.tensor(float("-inf"))
+                if out_slot[item] < 0:
+                    out[row, h] = o.to(out.dtype)
+                    if return_lse:
+                        lse[row, h] = l_
+                else:
+                    part_o[out_slot[item] + i * int(item_stride[item]), h] = o.float()
+                    part_lse[out_slot[item] + i * int(item_stride[item]), h] = l_
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_hopper_schedule_host_side(causal, gen, monkeypatch):
+    """The sm_90 plan without its kernel: the kernel replaced by its contract (_hopper_contract),
+    the rest as run() does it (units, tile ids, partial rows, the merge in the interpreter)."""
+    from attn.triton_kernels import prefill as P
+    from attn.triton_kernels import prefill_hopper as H
+    monkeypatch.setattr(P, "hopper_kernel", lambda *a, **k: H)
+    monkeypatch.setattr(H, "launch", _hopper_contract)
+    case, q, q_indptr = _batch(gen, 6, [(3, 40), (40, 300), (1, 400), (33, 0)], "HND", 16, "cpu", torch.float32,
+                               kv_heads=2, q_heads=8)
+    ba = attn.BatchAttention(max_tokens=128, max_batch=16, num_programs=5, device="cpu", chunk_kv=128)
+    _check(ba, case, q, q_indptr, f"hopper contract causal={causal}", causal=causal)
+    s = ba.schedule
+    assert ba.cfg.get("hopper") and s.num_partial_rows > 0
+    kinds = s.items[s.unit_item, S.KIND]
+    assert set(s.unit_head[kinds == S.DECODE]) == {0, 1} and set(s.unit_head[kinds == S.PREFILL]) == set(range(8))
+    assert "a head a unit" in ba.describe()
+
+
 def test_measure_needs_a_plan_and_a_gpu(gen):
     case, q, q_indptr = _batch(gen, 2, [(5, 0)], "HND", 16, "cpu", torch.float32)
     ba = attn.BatchAttention(max_tokens=16, max_batch=4, device="cpu")
