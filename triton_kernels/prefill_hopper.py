@@ -411,7 +411,13 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
         acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
         r_s = ROW0 + gl.arange(0, BLOCK_M, layout=row_s)        # the rows' indices in the tile
         q_pos = pos0 + r_s // pack
-        if not active:
+        # A warpgroup without rows skips the math in a schedule (decode tiles fill one of two);
+        # outside one only a short tail tile leaves it idle, and it computes masked rows as before
+        # (the skip branch there spilled 8 bytes on Triton 3.6).
+        skip = False
+        if BATCH:
+            skip = not active
+        if skip:
             c, tails = _skip_blocks(v_bufs, v_ready, kv_free, q_free, tail_bars, c, tails, j0, blocks, blk_ids,
                                     kv_len, ROW0, BLOCK_N, HEAD_DIM, STAGES, GATHER, MASK)
         else:
