@@ -256,7 +256,7 @@ class BatchAttention:
             self._captured = True
         if self.cfg.get("hopper"):
             from attn.triton_kernels import prefill_hopper
-            # TMA reads q as rows of heads x head_dim: a strided view is copied once.
+            # TMA reads q as rows of heads x head_dim: a view TMA cannot read is copied, each run.
             q_in = q if prefill_hopper.q_fits(q) else q.contiguous()
             prefill_hopper.launch(q_in, kv, self.q_indptr, self.work, out, lse, causal=p["causal"],
                                   sm_scale=p["sm_scale"], return_lse=p["return_lse"], page_map=p["page_map"],
@@ -277,8 +277,8 @@ class BatchAttention:
     def measure(self, q: torch.Tensor, kv: KVCache) -> np.ndarray:
         """Run once with a clock read at each program's start and end (a separately compiled
         variant; plain runs carry no timer) and return the programs' busy times in microseconds,
-        float [num_programs, kv_heads] (Hopper kernel: [num_programs, 1]); describe() then reports the measured imbalance beside the
-        estimate. GPU only: the interpreter has no device clock."""
+        float [num_programs, kv_heads] (the Hopper kernel's: [num_programs, 1]); describe() then
+        reports the measured imbalance beside the estimate. GPU only: the interpreter has no device clock."""
         if self._planned is None:
             V.fail("BatchAttention.measure(): call plan() first")
         if self.device.type != "cuda":

@@ -400,7 +400,7 @@ def test_gpu_mixed_batches(layout, page_size, dtype, gen):
 @pytest.mark.parametrize("q_heads,kv_heads,head_dim,layout,page_size", [
     (32, 8, 128, "HND", 16), (32, 4, 64, "NHD", 1), (16, 16, 128, "ragged", 1), (64, 8, 128, "NHD", 16)])
 def test_gpu_schedules_on_the_hopper_kernel(q_heads, kv_heads, head_dim, layout, page_size, causal, chunk_kv, gen):
-    """The sm_90 path: decode-kind tiles packing GQA groups of 1-16 heads (and extends of a few
+    """The sm_90 path: decode-kind tiles packing GQA groups of 1, 4 and 8 heads (and extends of a few
     tokens, several tokens a tile), prefill tiles a q head each, TMA pages / gathered pages / a
     ragged cache, KV cut into chunks (chunk_kv 256: every long tile) and merged."""
     prefill = [(3, 40), (9, 700), (1, 5), (200, 0), (130, 500), (16, 1200)]

@@ -774,9 +774,10 @@ def compile_specs():
                     desc = lambda rows: (f"tensordesc<{dt}[{rows}, {d}],"  # noqa: E731
                                          f"{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>")
                     mha = extra == "batch_mha"
-                    cx = dict(NUM_Q_HEADS=16 if mha else 32, GROUP=1 if mha else 4, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGES=2,
-                              PAGE_SIZE=page_size, PAGED=paged, CAUSAL=causal, RETURN_LSE=lse,
-                              GATHER=gather, MASK=extra == "mask", BATCH=extra.startswith("batch"), TIMES=False, num_warps=4)
+                    cx = dict(NUM_Q_HEADS=16 if mha else 32, GROUP=1 if mha else 4, HEAD_DIM=d, BLOCK_M=bm,
+                              BLOCK_N=bn, STAGES=2, PAGE_SIZE=page_size, PAGED=paged, CAUSAL=causal,
+                              RETURN_LSE=lse, GATHER=gather, MASK=extra == "mask", BATCH=extra.startswith("batch"),
+                              TIMES=False, num_warps=4)
                     sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(box), v_desc=desc(box),
                                     q_ptr=f"*{dt}", k_ptr=f"*{dt}", v_ptr=f"*{dt}", o_ptr=f"*{dt}", lse_ptr="*fp32",
                                     item_req="*i32", item_q_start="*i32", q_indptr="*i32", kv_indptr="*i32",
