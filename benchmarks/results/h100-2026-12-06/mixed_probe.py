@@ -7,6 +7,7 @@ separate launches, the decode half on fewer programs (a program's own decode pac
 take twice 132's time, one SM cannot pull more than its share), and kernel variants passed through
 prefill_hopper.launch (stages, block_n). Usage: python mixed_probe.py [variant ...]."""
 import functools
+import importlib
 import sys
 
 import numpy as np
@@ -20,8 +21,11 @@ from attn.triton_kernels import prefill_hopper as H
 ORIG = H.launch
 
 
-def variant(**kw):
-    H.launch = functools.partial(ORIG, **kw) if kw else ORIG
+def variant(mod=None, **kw):
+    """Route BatchAttention's launches to `mod`'s kernel (a copy of an earlier prefill_hopper, or
+    this one) with launch() keywords kw."""
+    fn = ORIG if mod is None else importlib.import_module(f"attn.triton_kernels.{mod}").launch
+    H.launch = functools.partial(fn, **kw) if kw else fn
 
 
 def t_us(fn):
@@ -49,8 +53,9 @@ def main():
     bp.plan(qip_p, kv_p)
     print(f"separate: decode {t_us(lambda: bd.run(q_d, kv_d)):.1f} us, prefill {t_us(lambda: bp.run(q_p, kv_p)):.1f} us")
 
-    variants = {"base": {}, "n64s4": dict(block_n=64, stages=4),
-                "n64s5": dict(block_n=64, stages=5)}
+    # base: the kernel before this session (page numbers looked up after the wait for a free stage)
+    variants = {"base": dict(mod="prefill_hopper_base"), "ahead": {}, "ahead_n64s4": dict(block_n=64, stages=4),
+                "ahead_n64s5": dict(block_n=64, stages=5)}
     names = sys.argv[1:] or list(variants)
     for name in names:
         variant(**variants[name])
