@@ -117,7 +117,8 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
           units: tuple[int, int] = (1, 1)) -> Schedule:
     """Items for every request and their assignment to num_programs persistent programs (costs
     from `model`, by default CostModel.default), as units: `units` = (decode, prefill) units an
-    item of each kind (heads run apart; 1: all heads at once)."""
+    item of each kind (heads run apart; 1: all heads at once). Each program runs its units
+    interleaved by kind (interleave())."""
     model = model or CostModel.default(block_m_decode, block_m_prefill)
     q_lens = np.asarray(q_lens, np.int64)
     kv_lens = np.asarray(kv_lens, np.int64)
@@ -167,7 +168,41 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
     unit_item = np.repeat(np.arange(len(items)), n_units)
     unit_head = np.arange(len(unit_item)) - np.repeat(np.cumsum(n_units) - n_units, n_units)
     prog_indptr, prog_items = assign(cost[unit_item], num_programs)
+    prog_items = interleave(prog_indptr, prog_items, cost[unit_item], items[unit_item, KIND])
     return Schedule(items, cost, item_blocks, prog_indptr, prog_items, merge, int(rows.sum()), unit_item, unit_head)
+
+
+def interleave(prog_indptr: np.ndarray, prog_items: np.ndarray, cost: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Each program's units reordered so that, at any moment of the run, about the batch's share
+    of prefill work (by cost) of the programs are in prefill units (math-bound) and the rest in
+    decode ones (bandwidth-bound). In request order, as assign() leaves them, every program
+    reached a prefill request's tiles at about the same time: the HBM idled, then was fought over.
+    Replays the run on estimated costs: a program that comes free takes its next prefill unit
+    while fewer programs than the share run one, else its next decode unit (the other kind once
+    one runs out). A kind's units keep their order (within a request: tile, chunk, head), so the
+    programs in prefill stay on the same few requests, whose K and V stay in L2."""
+    programs = len(prog_indptr) - 1
+    c, k = cost[prog_items], kind[prog_items]
+    want = programs * c[k == PREFILL].sum() / max(c.sum(), 1e-30)
+    pos = np.arange(len(prog_items))
+    # Per program and kind, the positions of its units, as stacks (next unit last).
+    todo = [[list(seg[k[seg] == kk][::-1]) for kk in (DECODE, PREFILL)]
+            for seg in (pos[prog_indptr[p]:prog_indptr[p + 1]] for p in range(programs))]
+    order: list[list[int]] = [[] for _ in range(programs)]
+    in_prefill = np.zeros(programs, bool)
+    heap = [(0.0, p) for p in range(programs)]
+    while heap:
+        t, p = heapq.heappop(heap)
+        in_prefill[p] = False
+        decode, prefill = todo[p]
+        if not decode and not prefill:
+            continue
+        pick = prefill if prefill and (not decode or in_prefill.sum() < want) else decode
+        i = pick.pop()
+        order[p].append(i)
+        in_prefill[p] = pick is prefill
+        heapq.heappush(heap, (t + c[i], p))
+    return prog_items[np.concatenate([np.asarray(o, np.int64) for o in order] + [np.zeros(0, np.int64)])]
 
 
 def assign(cost: np.ndarray, num_programs: int):

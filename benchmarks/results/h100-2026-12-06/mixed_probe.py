@@ -4,13 +4,12 @@ The mixed batch (64 decode 1k-8k + 4 prefill chunks) runs in about the sum of it
 its decode tiles (bandwidth) and prefill tiles (math) barely overlap. This probe times, on one
 machine and in one run: the whole batch, each half alone through BatchAttention and through the
 separate launches, the decode half on fewer programs (a program's own decode pace: if 66 programs
-take twice 132's time, one SM cannot pull more than its share), and kernel variants passed through
-prefill_hopper.launch (stages, block_n). Usage: python mixed_probe.py [variant ...]."""
+take twice 132's time, one SM cannot pull more than its share), the kernel before this session
+against its TMA page lookahead, and the order each program runs its units in
+(persistent_schedule.interleave). Usage: python mixed_probe.py."""
 import functools
 import importlib
-import sys
 
-import numpy as np
 import torch
 
 import attn
@@ -54,30 +53,56 @@ def main():
     print(f"separate: decode {t_us(lambda: bd.run(q_d, kv_d)):.1f} us, prefill {t_us(lambda: bp.run(q_p, kv_p)):.1f} us")
 
     # base: the kernel before this session (page numbers looked up after the wait for a free stage)
-    variants = {"base": dict(mod="prefill_hopper_base"), "ahead": {}, "ahead_n64s4": dict(block_n=64, stages=4),
-                "ahead_n64s5": dict(block_n=64, stages=5)}
-    names = sys.argv[1:] or list(variants)
-    for name in names:
-        variant(**variants[name])
-        try:
+    # base: the kernel before this session (page numbers looked up after the wait for a free stage)
+    for name, mod in (("base", "prefill_hopper_base"), ("ahead", None)):
+        variant(mod)
+        m = ba(qip, kv, hq)
+        out = torch.empty_like(q)
+        err = bu.rel_err(m.run(q, kv, out=out), ref)
+        line = [f"{name}: mixed {t_us(lambda: m.run(q, kv, out=out)):.1f} us (err {err:.1e})"]
+        d = ba(qip_d, kv_d, hq)
+        line.append(f"decode {t_us(lambda: d.run(q_d, kv_d)):.1f}")
+        p = ba(qip_p, kv_p, hq)
+        line.append(f"prefill {t_us(lambda: p.run(q_p, kv_p)):.1f}")
+        for progs in (99, 66, 33):
+            dp = ba(qip_d, kv_d, hq, progs)
+            tt = t_us(lambda: dp.run(q_d, kv_d))
+            line.append(f"decode@{progs} {tt:.1f} ({dec_bytes / tt / 1e3 / progs:.1f} GB/s an SM)")
+        print("; ".join(line), flush=True)
+    variant()
+    for _ in range(2):
+        orders(gen)
+
+
+def orders(gen):
+    """Each program's units in request order (as assign() leaves them) against interleave()'s
+    order, on the bench's three batches, and the separate launches."""
+    from attn import persistent_schedule as ps
+    interleave = ps.interleave
+    for label, n_dec, pre in (("mixed", 64, [512, 1024, 2048, 768]), ("decode-heavy", 128, [512]),
+                              ("prefill-heavy", 8, [2048] * 8)):
+        (kv, q, qip, kv_p, q_p, qip_p, kv_d, q_d), _, _ = bench._mixed_batch(gen, n_dec, pre)
+        hq = q.shape[1]
+        ref = attn.reference.prefill(q, kv, qip)
+        bd = attn.BatchDecode(max_batch=kv_d.batch_size).plan(kv_d, hq)
+        bp = attn.BatchPrefill(max_tokens=q_p.shape[0], max_batch=kv_p.batch_size, num_q_heads=hq)
+        bp.plan(qip_p, kv_p)
+
+        def separate():
+            bp.run(q_p, kv_p)
+            bd.run(q_d, kv_d)
+        sep = t_us(separate)
+        line = [f"{label}: separate {sep:.1f} us"]
+        for name in ("request order", "interleave"):
+            ps.interleave = (lambda indptr, items, *a: items) if name == "request order" else interleave
             m = ba(qip, kv, hq)
             out = torch.empty_like(q)
             err = bu.rel_err(m.run(q, kv, out=out), ref)
-            tm = t_us(lambda: m.run(q, kv, out=out))
+            tt = t_us(lambda: m.run(q, kv, out=out))
             busy = m.measure(q, kv)[:, 0]
-            line = [f"{name}: mixed {tm:.1f} us (err {err:.1e}; busy min/mean/max {busy.min():.0f}/{busy.mean():.0f}/{busy.max():.0f})"]
-            d = ba(qip_d, kv_d, hq)
-            line.append(f"decode {t_us(lambda: d.run(q_d, kv_d)):.1f}")
-            p = ba(qip_p, kv_p, hq)
-            line.append(f"prefill {t_us(lambda: p.run(q_p, kv_p)):.1f}")
-            for progs in (99, 66, 33):
-                dp = ba(qip_d, kv_d, hq, progs)
-                tt = t_us(lambda: dp.run(q_d, kv_d))
-                line.append(f"decode@{progs} {tt:.1f} ({dec_bytes / tt / 1e3 / progs:.1f} GB/s an SM)")
-            print("; ".join(line), flush=True)
-        except Exception as e:                       # a variant that does not compile or fit
-            print(f"{name}: failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
-    variant()
+            line.append(f"{name} {tt:.1f} ({sep / tt:.3f}x, err {err:.1e}, busy max/mean {busy.max() / busy.mean():.2f})")
+        ps.interleave = interleave
+        print("; ".join(line), flush=True)
 
 
 if __name__ == "__main__":
