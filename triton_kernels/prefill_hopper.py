@@ -140,9 +140,9 @@ def _block_start(j, j0, blocks, blk_ids, BLOCK_N: gl.constexpr, MASK: gl.constex
 def _block_pages(start, kv_len, page_indices, page_base, BLOCK_N: gl.constexpr, ROWS: gl.constexpr,
                  PAGE_SIZE: gl.constexpr):
     """The page numbers of block `start`'s TMA boxes (one a page, or a page's part), a lane each
-    (all of them in every lane spilled 32 bytes of the loader's 40 registers with a custom mask):
-    looked up a block ahead, so that the lookup's latency overlaps the wait for a free stage. Pages past the sequence read page 0: their keys are masked and their V
-    rows zeroed."""
+    (all of them in every lane spilled 32 bytes of the loader's 40 registers with a custom mask,
+    Triton 3.6): looked up a block ahead, so that the lookup's latency overlaps the wait for a free
+    stage. Pages past the sequence read page 0: their keys are masked and their V rows zeroed."""
     NB: gl.constexpr = BLOCK_N // ROWS
     layout: gl.constexpr = gl.BlockedLayout([1], [32], [gl.num_warps()], [0])
     n = start + gl.arange(0, NB, layout=layout) * ROWS
@@ -150,21 +150,27 @@ def _block_pages(start, kv_len, page_indices, page_base, BLOCK_N: gl.constexpr, 
 
 
 @gluon.jit
-def _kv_copies(desc, bufs, bar, s, start, pages, row_base, row_col, s_page_rows, BLOCK_N: gl.constexpr,
-               ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr):
+def _kv_copies(desc, bufs, bar, s, start, pages, kv_len, page_indices, page_base, row_base, row_col, s_page_rows,
+               BLOCK_N: gl.constexpr, ROWS: gl.constexpr, PAGE_SIZE: gl.constexpr, PAGED: gl.constexpr,
+               AHEAD: gl.constexpr):
     """Block `start`'s K (or V) rows into stage s: one TMA copy of BLOCK_N rows where they are
-    consecutive (ragged: `pages` is the request's first row), else one of ROWS rows a page (or a
-    page's part), `pages` their page numbers (_block_pages)."""
+    consecutive (ragged), else one of ROWS rows a page (or a page's part): their page numbers
+    `pages` looked up ahead (AHEAD, _block_pages), or looked up here. K's come ahead; V's are
+    looked up again once K's copies are issued (the same lines, now cached): held for V as well,
+    K's page numbers spilled 24 bytes of the loader's 40 registers (Triton 3.9)."""
     mbarrier.expect(bar.index(s), BLOCK_N * desc.block_type.nbytes // ROWS)
-    if PAGED:
+    if PAGED and AHEAD:
         box = gl.arange(0, BLOCK_N // ROWS, layout=pages.type.layout)
     for i in gl.static_range(BLOCK_N // ROWS):
         n = start + i * ROWS
         if PAGED:
-            page = gl.sum(gl.where(box == i, pages, 0), axis=0)      # box i's, from its lane
+            if AHEAD:
+                page = gl.sum(gl.where(box == i, pages, 0), axis=0)      # box i's, from its lane
+            else:
+                page = gl.load(page_indices + page_base + n // PAGE_SIZE, mask=n < kv_len, other=0)
             row = page * s_page_rows + row_base + n % PAGE_SIZE
         else:
-            row = pages + row_base + n
+            row = page_base + row_base + n
         tma_load(desc, [row, row_col], bar.index(s), bufs.index(s).slice(i * ROWS, ROWS))
 
 
@@ -244,13 +250,16 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
             BLOCK_M, BLOCK_N, CAUSAL, MASK, BATCH)
         kv_head = head // (GROUP // pack)
         start = _block_start(0, j0, blocks, blk_ids, BLOCK_N, MASK)
-        # Page numbers a block ahead: a lookup's latency overlaps the wait for a free stage.
+        # Page numbers a block ahead: a lookup's latency overlaps the wait for a free stage. TMA
+        # pages look K's up ahead in schedules only (decode tiles wait on latency; outside them,
+        # the plain path as measured before, which Triton 3.9 compiled without spills).
+        AHEAD: gl.constexpr = PAGED and BATCH
         if GATHER:
             pages = _gather_pages(start, kv_len, page_indices, kv_begin, BLOCK_N, HEAD_DIM, PAGE_SIZE)
-        elif PAGED:
+        elif AHEAD:
             pages = _block_pages(start, kv_len, page_indices, kv_begin, BLOCK_N, ROWS, PAGE_SIZE)
         else:
-            pages = kv_begin
+            pages = 0
         # A fresh barrier's phase 1 counts as complete: the first tile's q waits on nothing. Waited
         # for packed tiles too: skipped, the loader could fall two phases behind and misread one.
         mbarrier.wait(q_free, (it & 1) ^ 1)
@@ -266,12 +275,16 @@ def _loader(q_desc, k_desc, v_desc, k_ptr, v_ptr, width, q_smem, k_bufs, v_bufs,
                 start = _block_start(j + 1, j0, blocks, blk_ids, BLOCK_N, MASK)
                 pages = _gather_pages(start, kv_len, page_indices, kv_begin, BLOCK_N, HEAD_DIM, PAGE_SIZE)
             else:
-                _kv_copies(k_desc, k_bufs, k_ready, s, start, pages, kv_head * s_head_rows, kv_head * head_col,
-                           s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
-                _kv_copies(v_desc, v_bufs, v_ready, s, start, pages, kv_head * s_head_rows, kv_head * head_col,
-                           s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED)
-                start = _block_start(j + 1, j0, blocks, blk_ids, BLOCK_N, MASK)
-                if PAGED:
+                if not AHEAD:
+                    start = _block_start(j, j0, blocks, blk_ids, BLOCK_N, MASK)
+                _kv_copies(k_desc, k_bufs, k_ready, s, start, pages, kv_len, page_indices, kv_begin,
+                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED,
+                           AHEAD)
+                _kv_copies(v_desc, v_bufs, v_ready, s, start, pages, kv_len, page_indices, kv_begin,
+                           kv_head * s_head_rows, kv_head * head_col, s_page_rows, BLOCK_N, ROWS, PAGE_SIZE, PAGED,
+                           False)
+                if AHEAD:
+                    start = _block_start(j + 1, j0, blocks, blk_ids, BLOCK_N, MASK)
                     pages = _block_pages(start, kv_len, page_indices, kv_begin, BLOCK_N, ROWS, PAGE_SIZE)
             c += 1
         it += 1
