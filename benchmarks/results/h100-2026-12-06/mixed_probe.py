@@ -5,8 +5,8 @@ its decode tiles (bandwidth) and prefill tiles (math) barely overlap. This probe
 machine and in one run: the whole batch, each half alone through BatchAttention and through the
 separate launches, the decode half on fewer programs (a program's own decode pace: if 66 programs
 take twice 132's time, one SM cannot pull more than its share), the kernel before this session
-against its TMA page lookahead, and the order each program runs its units in
-(persistent_schedule.interleave). Usage: python mixed_probe.py."""
+against its TMA page lookahead, and the schedule (persistent_schedule.replay against
+longest-first assignment in request order). Usage: python mixed_probe.py."""
 import functools
 import importlib
 
@@ -75,10 +75,10 @@ def main():
 
 
 def orders(gen):
-    """Each program's units in request order (as assign() leaves them) against interleave()'s
-    order, on the bench's three batches, and the separate launches."""
+    """The schedule before this session (longest first, each program in request order: assign())
+    against replay()'s, on the bench's three batches, and the separate launches."""
     from attn import persistent_schedule as ps
-    interleave = ps.interleave
+    replay = ps.replay
     for label, n_dec, pre in (("mixed", 64, [512, 1024, 2048, 768]), ("decode-heavy", 128, [512]),
                               ("prefill-heavy", 8, [2048] * 8)):
         (kv, q, qip, kv_p, q_p, qip_p, kv_d, q_d), _, _ = bench._mixed_batch(gen, n_dec, pre)
@@ -93,15 +93,15 @@ def orders(gen):
             bd.run(q_d, kv_d)
         sep = t_us(separate)
         line = [f"{label}: separate {sep:.1f} us"]
-        for name in ("request order", "interleave"):
-            ps.interleave = (lambda indptr, items, *a: items) if name == "request order" else interleave
+        for name in ("longest first", "replay"):
+            ps.replay = (lambda cost, kind, order, programs: ps.assign(cost, programs)) if name != "replay" else replay
             m = ba(qip, kv, hq)
             out = torch.empty_like(q)
             err = bu.rel_err(m.run(q, kv, out=out), ref)
             tt = t_us(lambda: m.run(q, kv, out=out))
             busy = m.measure(q, kv)[:, 0]
             line.append(f"{name} {tt:.1f} ({sep / tt:.3f}x, err {err:.1e}, busy max/mean {busy.max() / busy.mean():.2f})")
-        ps.interleave = interleave
+        ps.replay = replay
         print("; ".join(line), flush=True)
 
 
