@@ -4,8 +4,8 @@
 # request and kv head for L2) against longest-first assignment in request order (call 2's
 # interleave() measured no change: 466.0 / 466.0 us), the mixed bench, BatchAttention's GPU tests.
 source benchmarks/results/h200-2026-12-05/setup.sh
-cp benchmarks/results/h100-2026-12-06/prefill_hopper_base.py triton_kernels/prefill_hopper_base.py
-step probe 100 python benchmarks/results/h100-2026-12-06/mixed_probe.py
+
+step probe 60 python benchmarks/results/h100-2026-12-06/mixed_probe.py orders
 step mixed 60 python -m attn bench --op mixed --peers --no-flex --no-progress --out-dir "$OUT/bench_mixed"
 step ba 100 python -m pytest -m gpu -q tests/test_batch_attention.py
 cat "$OUT"/probe.log; tail -n 8 "$OUT"/mixed.log; tail -n 5 "$OUT"/ba.log

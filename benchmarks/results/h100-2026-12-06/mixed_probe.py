@@ -6,9 +6,12 @@ machine and in one run: the whole batch, each half alone through BatchAttention 
 separate launches, the decode half on fewer programs (a program's own decode pace: if 66 programs
 take twice 132's time, one SM cannot pull more than its share), the kernel before this session
 against its TMA page lookahead, and the schedule (persistent_schedule.replay against
-longest-first assignment in request order). Usage: python mixed_probe.py."""
+longest-first assignment in request order).
+Usage: python mixed_probe.py [orders] (orders: the schedules only). The kernel before this session,
+prefill_hopper_base.py: `git show fcb3607:triton_kernels/prefill_hopper.py`."""
 import functools
 import importlib
+import sys
 
 import torch
 
@@ -54,7 +57,7 @@ def main():
 
     # base: the kernel before this session (page numbers looked up after the wait for a free stage)
     # base: the kernel before this session (page numbers looked up after the wait for a free stage)
-    for name, mod in (("base", "prefill_hopper_base"), ("ahead", None)):
+    for name, mod in () if "orders" in sys.argv[1:] else (("base", "prefill_hopper_base"), ("ahead", None)):
         variant(mod)
         m = ba(qip, kv, hq)
         out = torch.empty_like(q)
