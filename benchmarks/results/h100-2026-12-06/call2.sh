@@ -3,6 +3,8 @@
 # interleave(), twice), the mixed bench, BatchAttention's and the Hopper prefill's GPU tests (the
 # loader changed for schedules over TMA pages; the plain path is as before).
 source benchmarks/results/h200-2026-12-05/setup.sh
+# The kernel before this session, made beforehand (the device's git was stale): `git show
+# fcb3607:triton_kernels/prefill_hopper.py > benchmarks/results/h100-2026-12-06/prefill_hopper_base.py`
 cp benchmarks/results/h100-2026-12-06/prefill_hopper_base.py triton_kernels/prefill_hopper_base.py
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT"/gpu.txt
 step probe 120 python benchmarks/results/h100-2026-12-06/mixed_probe.py
