@@ -4,11 +4,9 @@ A serving step mixes decode requests (q_len 1, or a few tokens) with prefill / e
 Every request is cut into items (a query tile x a KV chunk). Decode-like requests use the small
 M tile (the GQA heads of one token); prefill requests use the large one. Long KV ranges are cut
 into chunks so that no item is much longer than the average program's share. Items are then
-given to a fixed number of persistent programs by replaying the run on estimated costs
-(replay(): programs take the next unit as they come free, decode longest first, prefill grouped
-by the K/V it reads, about the batch's share of programs in prefill at any moment), so all
-programs finish together. Items whose query tile was cut into several KV chunks write partial
-rows, merged afterwards.
+assigned to a fixed number of persistent programs by longest-processing-time-first over a
+min-heap of program loads, so all programs finish together. Items whose query tile was cut into
+several KV chunks write partial rows, merged afterwards.
 
 What a program runs is a unit: an item, or (`units`) an item of one head. The portable kernel
 runs every item for all heads at once (a grid axis of kv heads); the Hopper kernel runs a tile of
@@ -119,7 +117,7 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
           units: tuple[int, int] = (1, 1)) -> Schedule:
     """Items for every request and their assignment to num_programs persistent programs (costs
     from `model`, by default CostModel.default), as units: `units` = (decode, prefill) units an
-    item of each kind (heads run apart; 1: all heads at once), given to programs by replay()."""
+    item of each kind (heads run apart; 1: all heads at once)."""
     model = model or CostModel.default(block_m_decode, block_m_prefill)
     q_lens = np.asarray(q_lens, np.int64)
     kv_lens = np.asarray(kv_lens, np.int64)
@@ -168,55 +166,8 @@ def build(q_lens: np.ndarray, kv_lens: np.ndarray, *, num_programs: int, tq_deco
     n_units = per_item[items[:, REQ]]
     unit_item = np.repeat(np.arange(len(items)), n_units)
     unit_head = np.arange(len(unit_item)) - np.repeat(np.cumsum(n_units) - n_units, n_units)
-    # Prefill units in K/V-sharing order: by request, kv head (units[1] // units[0] q heads a kv
-    # head where units are heads), tile, longest first.
-    kind_u = items[unit_item, KIND]
-    pre = np.flatnonzero(kind_u == PREFILL)
-    kv_head = unit_head[pre] // max(units[1] // max(units[0], 1), 1)
-    prefill_order = np.lexsort((pre, -cost[unit_item[pre]], kv_head, items[unit_item[pre], REQ]))
-    prog_indptr, prog_items = replay(cost[unit_item], kind_u, prefill_order, num_programs)
+    prog_indptr, prog_items = assign(cost[unit_item], num_programs)
     return Schedule(items, cost, item_blocks, prog_indptr, prog_items, merge, int(rows.sum()), unit_item, unit_head)
-
-
-def replay(cost: np.ndarray, kind: np.ndarray, prefill_order: np.ndarray, num_programs: int):
-    """Units to programs, and each program's order, by replaying the run on estimated costs: a
-    program that comes free takes the next prefill unit while fewer programs than the batch's
-    prefill share (by cost) run one, else the next decode unit (the other kind once one runs out).
-    Decode units come longest first (so the run ends on short ones, as in longest-processing-time
-    first); prefill units in `prefill_order`, positions into the prefill units (a request's units
-    of one kv head together, longest first), so the programs in prefill at any moment share a few
-    kv heads' K and V, which stay in L2 while the decode units stream past them. Assigned longest
-    first and run in request order, all programs reached a request's prefill tiles at about the
-    same time and read their K and V back from HBM (an H100 measurement, 2026-12-06: NOTES.md)."""
-    want = num_programs * cost[kind == PREFILL].sum() / max(cost.sum(), 1e-30)
-    decode = np.flatnonzero(kind == DECODE)
-    queues = [list(decode[np.argsort(-cost[decode], kind="stable")][::-1]),
-              list(np.flatnonzero(kind == PREFILL)[prefill_order][::-1])]
-    left, tail = float(cost.sum()), 2 * num_programs * float(cost[kind == PREFILL].max(initial=0.0))
-    order: list[list[int]] = [[] for _ in range(num_programs)]
-    in_prefill = np.zeros(num_programs, bool)
-    running = 0                                  # programs in a prefill unit
-    heap = [(0.0, p) for p in range(num_programs)]
-    while queues[DECODE] or queues[PREFILL]:
-        t, p = heapq.heappop(heap)
-        if left < tail:
-            # The last two waves' worth of work: prefill units longest first, or one long unit
-            # taken late (a kv head's units start with its long tiles) ends the run alone.
-            queues[PREFILL].sort(key=lambda u: cost[u])
-            tail = -1.0
-        # Counting this program's last unit as still running: a program just out of a prefill
-        # unit leans to decode next, and the other way round (kinds alternate within programs).
-        pick = PREFILL if queues[PREFILL] and (not queues[DECODE] or running < want) else DECODE
-        running -= int(in_prefill[p])
-        u = queues[pick].pop()
-        left -= cost[u]
-        order[p].append(u)
-        in_prefill[p] = pick == PREFILL
-        running += int(in_prefill[p])
-        heapq.heappush(heap, (t + cost[u], p))
-    counts = np.array([len(o) for o in order], np.int64)
-    return (np.concatenate([[0], np.cumsum(counts)]),
-            np.concatenate([np.asarray(o, np.int64) for o in order] + [np.zeros(0, np.int64)]))
 
 
 def assign(cost: np.ndarray, num_programs: int):

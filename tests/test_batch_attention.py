@@ -3,7 +3,6 @@
 CPU tier: the Triton interpreter on small random mixed batches against attn.reference, with NaN
 in unowned slots and poisoned outputs; the scheduler's coverage and balance. GPU tier: bf16/fp16
 batches and one CUDA graph replayed over 20 random batch compositions."""
-import dataclasses
 import math
 
 import numpy as np
@@ -153,50 +152,6 @@ def test_schedule_units_are_heads_of_items(gen):
     assert s.num_partial_rows > 0 and len(s.unit_item) >= 132 and s.imbalance() < 1.3, s.imbalance()
 
 
-def _prefill_share_over_time(s, samples=400):
-    """At evenly spaced moments of the estimated run (each unit takes its cost): the share of
-    programs in a prefill-kind unit, and how many (request, kv head) pairs those units read."""
-    kind = s.items[s.unit_item, S.KIND]
-    cost = s.cost[s.unit_item]
-    t = np.linspace(0, s.program_loads().max(), samples, endpoint=False)
-    busy = np.zeros(samples)
-    pairs = [set() for _ in t]
-    for p in range(s.num_programs):
-        u = s.prog_items[s.prog_indptr[p]:s.prog_indptr[p + 1]]
-        at = np.searchsorted(np.cumsum(cost[u]), t, side="right")
-        for i in np.flatnonzero(at < len(u)):
-            unit = u[at[i]]
-            if kind[unit] == S.PREFILL:
-                busy[i] += 1
-                pairs[i].add((s.items[s.unit_item[unit], S.REQ], s.unit_head[unit] // 4))
-    return busy / s.num_programs, np.array([len(g) for g in pairs])
-
-
-def test_schedule_replays_the_run_to_mix_kinds_and_share_kv(gen):
-    """replay(): at any moment of the estimated run about the batch's prefill share of programs is
-    in prefill units (math-bound, beside bandwidth-bound decode), where longest-first assignment
-    in request order swings (all programs reached the prefill requests at once); the programs in
-    prefill share a few (request, kv head) K/V prefixes; and the programs still finish together."""
-    rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=gen)))
-    # The prefill chunks together in the middle of the batch: in request order every program
-    # runs decode, then prefill, then decode.
-    q_lens = np.r_[np.ones(32, int), rng.permutation([512, 1024, 2048, 768]), np.ones(32, int)]
-    kv_lens = np.where(q_lens == 1, rng.integers(1024, 8192, len(q_lens)), q_lens)
-    s = S.build(q_lens, kv_lens, num_programs=132, tq_decode=32, tq_prefill=128, block_m_decode=64,
-                block_m_prefill=128, block_n=128, causal=True, units=(8, 32))
-    assert sorted(s.prog_items.tolist()) == list(range(len(s.unit_item)))
-    assert s.imbalance() < 1.06, s.imbalance()
-    indptr, lpt = S.assign(s.cost[s.unit_item], 132)
-    lpt_sched = dataclasses.replace(s, prog_indptr=indptr, prog_items=lpt)
-    share, groups = _prefill_share_over_time(s)
-    before, before_groups = _prefill_share_over_time(lpt_sched)
-    # Estimated: std 0.02-0.07 (0.15-0.28 in request order over random batches).
-    assert share.std() < 0.1 and share.std() < 0.5 * before.std(), (share.std(), before.std())
-    # (request, kv head) prefixes read by the programs in prefill at a moment: a few (2-3 on
-    # average), against ~10 assigned longest first.
-    assert groups.mean() < 0.5 * before_groups.mean(), (groups.mean(), before_groups.mean())
-
-
 def _schedule_loop(q_lens, kv_lens, *, num_programs, tq_decode, tq_prefill, block_m_decode, block_m_prefill,
                    block_n, causal, chunk_target):
     """S.build's items, costs and merge rows, one tile and one chunk at a time."""
@@ -274,8 +229,7 @@ def test_fitted_cost_model_explains_program_times_and_rebalances(gen):
     assert fitted.prefill_block / fitted.decode_block == pytest.approx(4.0 / 0.9, rel=0.1)
     before = busy.max() / busy.mean()
     after = _true_loads(S.build(q_lens, kv_lens, model=fitted, **kw), true)
-    # (replay() mixes kinds and groups prefill units for L2 at ~0.5% of estimated balance.)
-    assert before > 1.03 and after.max() / after.mean() < 1.02, (before, after.max() / after.mean())
+    assert before > 1.03 and after.max() / after.mean() < 1.015, (before, after.max() / after.mean())
 
 
 def test_fit_keeps_the_prior_for_a_tile_kind_the_batch_lacks():

@@ -7,7 +7,8 @@ separate launches, the decode half on fewer programs (a program's own decode pac
 take twice 132's time, one SM cannot pull more than its share), the kernel before this session
 against its TMA page lookahead, and the schedule (persistent_schedule.replay against
 longest-first assignment in request order).
-Usage: python mixed_probe.py [orders] (orders: the schedules only). The kernel before this session,
+Usage: python mixed_probe.py [orders] (orders: the schedules only; it needs
+persistent_schedule.replay, which call 3 measured at 82b4161 and which was then removed). The kernel before this session,
 prefill_hopper_base.py: `git show fcb3607:triton_kernels/prefill_hopper.py`."""
 import functools
 import importlib
