@@ -160,7 +160,7 @@ def _kv_copies(desc, bufs, bar, s, start, pages, kv_len, page_indices, page_base
     looked up again once K's copies are issued (the same lines, now cached): held for V as well,
     K's page numbers spilled 24 bytes of the loader's 40 registers (Triton 3.9)."""
     mbarrier.expect(bar.index(s), BLOCK_N * desc.block_type.nbytes // ROWS)
-    if PAGED and AHEAD:
+    if AHEAD:                                   # (only paged caches look ahead)
         box = gl.arange(0, BLOCK_N // ROWS, layout=pages.type.layout)
     for i in gl.static_range(BLOCK_N // ROWS):
         n = start + i * ROWS

@@ -7,8 +7,8 @@ separate launches, the decode half on fewer programs (a program's own decode pac
 take twice 132's time, one SM cannot pull more than its share), the kernel before this session
 against its TMA page lookahead, and the schedule (persistent_schedule.replay against
 longest-first assignment in request order).
-Usage: python mixed_probe.py [orders] (orders: the schedules only; it needs
-persistent_schedule.replay, which call 3 measured at 82b4161 and which was then removed). The kernel before this session,
+Usage: python mixed_probe.py [orders] (orders: the schedules only; the A/B against
+persistent_schedule.replay needs 82b4161, where call 3 measured it; later, longest first alone). The kernel before this session,
 prefill_hopper_base.py: `git show fcb3607:triton_kernels/prefill_hopper.py`."""
 import functools
 import importlib
@@ -82,7 +82,7 @@ def orders(gen):
     """The schedule before this session (longest first, each program in request order: assign())
     against replay()'s, on the bench's three batches, and the separate launches."""
     from attn import persistent_schedule as ps
-    replay = ps.replay
+    replay = getattr(ps, "replay", None)           # removed after call 3: then longest first only
     for label, n_dec, pre in (("mixed", 64, [512, 1024, 2048, 768]), ("decode-heavy", 128, [512]),
                               ("prefill-heavy", 8, [2048] * 8)):
         (kv, q, qip, kv_p, q_p, qip_p, kv_d, q_d), _, _ = bench._mixed_batch(gen, n_dec, pre)
@@ -97,15 +97,18 @@ def orders(gen):
             bd.run(q_d, kv_d)
         sep = t_us(separate)
         line = [f"{label}: separate {sep:.1f} us"]
-        for name in ("longest first", "replay"):
-            ps.replay = (lambda cost, kind, order, programs: ps.assign(cost, programs)) if name != "replay" else replay
+        for name in ("longest first", "replay") if replay else ("longest first",):
+            if replay:
+                ps.replay = (lambda cost, kind, order, programs: ps.assign(cost, programs)) if name != "replay" \
+                    else replay
             m = ba(qip, kv, hq)
             out = torch.empty_like(q)
             err = bu.rel_err(m.run(q, kv, out=out), ref)
             tt = t_us(lambda: m.run(q, kv, out=out))
             busy = m.measure(q, kv)[:, 0]
             line.append(f"{name} {tt:.1f} ({sep / tt:.3f}x, err {err:.1e}, busy max/mean {busy.max() / busy.mean():.2f})")
-        ps.replay = replay
+        if replay:
+            ps.replay = replay
         print("; ".join(line), flush=True)
 
 
