@@ -8,7 +8,10 @@ re-read. This probe lays the cache out so that all prefill K/V is one address ra
 pages, then K's: decode pages sit in alternate bands of ids so that no K page aliases a V page) and
 times the batch with that range marked persisting in L2 (a stream access-policy window, CUDA driver
 API) against none. `ncu` mode runs each kernel once for Nsight Compute (DRAM bytes, L2 hit rate).
-Usage: python l2_probe.py [ncu]"""
+`orders` mode: each program's units in the order longest-first assignment gave them out (largest
+first, so equal-cost units of all programs run at about the same time: the GQA heads and q tiles
+that share a request's K/V read it together) against request order, on bench's batches.
+Usage: python l2_probe.py [ncu | orders]"""
 import ctypes
 import sys
 
@@ -18,7 +21,7 @@ import torch
 import attn
 from attn import benchutil as bu
 
-cuda = ctypes.CDLL("libcuda.so.1")
+cuda = ctypes.CDLL("libcuda.so.1") if torch.cuda.is_available() else None
 
 
 class Window(ctypes.Structure):
@@ -147,5 +150,53 @@ def main(ncu=False):
             print(f"  round {rnd} (no window / prefill K/V persisting): " + "; ".join(line), flush=True)
 
 
+def cost_order_assign(cost, num_programs):
+    """persistent_schedule.assign, each program's units in assignment order (largest first)."""
+    import heapq
+    heap = [(0.0, p) for p in range(num_programs)]
+    owner = np.zeros(len(cost), np.int64)
+    rank = np.zeros(len(cost), np.int64)
+    for r, i in enumerate(np.argsort(-cost, kind="stable")):
+        load, p = heapq.heappop(heap)
+        owner[i], rank[i] = p, r
+        heapq.heappush(heap, (load + cost[i], p))
+    counts = np.bincount(owner, minlength=num_programs)
+    return np.concatenate([[0], np.cumsum(counts)]), np.lexsort((rank, owner))
+
+
+def orders():
+    from attn import bench
+    from attn import persistent_schedule as ps
+    request_order = ps.assign
+    gen = torch.Generator(device="cuda")
+    gen.manual_seed(2)
+    for rnd in range(2):
+        for label, n_dec, pre in (("mixed", 64, [512, 1024, 2048, 768]), ("decode-heavy", 128, [512]),
+                                  ("prefill-heavy", 8, [2048] * 8)):
+            (kv, q, qip, kv_p, q_p, qip_p, kv_d, q_d), _, _ = bench._mixed_batch(gen, n_dec, pre)
+            hq = q.shape[1]
+            ref = attn.reference.prefill(q, kv, qip) if rnd == 0 else None
+            bd = attn.BatchDecode(max_batch=kv_d.batch_size).plan(kv_d, hq)
+            bp = attn.BatchPrefill(max_tokens=q_p.shape[0], max_batch=kv_p.batch_size, num_q_heads=hq)
+            bp.plan(qip_p, kv_p)
+
+            def separate():
+                bp.run(q_p, kv_p)
+                bd.run(q_d, kv_d)
+            sep = bu.gpu_time([separate])[0] * 1e3
+            line = [f"{label}: separate {sep:.1f} us"]
+            for name, fn in (("request order", request_order), ("cost order", cost_order_assign)):
+                ps.assign = fn
+                m = ba(qip, kv, hq)
+                ps.assign = request_order
+                out = torch.empty_like(q)
+                err = bu.rel_err(m.run(q, kv, out=out), ref) if ref is not None else float("nan")
+                t = bu.gpu_time([lambda: m.run(q, kv, out=out)])[0] * 1e3
+                busy = m.measure(q, kv)[:, 0]
+                line.append(f"{name} {t:.1f} ({sep / t:.3f}x, err {err:.1e}, busy max/mean "
+                            f"{busy.max() / busy.mean():.2f})")
+            print("; ".join(line), flush=True)
+
+
 if __name__ == "__main__":
-    main("ncu" in sys.argv[1:])
+    orders() if "orders" in sys.argv[1:] else main("ncu" in sys.argv[1:])
