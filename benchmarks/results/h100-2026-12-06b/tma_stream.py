@@ -121,7 +121,7 @@ def _ws_consumer(q_smem, k_bufs, v_bufs, k_ready, v_ready, kv_free, out_ptr, blo
 
 @gluon.jit
 def tma_ws_kernel(desc, out_ptr, blocks, STAGES: gl.constexpr, MATH: gl.constexpr):
-    q_smem = gl.allocate_shared_memory(desc.dtype, [64, 128], desc.layout)
+    q_smem = gl.allocate_shared_memory(desc.dtype, [128, 128], desc.layout)       # a whole box; 64 rows used
     k_bufs = gl.allocate_shared_memory(desc.dtype, [STAGES, 128, 128], desc.layout)
     v_bufs = gl.allocate_shared_memory(desc.dtype, [STAGES, 128, 128], desc.layout)
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -132,13 +132,13 @@ def tma_ws_kernel(desc, out_ptr, blocks, STAGES: gl.constexpr, MATH: gl.constexp
         mbarrier.init(v_ready.index(i), count=1)
         mbarrier.init(kv_free.index(i), count=1)
     # q: 64 rows of the tensor, through the K ring's first stage's barrier before the loop
-    mbarrier.expect(k_ready.index(0), 64 * 128 * 2)
-    tma_load(desc, [0, 0], k_ready.index(0), q_smem.slice(0, 64))
+    mbarrier.expect(k_ready.index(0), desc.block_type.nbytes)
+    tma_load(desc, [0, 0], k_ready.index(0), q_smem)
     mbarrier.wait(k_ready.index(0), 0)
     mbarrier.invalidate(k_ready.index(0))
     mbarrier.init(k_ready.index(0), count=1)
     gl.warp_specialize([
-        (_ws_consumer, (q_smem, k_bufs, v_bufs, k_ready, v_ready, kv_free, out_ptr, blocks, STAGES, MATH)),
+        (_ws_consumer, (q_smem.slice(0, 64), k_bufs, v_bufs, k_ready, v_ready, kv_free, out_ptr, blocks, STAGES, MATH)),
         (_ws_loader, (desc, k_bufs, v_bufs, k_ready, v_ready, kv_free, blocks, STAGES)),
     ], [1], [40])
 
