@@ -393,8 +393,7 @@ def _skip_blocks(v_bufs, v_ready, kv_free, q_free, tail_bars, c, tails, j0, bloc
 
 
 @gluon.jit
-def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, x_m, x_l,
-              x_full, x_empty, q_ptr, s_q_tok,
+def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, q_ptr, s_q_tok,
               o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o, part_lse, item_req, item_q_start, item_kv_start,
               item_kv_end, item_out, item_kind, item_stride, prog_indptr, prog_items, num_items_ptr, q_indptr,
               kv_indptr, seq_lens, mask_ptr, mask_indptr, blk_indptr, blk_ids, qk_scale, ROW0: gl.constexpr,
@@ -405,13 +404,7 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
     scores, online softmax (log2 units), P V, and those rows' output (or, for a BatchAttention
     chunk, partial rows and their lse for the merge). The two warpgroups run this independently
     (each waits on a stage's barriers and frees it with one arrival of two), so one's softmax
-    overlaps the other's wgmma.
-
-    A packed decode tile's rows fit the first warpgroup; the second would idle, and one
-    warpgroup's chain of waits a block (K, q K^T, softmax, V, P V) holds a decode program to
-    ~47 GB/s (H100; the same with more stages or larger pages). So both take its rows, each
-    every other block with a softmax state of its own, and the second hands its state to the
-    first through shared memory (_merge_halves) to be merged before the epilogue."""
+    overlaps the other's wgmma."""
     nw: gl.constexpr = gl.num_warps()
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[nw, 1],
                                                        instr_shape=[16, BLOCK_N, 16])
@@ -426,9 +419,7 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
     q_rows = q_smem.slice(ROW0, BLOCK_M)
     zero_s = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
     col = gl.arange(0, BLOCK_N, layout=gl.SliceLayout(0, s_layout))
-    WG: gl.constexpr = ROW0 // BLOCK_M        # this warpgroup's index
     c = 0
-    xt = 0                      # split decode tiles: x_full / x_empty's phases
     qt = 0                      # tiles whose q came by TMA: q_bar's phases
     tails = 0                   # bit s: the parity of stage s's tail blocks so far
     first, end, step = _tiles(prog_indptr, num_items_ptr, NUM_Q_HEADS, BATCH)
@@ -438,37 +429,28 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
                   item_kind, item_stride, q_indptr, kv_indptr, seq_lens, mask_indptr, blk_indptr, NUM_Q_HEADS,
                   GROUP, TILE_M, BLOCK_N, CAUSAL, MASK, BATCH)
         active = ROW0 < rows
-        split = False
-        row0 = ROW0                 # the tile row of this warpgroup's first
         # Only a schedule's decode-kind tiles of GQA groups pack, their q loaded here; decided at
         # compile time where none can (Triton 3.6's lowering crashed on the packed load left
         # behind a branch folded to a constant).
         if PACKS:
-            split = (pack > 1) & (rows <= BLOCK_M)
-            row0 = gl.where(split, 0, ROW0)
             if pack == 1:
                 mbarrier.wait(q_bar, qt & 1)
                 qt += 1
             elif active:
                 _load_packed_q(q_rows, q_ptr, s_q_tok, q_row, head, rows, pack, ROW0, BLOCK_M, HEAD_DIM)
-            elif split:
-                # the second warpgroup, on the first's rows (in its own half of q_smem)
-                _load_packed_q(q_rows, q_ptr, s_q_tok, q_row, head, rows, pack, 0, BLOCK_M, HEAD_DIM)
         else:
             mbarrier.wait(q_bar, qt & 1)
             qt += 1
         m_i = gl.full([BLOCK_M], float("-inf"), gl.float32, row_s)
         l_i = gl.zeros([BLOCK_M], gl.float32, row_s)
         acc = gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout)
-        r_s = row0 + gl.arange(0, BLOCK_M, layout=row_s)        # the rows' indices in the tile
+        r_s = ROW0 + gl.arange(0, BLOCK_M, layout=row_s)        # the rows' indices in the tile
         q_pos = pos0 + r_s // pack
         # A warpgroup without rows skips the math in a schedule (decode tiles fill one of two);
         # outside one only a short tail tile leaves it idle, and it computes masked rows as before
         # (the skip branch there spilled 8 bytes on Triton 3.6).
         skip = False
-        if PACKS:
-            skip = not (active | split)
-        elif BATCH:
+        if BATCH:
             skip = not active
         if skip:
             c, tails = _skip_blocks(v_bufs, v_ready, kv_free, q_free, tail_bars, c, tails, j0, blocks, blk_ids,
@@ -478,109 +460,34 @@ def _consumer(q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, 
                 s = c % STAGES
                 phase = (c // STAGES) & 1
                 start = _block_start(j, j0, blocks, blk_ids, BLOCK_N, MASK)
-                mine = True
-                q_last = j == blocks - 1
-                if PACKS:
-                    mine = (j % 2 == WG) | (not split)
-                    q_last = q_last & (not split)       # a split tile frees q after its merge
-                if mine:
-                    m_i, l_i, acc, tails = _block_step(
-                        q_rows, k_bufs, v_bufs, k_ready, v_ready, kv_free, q_free, tail_bars, s, phase, start, q_last,
-                        partial, mask_ptr, mask_row, kv_len, rows, r_s, q_pos, col, mid, m_i, l_i, acc,
-                        tails, qk_scale, zero_s, ROW0, BLOCK_N, HEAD_DIM, CAUSAL, GATHER, MASK, o_layout, p_layout)
+                _wait_loaded(k_ready.index(s), phase, GATHER)
+                qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+                qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
+                if j == blocks - 1:
+                    mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
+                if MASK:
+                    # Fully visible blocks (causal folded in at plan time) need no mask at all.
+                    if j < partial:
+                        qk = _custom_masked(qk, mask_ptr, mask_row, (kv_len + 7) // 8, rows, start, kv_len, r_s,
+                                            col, BLOCK_N)
+                        qk = _masked(qk, start, 0, kv_len, q_pos, col, CAUSAL)
                 else:
-                    # the other warpgroup's block: freed once loaded (_skip_blocks)
-                    mbarrier.wait(v_ready.index(s), phase)
-                    tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM,
-                                        GATHER)
-                    if q_last:
-                        mbarrier.arrive(q_free, count=1)
-                    mbarrier.arrive(kv_free.index(s), count=1)
+                    qk = _masked(qk, start, mid, kv_len, q_pos, col, CAUSAL)
+                p, alpha, m_i, l_i = _softmax_step(qk, m_i, l_i, qk_scale)
+                acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+                pv = gl.convert_layout(p.to(q_smem.dtype), p_layout)
+                _wait_loaded(v_ready.index(s), phase, GATHER)
+                tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
+                acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
+                acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
+                mbarrier.arrive(kv_free.index(s), count=1)
                 c += 1
-        if PACKS:
-            if split:
-                m_i, l_i, acc = _merge_halves(m_i, l_i, acc, q_smem, x_m, x_l, x_full, x_empty, q_free, xt, WG,
-                                              BLOCK_M, o_layout)
-                xt += 1
-            elif blocks == 0:
-                mbarrier.arrive(q_free, count=1)
-        elif blocks == 0:
+        if blocks == 0:
             mbarrier.arrive(q_free, count=1)
         if active:
             _epilogue(acc, m_i, l_i, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o, part_lse, q_row, head,
                       rows, pack, out_slot, stride, ROW0, NUM_Q_HEADS, HEAD_DIM, BLOCK_M, RETURN_LSE, BATCH,
                       o_layout, s_layout, store_layout)
-
-
-@gluon.jit
-def _block_step(q_rows, k_bufs, v_bufs, k_ready, v_ready, kv_free, q_free, tail_bars, s, phase, start, q_last,
-                partial, mask_ptr, mask_row, kv_len, rows, r_s, q_pos, col, mid, m_i, l_i, acc, tails, qk_scale,
-                zero_s, ROW0: gl.constexpr, BLOCK_N: gl.constexpr, HEAD_DIM: gl.constexpr, CAUSAL: gl.constexpr,
-                GATHER: gl.constexpr, MASK: gl.constexpr, o_layout: gl.constexpr, p_layout: gl.constexpr):
-    """One block of keys for this warpgroup's rows: q K^T, mask, online softmax, P V; frees the
-    stage. Returns (m_i, l_i, acc, tails)."""
-    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
-    _wait_loaded(k_ready.index(s), phase, GATHER)
-    qk = warpgroup_mma(q_rows, k_bufs.index(s).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-    qk, _, _ = warpgroup_mma_wait(num_outstanding=0, deps=[qk, q_rows, k_bufs.index(s)])
-    if q_last:
-        mbarrier.arrive(q_free, count=1)    # q read for the last time: the next tile's may land
-    if MASK:
-        # Fully visible blocks (causal folded in at plan time) need no mask at all.
-        if j < partial:
-            qk = _custom_masked(qk, mask_ptr, mask_row, (kv_len + 7) // 8, rows, start, kv_len, r_s,
-                                col, BLOCK_N)
-            qk = _masked(qk, start, 0, kv_len, q_pos, col, CAUSAL)
-    else:
-        qk = _masked(qk, start, mid, kv_len, q_pos, col, CAUSAL)
-    p, alpha, m_i, l_i = _softmax_step(qk, m_i, l_i, qk_scale)
-    acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-    pv = gl.convert_layout(p.to(q_rows.dtype), p_layout)
-    _wait_loaded(v_ready.index(s), phase, GATHER)
-    tails = _clean_tail(v_bufs, tail_bars, s, tails, start, kv_len, ROW0, BLOCK_N, HEAD_DIM, GATHER)
-    acc = warpgroup_mma(pv, v_bufs.index(s), acc, is_async=True)
-    acc, _ = warpgroup_mma_wait(num_outstanding=0, deps=[acc, v_bufs.index(s)])
-    mbarrier.arrive(kv_free.index(s), count=1)
-    return m_i, l_i, acc, tails
-
-
-@gluon.jit
-def _merge_halves(m_i, l_i, acc, q_smem, x_m, x_l, x_full, x_empty, q_free, xt, WG: gl.constexpr,
-                  HALF: gl.constexpr, o_layout: gl.constexpr):
-    """A split decode tile's two softmax states, one a warpgroup, merged into the first's: the
-    second leaves its rows' output (acc / l, in q's dtype) in its own half of q_smem, which it has
-    read for the last time, and its m and l in x_m / x_l; the first folds them into its own. q is
-    freed for the next tile only once the first has read them (the second waits for that too, before
-    it may load the next tile's q into its half). Returns the merged (m, l, acc) in the first."""
-    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
-    x_o = q_smem.slice(HALF, HALF)
-    if WG == 1:
-        seen = gl.convert_layout(l_i > 0, row_o)
-        x_o.store((acc / gl.where(seen, gl.convert_layout(l_i, row_o), 1.0)[:, None]).to(q_smem.dtype))
-        x_m.store(m_i)
-        x_l.store(l_i)
-        fence_async_shared()      # generic stores where the next tile's q may land by TMA
-        thread_barrier()                              # every thread's stores before the arrival
-        mbarrier.arrive(x_full, count=1)
-        mbarrier.wait(x_empty, xt & 1)
-        mbarrier.arrive(q_free, count=1)
-    else:
-        mbarrier.wait(x_full, xt & 1)
-        m_x = x_m.load(m_i.type.layout)
-        l_x = x_l.load(l_i.type.layout)
-        o_x = x_o.load(o_layout).to(gl.float32)
-        fence_async_shared()
-        thread_barrier()                              # every thread's loads before the arrival
-        mbarrier.arrive(x_empty, count=1)
-        mbarrier.arrive(q_free, count=1)
-        m = gl.maximum(m_i, m_x)
-        m_ok = gl.where(m == float("-inf"), 0.0, m)   # rows no key reached in either half
-        a_own = gl.exp2(m_i - m_ok)
-        a_x = gl.exp2(m_x - m_ok) * l_x               # o_x is the second's acc / l
-        l_i = l_i * a_own + a_x
-        acc = acc * gl.convert_layout(a_own, row_o)[:, None] + o_x * gl.convert_layout(a_x, row_o)[:, None]
-        m_i = m
-    return m_i, l_i, acc
 
 
 @gluon.jit
@@ -603,7 +510,7 @@ def _epilogue(acc, m_i, l_i, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_
     if BATCH:
         if out_slot < 0:
             _store_out(out, lse, rl, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, q_row, head, rows, pack, ROW0,
-                       HEAD_DIM, BLOCK_M, RETURN_LSE, store_layout, True)
+                       HEAD_DIM, BLOCK_M, RETURN_LSE, store_layout)
         else:
             # fp32 straight from the MMA's layout: a convert through shared memory would need twice
             # the bf16 output's scratch, and partial rows are few.
@@ -615,22 +522,16 @@ def _epilogue(acc, m_i, l_i, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_
             gl.store(part_lse + prow_l, lse, mask=rl < rows)
     else:
         _store_out(out, lse, rl, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, q_row, head, rows, pack, ROW0,
-                   HEAD_DIM, BLOCK_M, RETURN_LSE, store_layout, False)
+                   HEAD_DIM, BLOCK_M, RETURN_LSE, store_layout)
 
 
 @gluon.jit
 def _store_out(out, lse, rl, o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, q_row, head, rows, pack,
                ROW0: gl.constexpr, HEAD_DIM: gl.constexpr, BLOCK_M: gl.constexpr, RETURN_LSE: gl.constexpr,
-               store_layout: gl.constexpr, DIRECT: gl.constexpr):
-    """out's rows; DIRECT (schedules) straight from the MMA layout: the convert to store_layout
-    goes through 16 KB of shared memory (a warpgroup's 64 x 128 bf16), which a schedule's third K/V
-    stage needs at d128."""
-    if DIRECT:
-        o16 = out.to(o_ptr.dtype.element_ty)
-    else:
-        o16 = gl.convert_layout(out.to(o_ptr.dtype.element_ty), store_layout)
-    r = ROW0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, o16.type.layout))
-    d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, o16.type.layout))
+               store_layout: gl.constexpr):
+    o16 = gl.convert_layout(out.to(o_ptr.dtype.element_ty), store_layout)
+    r = ROW0 + gl.arange(0, BLOCK_M, layout=gl.SliceLayout(1, store_layout))
+    d = gl.arange(0, HEAD_DIM, layout=gl.SliceLayout(0, store_layout))
     o_off = ((q_row + r // pack).to(gl.int64) * s_o_tok + (head * pack + r % pack) * s_o_head)[:, None] + d[None, :]
     gl.store(o_ptr + o_off, o16, mask=(r < rows)[:, None])
     if RETURN_LSE:
@@ -674,14 +575,6 @@ def hopper_prefill_kernel(
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     kv_free = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     tail_bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    # A split decode tile's second softmax state (_merge_halves; its rows' output goes through q's
-    # second half), in schedules of GQA groups only.
-    PACKS: gl.constexpr = BATCH and GROUP > 1
-    XR: gl.constexpr = BLOCK_M // 2 if PACKS else 1
-    x_m = gl.allocate_shared_memory(gl.float32, [XR], gl.SwizzledSharedLayout(1, 1, 1, [0]))
-    x_l = gl.allocate_shared_memory(gl.float32, [XR], gl.SwizzledSharedLayout(1, 1, 1, [0]))
-    x_full = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    x_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     # The loader: one warp issuing TMA copies, or a warpgroup issuing cp.async. 12 warps at maxnreg
     # 168 share the register file: two consumer warpgroups at 232, the loader's at 40 (32 spilled
     # 24 bytes at d64 once it also walked BatchAttention schedules), the whole file
@@ -693,9 +586,6 @@ def hopper_prefill_kernel(
     CONSUMER_REGS: gl.constexpr = 224 if GATHER else 232
     mbarrier.init(q_bar, count=1)
     mbarrier.init(q_free, count=2)                         # one arrival a consumer warpgroup
-    if PACKS:
-        mbarrier.init(x_full, count=1)
-        mbarrier.init(x_empty, count=1)
     for i in gl.static_range(STAGES):
         # A TMA copy's bytes complete a stage; gathered, each loader thread's arrival does.
         mbarrier.init(k_ready.index(i), count=LOADER_THREADS)
@@ -708,15 +598,13 @@ def hopper_prefill_kernel(
     HALF: gl.constexpr = BLOCK_M // 2
     # num_warps (4) run the first half's warpgroup, a worker warpgroup the second, one warp the loads.
     gl.warp_specialize([
-        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, x_m, x_l,
-                     x_full, x_empty, q_ptr, s_q_tok,
+        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, q_ptr, s_q_tok,
                      o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o, part_lse, item_req, item_q_start,
                      item_kv_start, item_kv_end, item_out, item_kind, item_stride, prog_indptr, prog_items,
                      num_items_ptr, q_indptr, kv_indptr, seq_lens, mask_ptr, mask_indptr, blk_indptr, blk_ids,
                      qk_scale, 0, NUM_Q_HEADS, GROUP, HEAD_DIM, HALF, BLOCK_M, BLOCK_N, STAGES, CAUSAL, RETURN_LSE,
                      GATHER, MASK, BATCH)),
-        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, x_m, x_l,
-                     x_full, x_empty, q_ptr, s_q_tok,
+        (_consumer, (q_smem, k_bufs, v_bufs, q_bar, q_free, k_ready, v_ready, kv_free, tail_bars, q_ptr, s_q_tok,
                      o_ptr, s_o_tok, s_o_head, lse_ptr, s_lse_tok, part_o, part_lse, item_req, item_q_start,
                      item_kv_start, item_kv_end, item_out, item_kind, item_stride, prog_indptr, prog_items,
                      num_items_ptr, q_indptr, kv_indptr, seq_lens, mask_ptr, mask_indptr, blk_indptr, blk_ids,
@@ -737,9 +625,6 @@ def hopper_prefill_kernel(
 
     mbarrier.invalidate(q_bar)
     mbarrier.invalidate(q_free)
-    if PACKS:
-        mbarrier.invalidate(x_full)
-        mbarrier.invalidate(x_empty)
     for i in gl.static_range(STAGES):
         mbarrier.invalidate(k_ready.index(i))
         mbarrier.invalidate(v_ready.index(i))
@@ -772,10 +657,6 @@ def kv_rows(kv) -> tuple[int, int, int, int] | None:
 
 BLOCK_M = 128          # query rows (tokens of one head) a tile: the work list's tokens an item
 BLOCK_N = 128          # keys a block (a custom mask's block lists are made for it)
-# K/V stages in a BatchAttention schedule: its split decode tiles (both warpgroups, every other
-# block each) wait on the ring at 2. Three fit beside q at d128 with 960 bytes to spare, the
-# epilogue storing straight from the MMA layout (_store_out).
-BATCH_STAGES = 3
 
 
 def enabled() -> bool:
@@ -829,7 +710,7 @@ def supports(q, kv, **features) -> bool:
 
 def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, return_lse: bool = False,
            page_map=None, mask=None, batch=None, prog_times=None, block_m: int = BLOCK_M, block_n: int = BLOCK_N,
-           stages: int | None = None):
+           stages: int = 2):
     """Run `work`'s items (one block_m-token tile of one request each: prefill.ordered_items with
     tq = block_m, longest first) over kv (attn.KVCache, supports()). page_map: (page_indptr,
     page_indices, seq_lens) to use instead of kv's (a plan's copies). mask: a custom mask as
@@ -837,8 +718,7 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
     batch: a BatchAttention schedule instead (its items cut into KV chunks, decode-kind ones
     packing the GQA group): (prog_indptr, prog_items as item * q_heads + head, item_kind,
     item_stride, part_o, part_lse, programs). prog_times (int64 [programs, 3]): each program's
-    start and end clock and its multiprocessor, for BatchAttention.measure(). stages: K/V stages
-    (None: BATCH_STAGES in a schedule, else 2)."""
+    start and end clock and its multiprocessor, for BatchAttention.measure()."""
     import torch
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
     total_q, hq, d = q.shape
@@ -853,8 +733,6 @@ def launch(q, kv, q_indptr, work, out, lse, *, causal: bool, sm_scale: float, re
     q_desc = TensorDescriptor.from_tensor(q2, [block_m, d], shared_layout([block_m, d], q.dtype))
     k_desc = TensorDescriptor.from_tensor(k2, [box, d], shared_layout([box, d], q.dtype))
     v_desc = TensorDescriptor.from_tensor(v2, [box, d], shared_layout([box, d], q.dtype))
-    if stages is None:
-        stages = BATCH_STAGES if batch is not None else 2
     if batch is not None:
         prog_indptr, prog_items, item_kind, item_stride, part_o, part_lse, programs = batch
         sched = (work.kv_start, work.kv_end, work.out_slot, item_kind, item_stride, prog_indptr, prog_items, part_o,
@@ -932,8 +810,7 @@ def compile_specs():
                                          f"{gl.NVMMASharedLayout.get_default_for([rows, d], gdt)!r}>")
                     mha = extra == "batch_mha"
                     cx = dict(NUM_Q_HEADS=16 if mha else 32, GROUP=1 if mha else 4, HEAD_DIM=d, BLOCK_M=bm,
-                              BLOCK_N=bn, STAGES=BATCH_STAGES if extra.startswith("batch") else 2,
-                              PAGE_SIZE=page_size, PAGED=paged, CAUSAL=causal,
+                              BLOCK_N=bn, STAGES=2, PAGE_SIZE=page_size, PAGED=paged, CAUSAL=causal,
                               RETURN_LSE=lse, GATHER=gather, MASK=extra == "mask", BATCH=extra.startswith("batch"),
                               TIMES=False, num_warps=4)
                     sig = signature(hopper_prefill_kernel, cx, q_desc=desc(bm), k_desc=desc(box), v_desc=desc(box),
