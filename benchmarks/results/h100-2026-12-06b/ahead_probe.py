@@ -17,39 +17,24 @@ import attn
 from attn import bench
 from attn import benchutil as bu
 from attn.triton_kernels import prefill_hopper as H
+from l2_probe import BATCHES, ba, separate_launches, us
 
 LAUNCH = H.launch
 KERNELS = {"one ahead": importlib.import_module("attn.triton_kernels.prefill_hopper_base").launch,
            "two ahead": LAUNCH}
 
 
-def us(fn):
-    return bu.gpu_time([fn])[0] * 1e3
-
-
-def ba(qip, kv, hq, programs=None):
-    return attn.BatchAttention(max_tokens=int(qip[-1]), max_batch=kv.batch_size, num_programs=programs).plan(
-        qip, kv, hq)
-
-
 def main():
     gen = torch.Generator(device="cuda")
     gen.manual_seed(3)
     for rnd in range(2):
-        for label, n_dec, pre in (("mixed", 64, [512, 1024, 2048, 768]), ("decode-heavy", 128, [512]),
-                                  ("prefill-heavy", 8, [2048] * 8)):
+        for label, n_dec, pre in BATCHES:
             (kv, q, qip, kv_p, q_p, qip_p, kv_d, q_d), _, kv_lens = bench._mixed_batch(gen, n_dec, pre)
             hq = q.shape[1]
             dec_bytes = sum(kv_lens[:n_dec]) * kv.num_kv_heads * kv.head_dim * 2 * 2
             qip_d = torch.arange(kv_d.batch_size + 1, dtype=torch.int32, device="cuda")
             ref = attn.reference.prefill(q, kv, qip) if rnd == 0 else None
-            bd = attn.BatchDecode(max_batch=kv_d.batch_size).plan(kv_d, hq)
-            bp = attn.BatchPrefill(max_tokens=q_p.shape[0], max_batch=kv_p.batch_size, num_q_heads=hq)
-            bp.plan(qip_p, kv_p)
-
-            def separate():
-                bp.run(q_p, kv_p)
-                bd.run(q_d, kv_d)
+            separate = separate_launches(kv_p, q_p, qip_p, kv_d, q_d, hq)
             line = [f"{label} (round {rnd}): separate {us(separate):.1f} us"]
             for name, launch in KERNELS.items():
                 H.launch = launch

@@ -4,18 +4,9 @@ copies a 128-key block takes (pages of 16: 8 boxes each for K and V; of 128: one
 of copies bounds the pace, larger pages run faster per SM. Usage: python boxes_probe.py"""
 import torch
 
-import attn
 from attn import bench
-from attn import benchutil as bu
+from l2_probe import ba, us
 
-
-def us(fn):
-    return bu.gpu_time([fn])[0] * 1e3
-
-
-def ba(qip, kv, hq, programs=None):
-    return attn.BatchAttention(max_tokens=int(qip[-1]), max_batch=kv.batch_size, num_programs=programs).plan(
-        qip, kv, hq)
 
 
 def main():

@@ -99,8 +99,31 @@ def eager_us(fn, n=20):
     return s.elapsed_time(e) / n * 1e3
 
 
-def ba(qip, kv, hq):
-    return attn.BatchAttention(max_tokens=int(qip[-1]), max_batch=kv.batch_size).plan(qip, kv, hq)
+# bench's three batches (attn/bench.py suite_mixed): label, decode requests, prefill chunks
+BATCHES = (("mixed", 64, [512, 1024, 2048, 768]), ("decode-heavy", 128, [512]), ("prefill-heavy", 8, [2048] * 8))
+
+
+def ba(qip, kv, hq, programs=None):
+    """A BatchAttention plan of the batch (the probes of this folder share these helpers)."""
+    return attn.BatchAttention(max_tokens=int(qip[-1]), max_batch=kv.batch_size, num_programs=programs).plan(
+        qip, kv, hq)
+
+
+def us(fn):
+    """Microseconds a call, graph-timed."""
+    return bu.gpu_time([fn])[0] * 1e3
+
+
+def separate_launches(kv_p, q_p, qip_p, kv_d, q_d, hq):
+    """The batch's halves as attn's separate launches: BatchPrefill then BatchDecode, planned."""
+    bd = attn.BatchDecode(max_batch=kv_d.batch_size).plan(kv_d, hq)
+    bp = attn.BatchPrefill(max_tokens=q_p.shape[0], max_batch=kv_p.batch_size, num_q_heads=hq)
+    bp.plan(qip_p, kv_p)
+
+    def separate():
+        bp.run(q_p, kv_p)
+        bd.run(q_d, kv_d)
+    return separate
 
 
 def main(ncu=False):
@@ -116,13 +139,7 @@ def main(ncu=False):
         m, mp, md = ba(qip, kv, hq), ba(qip_p, kv_p, hq), ba(qip_d, kv_d, hq)
         out = torch.empty_like(q)
         err = 0.0 if ncu else bu.rel_err(m.run(q, kv, out=out), attn.reference.prefill(q, kv, qip))
-        bd = attn.BatchDecode(max_batch=kv_d.batch_size).plan(kv_d, hq)
-        bp = attn.BatchPrefill(max_tokens=q_p.shape[0], max_batch=kv_p.batch_size, num_q_heads=hq)
-        bp.plan(qip_p, kv_p)
-
-        def separate():
-            bp.run(q_p, kv_p)
-            bd.run(q_d, kv_d)
+        separate = separate_launches(kv_p, q_p, qip_p, kv_d, q_d, hq)
         runs = {"mixed": lambda: m.run(q, kv, out=out), "prefill half": lambda: mp.run(q_p, kv_p),
                 "decode half": lambda: md.run(q_d, kv_d), "separate": separate}
         if ncu:
@@ -171,19 +188,12 @@ def orders():
     gen = torch.Generator(device="cuda")
     gen.manual_seed(2)
     for rnd in range(2):
-        for label, n_dec, pre in (("mixed", 64, [512, 1024, 2048, 768]), ("decode-heavy", 128, [512]),
-                                  ("prefill-heavy", 8, [2048] * 8)):
+        for label, n_dec, pre in BATCHES:
             (kv, q, qip, kv_p, q_p, qip_p, kv_d, q_d), _, _ = bench._mixed_batch(gen, n_dec, pre)
             hq = q.shape[1]
             ref = attn.reference.prefill(q, kv, qip) if rnd == 0 else None
-            bd = attn.BatchDecode(max_batch=kv_d.batch_size).plan(kv_d, hq)
-            bp = attn.BatchPrefill(max_tokens=q_p.shape[0], max_batch=kv_p.batch_size, num_q_heads=hq)
-            bp.plan(qip_p, kv_p)
-
-            def separate():
-                bp.run(q_p, kv_p)
-                bd.run(q_d, kv_d)
-            sep = bu.gpu_time([separate])[0] * 1e3
+            separate = separate_launches(kv_p, q_p, qip_p, kv_d, q_d, hq)
+            sep = us(separate)
             line = [f"{label}: separate {sep:.1f} us"]
             for name, fn in (("request order", request_order), ("cost order", cost_order_assign)):
                 ps.assign = fn
@@ -191,7 +201,7 @@ def orders():
                 ps.assign = request_order
                 out = torch.empty_like(q)
                 err = bu.rel_err(m.run(q, kv, out=out), ref) if ref is not None else float("nan")
-                t = bu.gpu_time([lambda: m.run(q, kv, out=out)])[0] * 1e3
+                t = us(lambda: m.run(q, kv, out=out))
                 busy = m.measure(q, kv)[:, 0]
                 line.append(f"{name} {t:.1f} ({sep / t:.3f}x, err {err:.1e}, busy max/mean "
                             f"{busy.max() / busy.mean():.2f})")

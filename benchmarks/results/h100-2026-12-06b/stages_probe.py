@@ -11,17 +11,10 @@ import attn
 from attn import bench
 from attn import benchutil as bu
 from attn.triton_kernels import prefill_hopper as H
+from l2_probe import ba, us
 
 LAUNCH = H.launch
 
-
-def us(fn):
-    return bu.gpu_time([fn])[0] * 1e3
-
-
-def ba(qip, kv, hq, programs=None):
-    return attn.BatchAttention(max_tokens=int(qip[-1]), max_batch=kv.batch_size, num_programs=programs).plan(
-        qip, kv, hq)
 
 
 def main():
