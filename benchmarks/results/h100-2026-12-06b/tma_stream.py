@@ -11,7 +11,7 @@ import torch
 import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
 
@@ -75,13 +75,8 @@ def check():
         print(box, nbox, "shared", k.metadata.shared, "cp.async.bulk.tensor" in k.asm["ptx"])
 
 
-if __name__ == "__main__" and "ws" not in sys.argv[1:]:
-    check() if "check" in sys.argv[1:] else main()
-
-
 # ---- call 7: the attention kernel's protocol (a loader warp, a consumer warpgroup, K and V rings
 # with ready / free barriers), with and without its math (q K^T and P V of a 64-row tile, wgmma).
-from triton.experimental.gluon.language.nvidia.hopper import warpgroup_mma, warpgroup_mma_wait  # noqa: E402
 
 
 @gluon.jit
@@ -175,5 +170,6 @@ def check_ws():
         print("ws math", math, "shared", k.metadata.shared, k.asm["ptx"].count("wgmma.mma_async"))
 
 
-if __name__ == "__main__" and "ws" in sys.argv[1:]:
-    check_ws() if "check" in sys.argv[1:] else main_ws()
+if __name__ == "__main__":
+    ws, only_check = "ws" in sys.argv[1:], "check" in sys.argv[1:]
+    (check_ws if ws else check)() if only_check else (main_ws if ws else main)()
